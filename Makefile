@@ -1,0 +1,36 @@
+# The whole set-up is two commands: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: demo test lint docs benchmarks clean install
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
+
+# torch/torchvision are named first, at the versions whose wheels the machines carry, so that
+# pip never pulls another (multi-GB) build; the project's own range admits them.
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet "torch==2.14.1" "torchvision==0.29.1" || $(BIN)/pip install --quiet "torch<2.15" "torchvision<0.30"
+	$(BIN)/pip install --quiet -e ".[dev,elpv,plot]"
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/skcpcae demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check skcpcae tests benchmarks examples
+
+docs: $(STAMP)
+	$(BIN)/pip install --quiet -e ".[docs]"
+	$(BIN)/sphinx-build -b html docs docs/_build/html
+
+clean:
+	rm -rf $(VENV) docs/_build build *.egg-info

@@ -1,0 +1,181 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""Private helpers shared by the image stages: layout handling, validation, tags.
+
+Every image stage accepts
+
+* ``(n_samples, height, width)`` — grayscale images,
+* ``(n_samples, height, width, channels)`` — colour (or multi-channel) images,
+* ``(n_samples, n_features)`` — a table, read as one-pixel-high images
+  ``(n_samples, 1, n_features)``; this is what scikit-learn's common checks send, and the stage
+  returns a table again.
+
+Pixel values are floats in ``[0, 1]``. Documented conversions: ``uint8`` is divided by 255,
+``uint16`` by 65535, ``bool`` becomes 0/1; any other numeric dtype is cast to float32 as is.
+Lists of arrays are stacked (they must share one shape). NaN and inf are refused.
+"""
+
+import numbers
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+__all__ = ["validate_images", "restore_layout", "image_tags"]
+
+
+def _as_array(X, estimator_name):
+    """Turn X into an ndarray with a clear error for ragged input."""
+    if isinstance(X, np.ndarray):
+        return X
+    if isinstance(X, (str, bytes)):
+        raise TypeError(
+            f"{estimator_name} expects an array of images, got a string {X!r}. "
+            "Read files first with skcpcae.datasets.load_images or start the pipeline "
+            "with skcpcae.datasets.ImageReader."
+        )
+    if hasattr(X, "__array__") and not isinstance(X, (list, tuple)):
+        return np.asarray(X)
+    items = list(X)
+    if items and all(isinstance(x, (str, bytes)) or hasattr(x, "__fspath__") for x in items):
+        raise TypeError(
+            f"{estimator_name} expects an array of images, got a list of file paths. "
+            "Read them with skcpcae.datasets.load_images or put "
+            "skcpcae.datasets.ImageReader at the head of the pipeline."
+        )
+    shapes = {np.shape(x) for x in items}
+    if len(shapes) > 1:
+        raise ValueError(
+            f"{estimator_name} got images of different shapes {sorted(shapes)[:4]}; all "
+            "images in a batch must have one shape. Resize them first, e.g. "
+            "load_images(..., size=(height, width))."
+        )
+    return np.asarray(items)
+
+
+def _to_float(X, estimator_name):
+    """Documented dtype conversions to float32."""
+    if X.dtype == np.uint8:
+        return X.astype(np.float32) / np.float32(255.0)
+    if X.dtype == np.uint16:
+        return X.astype(np.float32) / np.float32(65535.0)
+    if X.dtype == np.bool_:
+        return X.astype(np.float32)
+    if X.dtype.kind in "iuf":
+        return X.astype(np.float32, copy=False)
+    if X.dtype.kind == "c":
+        raise TypeError(f"{estimator_name} does not accept complex images (dtype {X.dtype}).")
+    return X  # object / str: let check_array give its error message
+
+
+def validate_images(
+    estimator,
+    X,
+    *,
+    reset,
+    value_range=None,
+    min_height=1,
+    min_width=1,
+    allowed_channels=None,
+):
+    """Validate an image batch and return it as float32 images plus its layout.
+
+    Parameters
+    ----------
+    estimator : estimator instance
+        The stage; ``n_features_in_`` and ``image_shape_`` are set on it when ``reset``.
+    X : array-like
+        ``(n, H, W)``, ``(n, H, W, C)`` or ``(n, n_features)``.
+    reset : bool
+        True in ``fit``; False afterwards, when the image shape must match the fitted one.
+    value_range : {None, "unit"}
+        With ``"unit"``, float values outside ``[0, 1]`` raise a ``ValueError``.
+    min_height, min_width : int
+        Smallest image size the stage can work with.
+    allowed_channels : tuple of int or None
+        Channel counts the stage accepts (grayscale counts as 1).
+
+    Returns
+    -------
+    images : ndarray of shape (n, H, W) or (n, H, W, C), float32, C-contiguous
+    was_2d : bool
+        Whether the input was a table, so the output can be returned as one.
+    """
+    name = type(estimator).__name__
+    if not reset:
+        check_is_fitted(estimator)
+    X = _as_array(X, name)
+    if X.ndim not in (2, 3, 4):
+        raise ValueError(
+            f"{name} expects images of shape (n_samples, height, width[, channels]) or a "
+            f"table (n_samples, n_features); got an array with {X.ndim} dimension(s), "
+            f"shape {X.shape}."
+            + (" Reshape a single image with X[None]." if X.ndim in (0, 1) else "")
+        )
+    X = _to_float(X, name)
+    was_2d = X.ndim == 2
+    if was_2d:
+        image_shape = (1, X.shape[1])
+    else:
+        image_shape = tuple(X.shape[1:])
+    if X.ndim == 4 and allowed_channels is not None and X.shape[3] not in allowed_channels:
+        raise ValueError(
+            f"{name} accepts images with {' or '.join(map(str, allowed_channels))} channel(s) "
+            f"in the last axis; got shape {X.shape}. Drop an alpha channel with X[..., :3]."
+        )
+    if not reset:
+        fitted = getattr(estimator, "image_shape_", None)
+        if fitted is not None and tuple(fitted) != image_shape:
+            raise ValueError(
+                f"{name} was fitted on images of shape {tuple(fitted)} (height, width"
+                f"[, channels]) but got images of shape {image_shape}. Resize the images "
+                "to the fitted size (e.g. load_images(..., size=...)) or refit."
+            )
+    n = X.shape[0]
+    flat = X.reshape(n, -1) if n else X.reshape(0, int(np.prod(image_shape)))
+    flat = validate_data(
+        estimator, flat, reset=reset, dtype=[np.float32, np.float64], ensure_min_samples=1
+    )
+    flat = np.asarray(flat, dtype=np.float32)
+    if value_range == "unit" and flat.size:
+        lo, hi = float(flat.min()), float(flat.max())
+        if lo < -1e-6 or hi > 1 + 1e-6:
+            raise ValueError(
+                f"{name} expects pixel values in [0, 1] (or uint8/uint16 images); got values "
+                f"in [{lo:.4g}, {hi:.4g}]. Scale the images, e.g. X / X.max()."
+            )
+    if image_shape[0] < min_height or image_shape[1] < min_width:
+        raise ValueError(
+            f"{name} needs images of at least {min_height}x{min_width} pixels; got "
+            f"{image_shape[0]}x{image_shape[1]}."
+        )
+    if reset:
+        estimator.image_shape_ = image_shape
+    images = np.ascontiguousarray(flat.reshape((n,) + image_shape))
+    return images, was_2d
+
+
+def restore_layout(images, was_2d):
+    """Return a stage's image output in the layout its input had."""
+    images = np.asarray(images, dtype=np.float32)
+    if was_2d:
+        return images.reshape(images.shape[0], -1)
+    return images
+
+
+def image_tags(tags):
+    """Adjust scikit-learn tags for a stage that consumes image batches."""
+    tags.input_tags.three_d_array = True
+    tags.input_tags.two_d_array = True
+    return tags
+
+
+def check_positive_int(value, name):
+    if not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return int(value)
+
+
+def iter_batches(n, batch_size):
+    """Yield slices of at most ``batch_size`` over ``range(n)``."""
+    batch_size = max(1, int(batch_size))
+    for start in range(0, n, batch_size):
+        yield slice(start, min(n, start + batch_size))

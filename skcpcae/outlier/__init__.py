@@ -1,0 +1,5 @@
+"""One-class scorers and decision thresholds."""
+
+from ._knn import KNNAnomalyScorer
+
+__all__ = ["KNNAnomalyScorer"]

@@ -1,0 +1,1 @@
+"""Utilities: device handling, estimator discovery, image-level estimator checks."""

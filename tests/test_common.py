@@ -1,0 +1,17 @@
+"""scikit-learn's common checks on every public estimator (fast test parameters)."""
+
+import warnings
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skcpcae.utils._test_common.instance_generator import (
+    expected_failed_checks,
+    test_instances,
+)
+
+warnings.filterwarnings("ignore", message=".*SCIPY_ARRAY_API.*")
+
+
+@parametrize_with_checks(test_instances(), expected_failed_checks=expected_failed_checks)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
