@@ -1,0 +1,686 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""Image files in and out: ``load_images``, ``list_images``, ``save_image`` and ``ImageReader``.
+
+Documented conversions (the same in every reader of this package):
+
+* pixel values: ``uint8`` is divided by 255, ``uint16`` by 65535; float images (e.g. float
+  TIFF) are kept as stored and must lie in ``[0, 1]``; other pixel types are refused;
+* channels: files are decoded as stored (OpenCV ``IMREAD_UNCHANGED``), OpenCV's BGR order is
+  turned into RGB, an alpha channel is dropped (the colour values are kept, they are not
+  composited onto a background), palette images are expanded to RGB, a colour image whose
+  three channels are equal counts as grayscale;
+* ``color="gray"`` turns colour images into luma ``0.299 R + 0.587 G + 0.114 B``
+  (``cv2.COLOR_RGB2GRAY``); ``color="rgb"`` repeats a grayscale image in three channels;
+* EXIF orientation is not applied: pixels are returned as stored in the file;
+* resizing (``size=(height, width)``) uses ``cv2.INTER_AREA`` when no side grows and
+  ``cv2.INTER_LINEAR`` otherwise.
+"""
+
+import numbers
+import os
+import tempfile
+import warnings
+
+import cv2
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = ["IMAGE_EXTENSIONS", "ImageReader", "list_images", "load_images", "save_image"]
+
+#: File extensions (lower case) that :func:`list_images` treats as images.
+IMAGE_EXTENSIONS = frozenset(
+    {
+        ".bmp",
+        ".dib",
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".jp2",
+        ".png",
+        ".pbm",
+        ".pgm",
+        ".ppm",
+        ".pnm",
+        ".tif",
+        ".tiff",
+        ".webp",
+    }
+)
+
+_COLORS = ("auto", "gray", "rgb")
+_JPEG_SOI = b"\xff\xd8"
+_JPEG_EOI = b"\xff\xd9"
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_IEND = b"IEND"
+
+
+# --------------------------------------------------------------------------- validation
+def _check_size(size, name="size"):
+    """``None`` or a ``(height, width)`` pair of positive ints."""
+    if size is None:
+        return None
+    if isinstance(size, (str, bytes)) or not hasattr(size, "__len__") or len(size) != 2:
+        raise ValueError(f"{name} must be None or a pair (height, width); got {size!r}.")
+    out = []
+    for v in size:
+        if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
+            raise ValueError(
+                f"{name} must be a pair (height, width) of positive integers; got {size!r}."
+            )
+        out.append(int(v))
+    return tuple(out)
+
+
+def _check_color(color):
+    if color not in _COLORS:
+        raise ValueError(f"color must be one of {_COLORS}; got {color!r}.")
+    return color
+
+
+def _is_pathlike(x):
+    return isinstance(x, str) or hasattr(x, "__fspath__")
+
+
+def _has_image_extension(name):
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+# --------------------------------------------------------------------------- listing
+def _scan_folder(folder, recursive):
+    """Image files (sorted by relative path) and the names of skipped non-image files."""
+    folder = os.fspath(folder)
+    if not os.path.exists(folder):
+        raise FileNotFoundError(f"No such folder: {folder!r}.")
+    if not os.path.isdir(folder):
+        raise NotADirectoryError(f"Not a folder: {folder!r}.")
+    images, skipped = [], []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        # hidden folders and files (".git", ".DS_Store", macOS "._name.png") are ignored
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if recursive else []
+        rel_dir = os.path.relpath(dirpath, folder)
+        for fname in filenames:
+            if fname.startswith("."):
+                continue
+            rel = fname if rel_dir == os.curdir else os.path.join(rel_dir, fname)
+            if not os.path.isfile(os.path.join(folder, rel)):
+                continue
+            (images if _has_image_extension(fname) else skipped).append(rel)
+    images.sort(key=lambda rel: rel.split(os.sep))
+    return [os.path.join(folder, rel) for rel in images], sorted(skipped)
+
+
+def _warn_skipped(folder, skipped):
+    if skipped:
+        examples = ", ".join(repr(s) for s in skipped[:3])
+        warnings.warn(
+            f"Skipped {len(skipped)} file(s) without an image extension in "
+            f"{os.fspath(folder)!r} (e.g. {examples}). Image extensions: "
+            f"{', '.join(sorted(IMAGE_EXTENSIONS))}.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def list_images(folder, recursive=False):
+    """List the image files of a folder, sorted by name.
+
+    A file is an image when its extension (any case) is one of
+    ``skcpcae.datasets.IMAGE_EXTENSIONS`` (``.png``, ``.jpg``, ``.jpeg``, ``.bmp``,
+    ``.tif``, ``.tiff``, ``.webp``, ...). Other files are skipped with a warning that says how
+    many were skipped; hidden files and folders (names starting with ``"."``) are ignored.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        The folder to list.
+    recursive : bool, default=False
+        Also list the sub-folders; paths are then sorted by their path relative to ``folder``.
+
+    Returns
+    -------
+    paths : list of str
+        Paths of the image files (``folder`` joined with the file name), sorted by name
+        (plain string order, case-sensitive). Empty when the folder holds no image.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``folder`` does not exist.
+    NotADirectoryError
+        When ``folder`` is a file.
+
+    See Also
+    --------
+    load_images : read the listed images into one array.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from skcpcae.datasets import list_images, save_image
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     for name in ["b.png", "a.png"]:
+    ...         _ = save_image(os.path.join(tmp, name), np.zeros((4, 4)))
+    ...     [os.path.basename(p) for p in list_images(tmp)]
+    ['a.png', 'b.png']
+    """
+    images, skipped = _scan_folder(folder, recursive)
+    _warn_skipped(folder, skipped)
+    return images
+
+
+def _resolve_paths(paths_or_folder, recursive):
+    """Turn the ``load_images`` input into a non-empty list of file paths (str)."""
+    if _is_pathlike(paths_or_folder):
+        path = os.fspath(paths_or_folder)
+        if os.path.isdir(path):
+            paths = list_images(path, recursive=recursive)
+            if not paths:
+                raise ValueError(f"No image files in folder {path!r}.")
+            return paths
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"No such file or folder: {path!r}.")
+        return [path]
+    if isinstance(paths_or_folder, bytes):
+        raise TypeError("Pass paths as str or pathlib.Path, not bytes.")
+    if isinstance(paths_or_folder, np.ndarray):
+        if paths_or_folder.dtype.kind in "biufc":
+            raise TypeError(
+                "load_images reads image files; it got a numeric array of shape "
+                f"{paths_or_folder.shape}. Image arrays need no loading."
+            )
+        items = paths_or_folder.ravel().tolist()
+    else:
+        try:
+            items = list(paths_or_folder)
+        except TypeError:
+            raise TypeError(
+                "load_images expects a folder, a file path or a list of file paths; got "
+                f"{type(paths_or_folder).__name__}."
+            ) from None
+    if not items:
+        raise ValueError("No image paths given (empty list).")
+    paths = []
+    for item in items:
+        if not _is_pathlike(item):
+            raise TypeError(
+                "load_images expects a folder, a file path or a list of file paths; the list "
+                f"holds {type(item).__name__} {item!r}."
+            )
+        path = os.fspath(item)
+        if os.path.isdir(path):
+            raise ValueError(
+                f"{path!r} is a folder; a list may hold image files only. Pass a folder on "
+                "its own, or list its files with list_images."
+            )
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"No such file: {path!r}.")
+        paths.append(path)
+    return paths
+
+
+# --------------------------------------------------------------------------- decoding
+def _pil_loads(data):
+    """Whether Pillow decodes ``data`` completely (False when Pillow is missing)."""
+    try:
+        import io
+
+        from PIL import Image
+    except ImportError:  # pragma: no cover - Pillow comes with torchvision
+        return False
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+    except Exception:
+        return False
+    return True
+
+
+def _looks_truncated(data):
+    """A JPEG without end-of-image marker or a PNG without IEND chunk that Pillow refuses.
+
+    OpenCV >= 5 refuses truncated PNG and JPEG files itself; older versions may decode a
+    truncated JPEG partially (grey bottom rows) with only a log message, hence this check.
+    """
+    head, tail = data[:8].tobytes(), data[-64:].tobytes()
+    if head.startswith(_JPEG_SOI):
+        complete = _JPEG_EOI in tail
+    elif head == _PNG_SIGNATURE:
+        complete = _PNG_IEND in tail
+    else:
+        return False
+    return not complete and not _pil_loads(data.tobytes())
+
+
+def _read_native(path):
+    """Decode one file: ``(H, W)`` or RGB ``(H, W, 3)``, dtype uint8, uint16 or float32.
+
+    A colour file whose channels are equal is returned as ``(H, W)``.
+    """
+    try:
+        data = np.fromfile(path, dtype=np.uint8)  # np.fromfile: unicode paths on every OS
+    except IsADirectoryError:
+        raise ValueError(f"{path!r} is a folder, not an image file.") from None
+    if data.size == 0:
+        raise ValueError(f"Cannot read image file {path!r}: the file is empty.")
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if img is None or img.size == 0:
+        raise ValueError(
+            f"Cannot decode image file {path!r}: it is not an image format OpenCV reads, "
+            "or the file is corrupt or truncated."
+        )
+    if _looks_truncated(data):
+        raise ValueError(f"Cannot decode image file {path!r}: the file is truncated.")
+    if img.dtype not in (np.uint8, np.uint16, np.float32, np.float64):
+        raise ValueError(
+            f"Image file {path!r} has pixel type {img.dtype}; supported are 8-bit and "
+            "16-bit unsigned integers and floats in [0, 1]."
+        )
+    if img.dtype == np.float64:
+        img = img.astype(np.float32)
+    if img.dtype == np.float32:
+        if not np.isfinite(img).all() or img.min() < 0 or img.max() > 1:
+            raise ValueError(
+                f"Float image file {path!r} has values outside [0, 1] (or NaN); float "
+                "images are kept as stored, so scale them to [0, 1] first."
+            )
+    if img.ndim == 3:
+        n_channels = img.shape[2]
+        if n_channels in (1, 2):  # gray, gray + alpha
+            img = img[..., 0]
+        elif n_channels in (3, 4):  # BGR, BGRA: drop alpha, to RGB
+            img = cv2.cvtColor(np.ascontiguousarray(img[..., :3]), cv2.COLOR_BGR2RGB)
+            if np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(
+                img[..., 1], img[..., 2]
+            ):
+                img = img[..., 0]
+        else:
+            raise ValueError(
+                f"Image file {path!r} has {n_channels} channels; supported are 1 (gray), "
+                "2 (gray + alpha), 3 (colour) and 4 (colour + alpha)."
+            )
+    elif img.ndim != 2:
+        raise ValueError(f"Image file {path!r} decodes to an array of shape {img.shape}.")
+    return np.ascontiguousarray(img)
+
+
+def _resize(img, size, interpolation=None):
+    """Resize ``img`` (H, W[, C]) to ``size=(height, width)``."""
+    h, w = img.shape[:2]
+    if (h, w) == tuple(size):
+        return img
+    if interpolation is None:
+        shrink = size[0] <= h and size[1] <= w
+        interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    return cv2.resize(img, (size[1], size[0]), interpolation=interpolation)
+
+
+def _to_gray(img):
+    if img.ndim == 3:
+        return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    return img
+
+
+_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.float32): 1.0}
+
+
+def _read_batch(paths, *, size, color, verbose, desc="Reading images"):
+    """Decode ``paths`` into float32 ``(n, H, W)`` or ``(n, H, W, 3)``; color resolved too."""
+    from tqdm.auto import tqdm
+
+    native, first = [], None
+    for path in tqdm(paths, desc=desc, disable=not verbose, unit="img"):
+        img = _read_native(path)
+        if size is not None:
+            img = _resize(img, size)
+        if color == "gray":
+            img = _to_gray(img)
+        shape = img.shape[:2]
+        if first is None:
+            first = (path, shape)
+        elif shape != first[1]:
+            raise ValueError(
+                "Images have different sizes: "
+                f"{first[0]!r} is {first[1][0]}x{first[1][1]} (height x width) but "
+                f"{path!r} is {shape[0]}x{shape[1]}. Pass size=(height, width) to resize "
+                "them all to one size."
+            )
+        native.append(img)
+    if color == "auto":
+        color = "rgb" if any(img.ndim == 3 for img in native) else "gray"
+    h, w = first[1]
+    out_shape = (len(native), h, w) + ((3,) if color == "rgb" else ())
+    out = np.empty(out_shape, dtype=np.float32)
+    for i, img in enumerate(native):
+        scaled = img.astype(np.float32, copy=False) / np.float32(_SCALE[img.dtype])
+        out[i] = scaled[..., None] if (color == "rgb" and img.ndim == 2) else scaled
+        native[i] = None  # free as we go: peak memory ~ output + native copies
+    return out, color
+
+
+def load_images(paths_or_folder, *, size=None, color="auto", recursive=False, verbose=0):
+    """Read image files into one float32 array in ``[0, 1]``.
+
+    Parameters
+    ----------
+    paths_or_folder : str, path-like or list of str or path-like
+        A folder (all its image files, sorted by name; files without an image extension are
+        skipped with a warning), a single image file, or a list of image files (read in the
+        given order, whatever their extension).
+    size : tuple of (int, int) or None, default=None
+        ``(height, width)`` to resize every image to (``cv2.INTER_AREA`` when shrinking,
+        ``cv2.INTER_LINEAR`` when a side grows). With ``None``, all images must have one size.
+    color : {"auto", "gray", "rgb"}, default="auto"
+        ``"gray"`` returns ``(n, H, W)`` (colour images converted to luma); ``"rgb"`` returns
+        ``(n, H, W, 3)`` (gray images repeated); ``"auto"`` is ``"gray"`` when every image is
+        single-channel or has three equal channels, else ``"rgb"``.
+    recursive : bool, default=False
+        With a folder, also read its sub-folders.
+    verbose : int, default=0
+        Show a tqdm progress bar when positive.
+
+    Returns
+    -------
+    images : ndarray of shape (n_images, height, width) or (n_images, height, width, 3)
+        float32 in ``[0, 1]``: 8-bit values divided by 255, 16-bit values by 65535, float
+        images as stored. Alpha channels are dropped, OpenCV's BGR is turned into RGB, EXIF
+        orientation is not applied.
+
+    Raises
+    ------
+    FileNotFoundError
+        When a path does not exist.
+    ValueError
+        When a folder holds no image, a file cannot be decoded (corrupt, truncated, not an
+        image), or the images have different sizes and ``size`` is None.
+
+    See Also
+    --------
+    list_images : the files a folder contributes, in order.
+    ImageReader : the same reading as the first step of a pipeline.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from skcpcae.datasets import load_images, save_image
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     for i in range(3):
+    ...         _ = save_image(os.path.join(tmp, f"part_{i}.png"), np.full((20, 30), i / 2))
+    ...     X = load_images(tmp, size=(10, 15))
+    >>> X.shape, X.dtype.name
+    ((3, 10, 15), 'float32')
+    >>> (X[:, 0, 0] * 255).round().tolist()
+    [0.0, 128.0, 255.0]
+    """
+    size = _check_size(size)
+    color = _check_color(color)
+    paths = _resolve_paths(paths_or_folder, recursive)
+    return _read_batch(paths, size=size, color=color, verbose=verbose)[0]
+
+
+def save_image(path, image):
+    """Write one image as an 8-bit file (PNG recommended), atomically.
+
+    The file is written to a temporary file in the same folder, then moved over ``path``
+    with :func:`os.replace`, so a reader never sees a half-written file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Destination; its extension chooses the format (``.png`` lossless, ``.jpg``, ...).
+        The folder must exist.
+    image : array-like of shape (height, width), (height, width, 1), (height, width, 3) or (height, width, 4)
+        Grayscale, RGB or RGBA. ``uint8`` is written as is, ``bool`` as 0/255, anything else
+        is read as values in ``[0, 1]``, clipped to that range and rounded to ``uint8``.
+
+    Returns
+    -------
+    path : str
+        The path written.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from skcpcae.datasets import load_images, save_image
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = save_image(os.path.join(tmp, "grad.png"), np.linspace(0, 1, 12).reshape(3, 4))
+    ...     X = load_images(p)
+    >>> X.shape, (X[0, :, -1] * 255).round().tolist()
+    ((1, 3, 4), [70.0, 162.0, 255.0])
+    """
+    path = os.fspath(path)
+    img = np.asarray(image)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (3, 4)):
+        raise ValueError(
+            "save_image expects one image of shape (height, width), (height, width, 3) or "
+            f"(height, width, 4); got shape {img.shape}."
+        )
+    if img.dtype == np.bool_:
+        img = img.astype(np.uint8) * 255
+    elif img.dtype != np.uint8:
+        if img.dtype.kind not in "iuf":
+            raise TypeError(f"save_image cannot write an image of dtype {img.dtype}.")
+        img = img.astype(np.float64)
+        if not np.isfinite(img).all():
+            raise ValueError("save_image got NaN or infinite pixel values.")
+        img = np.rint(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8)
+    if img.ndim == 3:
+        code = cv2.COLOR_RGB2BGR if img.shape[2] == 3 else cv2.COLOR_RGBA2BGRA
+        img = cv2.cvtColor(np.ascontiguousarray(img), code)
+    ext = os.path.splitext(path)[1].lower()
+    if not ext:
+        raise ValueError(f"save_image needs a file extension (e.g. '.png'); got {path!r}.")
+    try:
+        ok, buf = cv2.imencode(ext, img)
+    except cv2.error as exc:
+        raise ValueError(f"OpenCV cannot write {ext!r} files ({path!r}).") from exc
+    if not ok:
+        raise ValueError(f"OpenCV could not encode the image as {ext!r} ({path!r}).")
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=ext)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(buf.tobytes())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+# --------------------------------------------------------------------------- estimator
+def _check_path_batch(X):
+    """A pipeline's ``X`` of file paths as a list of str, with clear errors otherwise."""
+    if _is_pathlike(X) or isinstance(X, bytes):
+        raise TypeError(
+            f"ImageReader expects a list of image file paths (one per sample); got a single "
+            f"path {os.fspath(X) if _is_pathlike(X) else X!r}. Use [path], or "
+            "skcpcae.datasets.list_images(folder) for a folder."
+        )
+    arrays_msg = (
+        "ImageReader reads image files from paths; it got {what}. Drop ImageReader from "
+        "the pipeline when passing image arrays."
+    )
+    if hasattr(X, "__array__") and not isinstance(X, (list, tuple)):
+        X = np.asarray(X)
+    if isinstance(X, np.ndarray):
+        if X.dtype.kind in "biufc":
+            raise TypeError(arrays_msg.format(what=f"a numeric array of shape {X.shape}"))
+        if X.ndim == 2 and X.shape[1] == 1:
+            X = X[:, 0]
+        if X.ndim != 1:
+            raise ValueError(
+                f"ImageReader expects a 1-D list of file paths; got an array of shape {X.shape}."
+            )
+        items = X.tolist()
+    else:
+        try:
+            items = list(X)
+        except TypeError:
+            raise TypeError(
+                f"ImageReader expects a list of image file paths; got {type(X).__name__}."
+            ) from None
+    for item in items:
+        if not _is_pathlike(item):
+            if isinstance(item, (numbers.Number, np.ndarray, list, tuple)):
+                raise TypeError(arrays_msg.format(what="numbers or arrays"))
+            raise TypeError(
+                f"ImageReader expects image file paths (str or pathlib.Path); got "
+                f"{type(item).__name__} {item!r}."
+            )
+    if not items:
+        raise ValueError("ImageReader got an empty list of paths.")
+    return _resolve_paths(items, recursive=False)
+
+
+class ImageReader(TransformerMixin, BaseEstimator):
+    """Read image files: the first step of a pipeline that is fitted on file paths.
+
+    ``transform(paths)`` returns the images of the files as one float32 array in ``[0, 1]``
+    (the conversions of :func:`load_images`). ``fit`` reads its files once to fix the image
+    shape and resolve ``color="auto"``, so that later batches come out in the same layout:
+    a reader fitted on grayscale images converts colour files to gray, and one fitted on
+    colour images repeats gray files in three channels. With ``size=None``, a file of
+    another size than the fitted images is an error; set ``size`` to resize every file.
+
+    The reader takes file paths only: when the data are already arrays, drop it from the
+    pipeline. scikit-learn's common estimator checks feed numeric arrays, so they do not
+    apply to this step; its own tests cover ``clone``, ``get_params``, persistence and
+    :class:`~sklearn.pipeline.Pipeline` use.
+
+    Parameters
+    ----------
+    size : tuple of (int, int) or None, default=None
+        ``(height, width)`` every image is resized to; ``None`` keeps the files' size, which
+        must then be the same for all of them.
+    color : {"auto", "gray", "rgb"}, default="auto"
+        Output colour mode; ``"auto"`` is ``"gray"`` when every training image is
+        single-channel (or has equal channels), else ``"rgb"``.
+    verbose : int, default=0
+        Show a tqdm progress bar when positive.
+
+    Attributes
+    ----------
+    image_shape_ : tuple of int
+        ``(height, width)`` or ``(height, width, 3)`` of the images ``transform`` returns.
+    color_ : {"gray", "rgb"}
+        The colour mode ``color`` resolved to during ``fit``.
+
+    See Also
+    --------
+    load_images : the function this step calls.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import FunctionTransformer
+    >>> from skcpcae.datasets import ImageReader, save_image
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     paths = [save_image(os.path.join(tmp, f"{i}.png"), np.full((8, 8), i / 4))
+    ...              for i in range(4)]
+    ...     flatten = FunctionTransformer(lambda X: X.reshape(len(X), -1))
+    ...     pipe = make_pipeline(ImageReader(size=(4, 4)), flatten).fit(paths)
+    ...     pipe.transform(paths[:2]).shape
+    (2, 16)
+    >>> pipe[0].image_shape_, pipe[0].color_
+    ((4, 4), 'gray')
+    """
+
+    _parameter_constraints: dict = {
+        "size": [None, tuple, list],
+        "color": [StrOptions(set(_COLORS))],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(self, size=None, *, color="auto", verbose=0):
+        self.size = size
+        self.color = color
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Read the files once to fix the image shape and colour mode.
+
+        Parameters
+        ----------
+        X : list of str or path-like of length n_samples
+            Image file paths.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        self : object
+            Fitted reader.
+        """
+        self._fit_read(X)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_transform(self, X, y=None):
+        """Fit and return the images, reading each file once.
+
+        Parameters
+        ----------
+        X : list of str or path-like of length n_samples
+            Image file paths.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        images : ndarray of shape (n_samples, height, width) or (n_samples, height, width, 3)
+            float32 in ``[0, 1]``.
+        """
+        return self._fit_read(X)
+
+    def transform(self, X):
+        """Read the files in the fitted size and colour mode.
+
+        Parameters
+        ----------
+        X : list of str or path-like of length n_samples
+            Image file paths.
+
+        Returns
+        -------
+        images : ndarray of shape (n_samples, height, width) or (n_samples, height, width, 3)
+            float32 in ``[0, 1]``, shape ``(n_samples,) + image_shape_``.
+        """
+        check_is_fitted(self)
+        paths = _check_path_batch(X)
+        images, _ = _read_batch(
+            paths, size=_check_size(self.size), color=self.color_, verbose=self.verbose
+        )
+        if images.shape[1:] != tuple(self.image_shape_):
+            got, fitted = images.shape[1:3], tuple(self.image_shape_[:2])
+            raise ValueError(
+                f"ImageReader was fitted on images of {fitted[0]}x{fitted[1]} pixels "
+                f"(height x width) but got images of {got[0]}x{got[1]}. Set "
+                f"size=({fitted[0]}, {fitted[1]}) to resize every file, or refit."
+            )
+        return images
+
+    def _fit_read(self, X):
+        paths = _check_path_batch(X)
+        size = _check_size(self.size)
+        images, color = _read_batch(paths, size=size, color=self.color, verbose=self.verbose)
+        self.color_ = color
+        self.image_shape_ = tuple(int(s) for s in images.shape[1:])
+        return images
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.transformer_tags.preserves_dtype = []
+        return tags
