@@ -17,6 +17,7 @@ Lists of arrays are stacked (they must share one shape). NaN and inf are refused
 import numbers
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 __all__ = ["validate_images", "restore_layout", "image_tags"]
@@ -62,7 +63,10 @@ def _to_float(X, estimator_name):
     if X.dtype.kind in "iuf":
         return X.astype(np.float32, copy=False)
     if X.dtype.kind == "c":
-        raise TypeError(f"{estimator_name} does not accept complex images (dtype {X.dtype}).")
+        raise ValueError(
+            f"Complex data not supported: {estimator_name} does not accept complex images "
+            f"(dtype {X.dtype})."
+        )
     return X  # object / str: let check_array give its error message
 
 
@@ -102,13 +106,18 @@ def validate_images(
     name = type(estimator).__name__
     if not reset:
         check_is_fitted(estimator)
+    if sp.issparse(X):
+        raise TypeError(
+            f"{name} does not accept sparse input ({type(X).__name__}); pass a dense array "
+            "of images, e.g. X.toarray()."
+        )
     X = _as_array(X, name)
     if X.ndim not in (2, 3, 4):
         raise ValueError(
             f"{name} expects images of shape (n_samples, height, width[, channels]) or a "
             f"table (n_samples, n_features); got an array with {X.ndim} dimension(s), "
             f"shape {X.shape}."
-            + (" Reshape a single image with X[None]." if X.ndim in (0, 1) else "")
+            + (" Reshape your data, e.g. a single image with X[None]." if X.ndim in (0, 1) else "")
         )
     X = _to_float(X, name)
     was_2d = X.ndim == 2
@@ -125,6 +134,8 @@ def validate_images(
         fitted = getattr(estimator, "image_shape_", None)
         if fitted is not None and tuple(fitted) != image_shape:
             raise ValueError(
+                f"X has {int(np.prod(image_shape))} features, but {name} is expecting "
+                f"{int(np.prod(fitted))} features as input: "
                 f"{name} was fitted on images of shape {tuple(fitted)} (height, width"
                 f"[, channels]) but got images of shape {image_shape}. Resize the images "
                 "to the fitted size (e.g. load_images(..., size=...)) or refit."
@@ -139,7 +150,8 @@ def validate_images(
         lo, hi = float(flat.min()), float(flat.max())
         if lo < -1e-6 or hi > 1 + 1e-6:
             raise ValueError(
-                f"{name} expects pixel values in [0, 1] (or uint8/uint16 images); got values "
+                ("Negative values in data passed to " + name + ": " if lo < -1e-6 else "")
+                + f"{name} expects pixel values in [0, 1] (or uint8/uint16 images); got values "
                 f"in [{lo:.4g}, {hi:.4g}]. Scale the images, e.g. X / X.max()."
             )
     if image_shape[0] < min_height or image_shape[1] < min_width:
@@ -165,6 +177,8 @@ def image_tags(tags):
     """Adjust scikit-learn tags for a stage that consumes image batches."""
     tags.input_tags.three_d_array = True
     tags.input_tags.two_d_array = True
+    if tags.transformer_tags is not None:
+        tags.transformer_tags.preserves_dtype = ["float32"]
     return tags
 
 
