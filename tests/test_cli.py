@@ -1,0 +1,388 @@
+"""End-to-end tests of the ``skcpcae`` command line (fit → score → evaluate) on tiny images."""
+
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from skcpcae import cli
+from skcpcae.datasets import load_images, make_parts, save_image
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+# the fastest settings of the "aligned" preset: 1 epoch, small patches, no pretrained weights,
+# k = 3 neighbours for 12 training images
+FAST = [
+    "--preset", "aligned",
+    "--set", "cpcaeresidualmap__max_epochs=1",
+    "--set", "cpcaeresidualmap__patch_size=16",
+    "--set", "cpcaeresidualmap__batch_size=64",
+    "--set", "deeppoolembedder__pretrained=False",
+    "--set", "kdethresholdclassifier__estimator__n_neighbors=3",
+    "--set", "kdethresholdclassifier__cv=3",
+]
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli.app, [str(a) for a in args], catch_exceptions=True)
+
+
+def _write(folder, images, prefix):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, img in enumerate(images):
+        save_image(folder / f"{prefix}_{i:02d}.png", img)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    X, _ = make_parts(16, size=(32, 32), random_state=0)
+    Xd, _ = make_parts(0, n_anomalies=4, size=(32, 32), random_state=1)
+    return {
+        "root": root,
+        "good": _write(root / "good", X[:12], "good"),
+        "test_good": _write(root / "test_good", X[12:], "ok"),
+        "defect": _write(root / "defect", Xd, "bad"),
+    }
+
+
+@pytest.fixture(scope="module")
+def model(data):
+    path = data["root"] / "model.joblib"
+    result = invoke("fit", data["good"], "-o", path, *FAST, "--quiet")
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def _one_line_error(result, code=2):
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    lines = [ln for ln in result.stderr.splitlines()
+             if ln.strip() and not ln.startswith("warning: ")]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    return lines[0]
+
+
+# ----------------------------------------------------------------------------- fit
+
+
+def test_fit_writes_a_loadable_model(model):
+    from skcpcae import persistence
+
+    assert model.stat().st_size > 0
+    pipe = persistence.load(model)
+    assert hasattr(pipe, "predict") and hasattr(pipe, "score_samples")
+    assert [name for name, _ in pipe.steps][:2] == ["adaptivegamma", "cpcaeresidualmap"]
+    assert pipe.named_steps["cpcaeresidualmap"].max_epochs == 1  # --set applied
+    assert pipe.named_steps["cpcaeresidualmap"].verbose == 0  # progress switched off again
+
+
+def test_fit_refuses_to_overwrite_without_force(data, model):
+    before = model.read_bytes()
+    result = invoke("fit", data["good"], "-o", model, *FAST, "--quiet")
+    line = _one_line_error(result)
+    assert str(model) in line and "use --force" in line
+    assert model.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "assignment, expected",
+    [
+        ("cpcaeresidualmap__max_epochs", "STEP__PARAM=VALUE"),
+        ("nosuchstep__alpha=1", "Bad --set"),
+        ("cpcaeresidualmap__no_such_param=3", "Bad --set"),
+    ],
+)
+def test_fit_bad_set_exits_2(data, tmp_path, assignment, expected):
+    out = tmp_path / "m.joblib"
+    result = invoke("fit", data["good"], "-o", out, "--preset", "aligned", "--set", assignment)
+    assert expected in _one_line_error(result)
+    assert not out.exists()
+
+
+def test_fit_empty_or_missing_folder_exits_2(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not an image")
+    line = _one_line_error(invoke("fit", empty, "-o", tmp_path / "m.joblib"))
+    assert "holds no image files" in line and str(empty) in line
+    line = _one_line_error(invoke("fit", tmp_path / "missing", "-o", tmp_path / "m.joblib"))
+    assert "No such" in line
+
+
+def test_fit_bad_options_exit_2(data, tmp_path):
+    line = _one_line_error(invoke("fit", data["good"], "-o", tmp_path / "m.joblib",
+                                  "--size", "32by32"))
+    assert "HEIGHTxWIDTH" in line
+    line = _one_line_error(invoke("fit", data["good"], "-o", tmp_path / "m.txt"))
+    assert ".joblib or .skops" in line
+    line = _one_line_error(invoke("fit", data["good"], "-o", tmp_path / "m.joblib",
+                                  "--preset", "nope"))
+    assert "Unknown preset" in line
+
+
+def test_fit_list_params_prints_step_parameters():
+    result = invoke("fit", "--preset", "aligned", "--list-params")
+    assert result.exit_code == 0, result.output
+    assert "cpcaeresidualmap__max_epochs=" in result.stdout
+    assert "kdethresholdclassifier__alpha=" in result.stdout
+
+
+def test_unexpected_error_exits_1_and_debug_shows_it(data, tmp_path, monkeypatch):
+    import skcpcae._pipelines
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(skcpcae._pipelines, "make_preset", boom)
+    result = invoke("fit", data["good"], "-o", tmp_path / "m.joblib")
+    assert result.exit_code == 1
+    assert "Unexpected error: RuntimeError: boom" in result.stderr
+    assert "--debug" in result.stderr
+    result = invoke("fit", data["good"], "-o", tmp_path / "m.joblib", "--debug")
+    assert isinstance(result.exception, RuntimeError)
+
+
+# ----------------------------------------------------------------------------- score
+
+
+def _read_csv(path):
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_score_writes_csv_and_heatmaps(data, model, tmp_path):
+    out = tmp_path / "results"
+    result = invoke("score", model, data["test_good"], data["defect"], "-o", out,
+                    "--heatmaps", "--quiet")
+    assert result.exit_code == 0, result.output
+    rows = _read_csv(out / "scores.csv")
+    assert len(rows) == 8
+    assert list(rows[0]) == ["path", "anomaly_score", "decision", "threshold", "heatmap"]
+    assert [os.path.basename(r["path"]) for r in rows[:2]] == ["ok_00.png", "ok_01.png"]
+    scores = np.array([float(r["anomaly_score"]) for r in rows])
+    assert np.all(np.isfinite(scores))
+    assert {r["decision"] for r in rows} <= {"ok", "defect"}
+    thresholds = {r["threshold"] for r in rows}
+    assert len(thresholds) == 1 and np.isfinite(float(thresholds.pop()))
+    # decision agrees with score vs threshold
+    for r in rows:
+        assert (r["decision"] == "defect") == (float(r["anomaly_score"]) > float(r["threshold"]))
+
+    pngs = sorted((out / "heatmaps").glob("*.png"))
+    assert len(pngs) == 8
+    for row in rows:
+        png = out / row["heatmap"]
+        assert png.read_bytes()[:8] == PNG_MAGIC
+    overlay = load_images(out / rows[-1]["heatmap"])
+    assert overlay.shape == (1, 32, 32, 3) and overlay.var() > 0
+    assert not list(out.glob(".*"))  # no temporary files left behind
+
+
+def test_score_refuses_overwrite_then_force(data, model, tmp_path):
+    out = tmp_path / "results"
+    one = sorted(data["defect"].iterdir())[0]
+    assert invoke("score", model, one, "-o", out, "--quiet").exit_code == 0
+    before = (out / "scores.csv").read_bytes()
+    line = _one_line_error(invoke("score", model, one, "-o", out, "--quiet"))
+    assert "scores.csv" in line and "use --force" in line
+    assert (out / "scores.csv").read_bytes() == before
+    result = invoke("score", model, one, data["test_good"], "-o", out, "--force", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert len(_read_csv(out / "scores.csv")) == 5
+
+
+def test_score_refuses_to_overwrite_heatmaps(data, model, tmp_path):
+    out = tmp_path / "results"
+    (out / "heatmaps").mkdir(parents=True)
+    (out / "heatmaps" / "bad_00.png").write_bytes(b"keep me")
+    line = _one_line_error(invoke("score", model, data["defect"], "-o", out, "--heatmaps"))
+    assert "bad_00.png" in line and "use --force" in line
+    assert (out / "heatmaps" / "bad_00.png").read_bytes() == b"keep me"
+    assert not (out / "scores.csv").exists()
+
+
+def test_score_rejects_a_file_that_is_not_a_model(data, tmp_path):
+    junk = tmp_path / "model.joblib"
+    junk.write_text("this is not a model")
+    line = _one_line_error(invoke("score", junk, data["defect"], "-o", tmp_path / "r"))
+    assert "not a usable skcpcae model file" in line
+    line = _one_line_error(invoke("score", tmp_path / "nope.joblib", data["defect"],
+                                  "-o", tmp_path / "r"))
+    assert "No such model file" in line
+
+
+def test_score_heatmaps_unavailable_for_a_model_without_maps(data, tmp_path):
+    from skcpcae import persistence
+    from skcpcae.outlier import KNNAnomalyScorer
+
+    path = tmp_path / "knn.joblib"
+    persistence.save(KNNAnomalyScorer(n_neighbors=2).fit(np.random.rand(5, 1024)), path)
+    line = _one_line_error(invoke("score", path, data["defect"], "-o", tmp_path / "r",
+                                  "--heatmaps"))
+    assert "Heatmaps are unavailable" in line
+
+
+def test_score_heatmaps_of_a_detector_with_anomaly_map(data, tmp_path):
+    from skcpcae import persistence
+    from skcpcae.baselines import VariationDetector
+
+    path = tmp_path / "variation.skops"  # no torch inside: skops can hold it
+    persistence.save(VariationDetector().fit(load_images(data["good"])), path)
+    out = tmp_path / "results"
+    result = invoke("score", path, data["defect"], "-o", out, "--heatmaps", "--quiet")
+    assert result.exit_code == 0, result.output
+    rows = _read_csv(out / "scores.csv")
+    assert len(rows) == 4 and all((out / r["heatmap"]).is_file() for r in rows)
+    assert load_images(out / rows[0]["heatmap"]).shape == (1, 32, 32, 3)
+
+
+def test_save_model_skops_falls_back_to_joblib(tmp_path, monkeypatch):
+    from skcpcae import persistence
+    from skcpcae.outlier import KNNAnomalyScorer
+
+    real_save = persistence.save
+
+    def save(est, path, **kwargs):
+        if str(path).endswith(".skops"):
+            raise TypeError("format='skops' cannot store torch objects")
+        return real_save(est, path, **kwargs)
+
+    monkeypatch.setattr(persistence, "save", save)
+    knn = KNNAnomalyScorer(n_neighbors=2).fit(np.random.rand(5, 3))
+    with pytest.raises(cli.CLIError, match="saved it as .*m.joblib"):
+        cli._save_model(knn, tmp_path / "m.skops", False)
+    assert (tmp_path / "m.joblib").is_file() and not (tmp_path / "m.skops").exists()
+    with pytest.raises(cli.CLIError, match="nothing saved"):
+        cli._save_model(knn, tmp_path / "m.skops", False)
+
+
+def _flatten(X):
+    return np.asarray(X).reshape(len(X), -1)
+
+
+def test_score_and_evaluate_a_model_that_reads_files(data, tmp_path):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from skcpcae import persistence
+    from skcpcae.datasets import ImageReader, list_images
+    from skcpcae.outlier import KNNAnomalyScorer
+
+    pipe = make_pipeline(ImageReader(), FunctionTransformer(_flatten),
+                         KNNAnomalyScorer(n_neighbors=3))
+    pipe.fit(list_images(data["good"]))
+    path = tmp_path / "reader.joblib"
+    persistence.save(pipe, path)
+    out = tmp_path / "results"
+    result = invoke("score", path, data["defect"], "-o", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    rows = _read_csv(out / "scores.csv")
+    expected = -pipe.score_samples(list_images(data["defect"]))
+    np.testing.assert_allclose([float(r["anomaly_score"]) for r in rows], expected)
+    # k-NN offset_ gives the threshold column
+    assert float(rows[0]["threshold"]) == pytest.approx(-pipe[-1].offset_)
+    result = invoke("evaluate", path, "--good", data["test_good"], "--defect", data["defect"],
+                    "-o", tmp_path / "report", "--quiet")
+    assert result.exit_code == 0, result.output
+
+
+def test_score_empty_folder_exits_2(model, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    line = _one_line_error(invoke("score", model, empty, "-o", tmp_path / "r"))
+    assert "holds no image files" in line
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+
+def test_evaluate_writes_report(data, model, tmp_path):
+    out = tmp_path / "report"
+    result = invoke("evaluate", model, "--good", data["test_good"], "--defect", data["defect"],
+                    "-o", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "AUROC" in result.stdout and "average precision" in result.stdout
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["n_samples"] == 8 and report["n_anomalous"] == 4
+    assert 0.0 <= report["auroc"] <= 1.0 and 0.0 <= report["average_precision"] <= 1.0
+    assert report["tp"] + report["fn"] == 4 and report["tn"] + report["fp"] == 4
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    for name in ("roc.png", "pr.png"):
+        assert (out / name).read_bytes()[:8] == PNG_MAGIC
+        assert plt.imread(out / name)[..., :3].var() > 1e-4
+    # a second run refuses to overwrite the report
+    line = _one_line_error(invoke("evaluate", model, "--good", data["test_good"],
+                                  "--defect", data["defect"], "-o", out))
+    assert "metrics.json" in line and "use --force" in line
+
+
+def test_evaluate_mvtec_layout(data, model, tmp_path):
+    root = tmp_path / "mvtec"
+    cat = root / "part"
+    for sub, src in (("train/good", "good"), ("test/good", "test_good"),
+                     ("test/crack", "defect")):
+        (cat / sub).mkdir(parents=True)
+        for p in sorted(data[src].iterdir())[:3]:
+            (cat / sub / p.name).write_bytes(p.read_bytes())
+    out = tmp_path / "report"
+    result = invoke("evaluate", model, "--mvtec", root, "--category", "part", "-o", out,
+                    "--quiet")
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["n_samples"] == 6 and report["data"]["category"] == "part"
+    line = _one_line_error(invoke("evaluate", model, "--mvtec", root, "--category", "nope",
+                                  "-o", tmp_path / "r2"))
+    assert "nope" in line
+
+
+def test_evaluate_needs_both_classes_or_mvtec(data, model, tmp_path):
+    line = _one_line_error(invoke("evaluate", model, "--good", data["test_good"],
+                                  "-o", tmp_path / "r"))
+    assert "--defect" in line
+    line = _one_line_error(invoke("evaluate", model, "-o", tmp_path / "r"))
+    assert "--mvtec" in line
+
+
+# ----------------------------------------------------------------------------- misc
+
+
+def test_help_lists_commands_and_examples():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for word in ("fit", "score", "evaluate", "demo", "benchmark", "Examples"):
+        assert word in result.stdout
+    result = invoke("fit", "--help")
+    assert result.exit_code == 0 and "--set" in result.stdout and "--force" in result.stdout
+
+
+def test_benchmark_and_demo_pass_their_arguments(monkeypatch):
+    import skcpcae._benchmark
+    import skcpcae._demo
+
+    calls = []
+    monkeypatch.setattr(skcpcae._benchmark, "main", lambda argv: calls.append(argv) or 3)
+    monkeypatch.setattr(skcpcae._demo, "main", lambda argv: calls.append(argv) or 0)
+    result = invoke("benchmark", "--quick", "--methods", "deep-feature")
+    assert result.exit_code == 3
+    assert invoke("demo", "--help").exit_code == 0
+    assert calls == [["--quick", "--methods", "deep-feature"], ["--help"]]
+
+
+def test_parse_set_literals_and_strings():
+    params = cli._parse_set(["a__b=5", "a__c=0.5", "a__d=True", "a__e=(3, 4)",
+                             "a__f=resnet18", "a__g='x=y'", "a__h="])
+    assert params == {"a__b": 5, "a__c": 0.5, "a__d": True, "a__e": (3, 4),
+                      "a__f": "resnet18", "a__g": "x=y", "a__h": ""}
+
+
+def test_heatmap_names_are_unique():
+    names = cli._heatmap_names(["a/x.png", "b/x.png", "c/x-1.png", "y.tif"])
+    assert names == ["x.png", "x-1.png", "x-1_1.png", "y.png"]
+    assert len(set(names)) == 4
