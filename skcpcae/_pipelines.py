@@ -7,6 +7,21 @@ from sklearn.preprocessing import StandardScaler
 __all__ = ["PRESETS", "make_cpcae_pipeline", "make_deep_feature_pipeline", "make_preset"]
 
 
+def _scoring_steps(n_neighbors, threshold, alpha, random_state):
+    """StandardScaler → k-NN, thresholded as one unit.
+
+    The scaler sits *inside* the threshold wrapper: the wrapper cross-fits everything it wraps,
+    so the held-out scores its KDE sees come from a scaler that never saw those samples. With
+    the scaler outside, the promised false-alarm rate doubles on ELPV (benchmarks/threshold.py).
+    """
+    from .outlier import KDEThresholdClassifier, KNNAnomalyScorer
+
+    if not threshold:
+        return [StandardScaler(), KNNAnomalyScorer(n_neighbors=n_neighbors)]
+    inner = make_pipeline(StandardScaler(), KNNAnomalyScorer(n_neighbors=n_neighbors))
+    return [KDEThresholdClassifier(inner, alpha=alpha, random_state=random_state)]
+
+
 def make_cpcae_pipeline(
     *,
     register=True,
@@ -27,8 +42,9 @@ def make_cpcae_pipeline(
     gamma : bool, default=True
         Include :class:`~skcpcae.preprocessing.AdaptiveGamma`.
     threshold : bool, default=True
-        Wrap the k-NN scorer in :class:`~skcpcae.outlier.KDEThresholdClassifier` so that
-        ``predict`` uses the KDE threshold (false-alarm rate ``alpha``).
+        Wrap scaler + k-NN in :class:`~skcpcae.outlier.KDEThresholdClassifier` so that
+        ``predict`` uses the KDE threshold (false-alarm rate ``alpha``). Without it the
+        pipeline ends ``StandardScaler → KNNAnomalyScorer``.
     n_neighbors : int, default=15
         ``k`` of the k-NN scorer (eq. 6).
     alpha : float, default=0.05
@@ -46,7 +62,6 @@ def make_cpcae_pipeline(
     pipeline : sklearn.pipeline.Pipeline
     """
     from .embedding import DeepPoolEmbedder
-    from .outlier import KDEThresholdClassifier, KNNAnomalyScorer
     from .preprocessing import AdaptiveGamma, ECCRegistrar
     from .residuals import CPCAEResidualMap
 
@@ -57,11 +72,7 @@ def make_cpcae_pipeline(
         steps.append(AdaptiveGamma())
     steps.append(CPCAEResidualMap(random_state=random_state, verbose=verbose))
     steps.append(DeepPoolEmbedder(pooling="parallel_cascade", verbose=verbose))
-    steps.append(StandardScaler())
-    scorer = KNNAnomalyScorer(n_neighbors=n_neighbors)
-    if threshold:
-        scorer = KDEThresholdClassifier(scorer, alpha=alpha, random_state=random_state)
-    steps.append(scorer)
+    steps.extend(_scoring_steps(n_neighbors, threshold, alpha, random_state))
     pipe = make_pipeline(*steps)
     if params:
         pipe.set_params(**params)
@@ -73,13 +84,9 @@ def make_deep_feature_pipeline(*, n_neighbors=15, pooling="max", threshold=False
     """The paper's "deep feature" comparator: pretrained CNN on the raw image → max pool →
     scaler → k-NN (k = 15)."""
     from .embedding import DeepPoolEmbedder
-    from .outlier import KDEThresholdClassifier, KNNAnomalyScorer
 
-    scorer = KNNAnomalyScorer(n_neighbors=n_neighbors)
-    if threshold:
-        scorer = KDEThresholdClassifier(scorer, alpha=alpha, random_state=random_state)
-    pipe = make_pipeline(DeepPoolEmbedder(pooling=pooling, verbose=verbose), StandardScaler(),
-                         scorer)
+    pipe = make_pipeline(DeepPoolEmbedder(pooling=pooling, verbose=verbose),
+                         *_scoring_steps(n_neighbors, threshold, alpha, random_state))
     if params:
         pipe.set_params(**params)
     return pipe

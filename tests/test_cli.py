@@ -21,7 +21,7 @@ FAST = [
     "--set", "cpcaeresidualmap__patch_size=16",
     "--set", "cpcaeresidualmap__batch_size=64",
     "--set", "deeppoolembedder__pretrained=False",
-    "--set", "kdethresholdclassifier__estimator__n_neighbors=3",
+    "--set", "kdethresholdclassifier__estimator__knnanomalyscorer__n_neighbors=3",
     "--set", "kdethresholdclassifier__cv=3",
 ]
 

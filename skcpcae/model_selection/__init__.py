@@ -1,1 +1,5 @@
-"""model_selection."""
+"""Cross-validation splitters for one-class models tuned on labelled data."""
+
+from ._split import NormalOnlyKFold
+
+__all__ = ["NormalOnlyKFold"]

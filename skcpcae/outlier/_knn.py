@@ -118,6 +118,7 @@ class KNNAnomalyScorer(OutlierMixin, BaseEstimator):
                 f"n_neighbors ({self.n_neighbors}) is not smaller than the number of training "
                 f"samples ({n_samples}); using n_neighbors={k}.",
                 UserWarning,
+                stacklevel=2,
             )
         self.n_neighbors_ = k
         self.nn_ = NearestNeighbors(n_neighbors=k, metric=self.metric, n_jobs=self.n_jobs).fit(X)
