@@ -1,0 +1,516 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""Residual maps of a conditional patch-based convolutional autoencoder (Sec. 3.2).
+
+Imitates ``sklearn/preprocessing/_target_encoder.py`` for the cross-fitted ``fit_transform``
+and skorch's ``net.py`` (``__getstate__``) for device handling when pickling.
+"""
+
+import copy
+import numbers
+import warnings
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.model_selection import KFold
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+from skorch import NeuralNet
+from skorch.utils import to_tensor
+
+from .._base import image_tags, iter_batches, restore_layout, validate_images
+from ..utils._torch import resolve_device, seed_from, torch_seeded
+from ._modules import ConditionalPatchAE
+from ._patches import downsize, extract_patches, patch_grid, reassemble_patches, upsize
+
+__all__ = ["CPCAEResidualMap"]
+
+# Patches per forward pass at inference (bounds memory; independent of the training batch).
+_INFER_PATCHES = 2048
+
+
+class _SparseAENet(NeuralNet):
+    """skorch net whose loss is L2 reconstruction + ``sparsity`` * mean |latent code|.
+
+    The module returns ``(reconstruction, latent)``; the target is the input patch itself,
+    so the net is fitted with ``y=None``.
+    """
+
+    def __init__(self, *args, sparsity=0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sparsity = sparsity
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        recon, latent = y_pred
+        target = to_tensor(X["patches"], device=self.device)
+        loss = self.criterion_(recon, target)
+        if self.sparsity:
+            loss = loss + self.sparsity * latent.abs().mean()
+        return loss
+
+
+class CPCAEResidualMap(TransformerMixin, BaseEstimator):
+    """Residual maps of a conditional patch-based convolutional autoencoder (CPCAE).
+
+    Implements Sec. 3.2 of Saeedi & Giusti (2023). Each image is downsized to
+    ``image_size``, cut into overlapping square patches (stride half the patch size by
+    default) and every patch is reconstructed by an autoencoder that is *conditioned on the
+    patch's position*: the one-hot index of the patch in the grid enters the encoder (before
+    the dense bottleneck) and the decoder (with the latent code), so a patch "remembers where
+    it came from". The reconstructed patches are put back (overlaps averaged), upsized to the
+    input size with bilinear interpolation, and :meth:`transform` returns the per-pixel
+    residual ``|x - x_hat|`` (or its square) at the **input** size, one channel per input
+    channel, as float32.
+
+    The autoencoder (:class:`~skcpcae.residuals._modules.ConditionalPatchAE`) has a strided
+    convolutional encoder without pooling, a dense bottleneck and strided transposed
+    convolutions; it is not fully convolutional, which would copy defects through. It is
+    trained with skorch (a :class:`skorch.NeuralNet` stored in ``net_``) and Adam on all
+    patches of all training images, with the loss
+    ``mean((x - x_hat)^2) + sparsity * mean(|z|)`` over the bottleneck code ``z`` (eq. 4).
+
+    **Cross-fitting.** The residual maps of the images the autoencoder was trained on are
+    optimistically small. With ``cv=k``, :meth:`fit_transform` returns *out-of-fold* residual
+    maps of the training images (``k`` autoencoders, each trained on ``k - 1`` folds), while
+    :meth:`transform` uses the autoencoder fitted on all images, as
+    :class:`~sklearn.preprocessing.TargetEncoder` does. Therefore, with ``cv`` set,
+    ``fit(X).transform(X)`` differs from ``fit_transform(X)``; with ``cv=None`` they agree.
+
+    Parameters
+    ----------
+    image_size : int, tuple of (int, int) or None, default=128
+        Size ``(height, width)`` the images are downsized to before cutting patches; an int
+        gives a square. Images are never enlarged: along an axis where the input is smaller,
+        the input size is kept. ``None`` keeps the input size.
+    patch_size : int, default=32
+        Side of the square patches, in pixels of the downsized image. Along an axis where the
+        downsized image is smaller than ``patch_size``, the patch is clamped to the image
+        (so one-pixel-high images give ``1 x patch_size`` patches); ``patch_shape_`` holds the
+        size used.
+    stride : int or None, default=None
+        Step between neighbouring patches; ``None`` means half the (clamped) patch size. It is
+        clamped to the patch size so that every pixel is covered. The last row and column of
+        patches are flush with the border, so no pixel is dropped.
+    latent_dim : int, default=64
+        Size of the latent code.
+    channels : tuple of int, default=(16, 32, 64)
+        Output channels of the encoder's stride-2 convolutions (the decoder mirrors them);
+        the depth is ``len(channels)``.
+    sparsity : float, default=1e-4
+        Weight ``lambda`` of the L1 penalty on the latent code.
+    lr : float, default=1e-3
+        Learning rate of Adam.
+    max_epochs : int, default=20
+        Number of passes over all training patches.
+    batch_size : int, default=128
+        Patches per training step.
+    cv : int or None, default=None
+        Number of folds for the cross-fitted :meth:`fit_transform` (shuffled
+        :class:`~sklearn.model_selection.KFold`); ``None`` disables cross-fitting.
+    residual : {"absolute", "squared"}, default="absolute"
+        Per-pixel residual ``|x - x_hat|`` or ``(x - x_hat) ** 2``.
+    device : str, default="auto"
+        torch device; ``"auto"`` uses CUDA when available, else the CPU. The device used is
+        stored in ``device_``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weight initialisation, the shuffling of the patches and the folds. torch is
+        seeded locally (the global torch RNG is restored afterwards); on the CPU, a fixed
+        seed makes training reproducible bit for bit.
+    verbose : int, default=0
+        With a positive value, skorch prints one line per epoch (epoch, training loss, time).
+
+    Attributes
+    ----------
+    net_ : skorch.NeuralNet
+        The fitted net on all training images; its ``module_`` is the autoencoder and its
+        ``history`` the training log.
+    device_ : str
+        Device the autoencoder runs on.
+    working_shape_ : tuple of (int, int)
+        Size of the downsized images.
+    patch_shape_ : tuple of (int, int)
+        Patch size used (``patch_size`` clamped to ``working_shape_``).
+    stride_ : tuple of (int, int)
+        Stride used along height and width.
+    patch_corners_ : ndarray of shape (n_patches, 2)
+        ``(top, left)`` corners of the patches in the downsized image, in grid-index order.
+    n_patches_ : int
+        Number of patches per image (length of the one-hot condition).
+    image_shape_ : tuple of int
+        ``(height, width)`` or ``(height, width, channels)`` of the training images.
+    n_features_in_ : int
+        Number of values per image seen during fit.
+
+    See Also
+    --------
+    sklearn.preprocessing.TargetEncoder : the cross-fitting scheme used by ``cv``.
+
+    Notes
+    -----
+    Inputs are floats in [0, 1] (``uint8`` and ``uint16`` images are scaled), since the
+    decoder ends with a sigmoid; :meth:`fit` warns about values outside [0, 1], which are
+    accepted (their residual includes the distance to [0, 1]). 2-D input ``(n_samples,
+    n_features)`` is read as one-pixel-high images and a table is returned. Only the default
+    (numpy) output container is supported.
+
+    Pickles are device independent: a model fitted on CUDA is pickled with its tensors on the
+    CPU and loads on a machine without a GPU (``device_`` is then ``"cpu"``); on a machine
+    with CUDA it is moved back to the GPU it was fitted on.
+
+    The width of the layers is not given in the paper; the defaults here are this project's
+    choice, sized so that 300x300 images are processed quickly on a CPU.
+
+    References
+    ----------
+    .. [1] Saeedi, J., Giusti, A. (2023). Semi-supervised visual anomaly detection based on
+       convolutional autoencoder and transfer learning. Machine Learning with Applications.
+
+    Examples
+    --------
+    >>> from skcpcae.datasets import make_parts
+    >>> from skcpcae.residuals import CPCAEResidualMap
+    >>> X, _ = make_parts(6, size=(24, 24), random_state=0)
+    >>> cpcae = CPCAEResidualMap(image_size=16, patch_size=8, channels=(4, 8),
+    ...                          max_epochs=2, random_state=0).fit(X)
+    >>> cpcae.working_shape_, cpcae.n_patches_
+    ((16, 16), 9)
+    >>> R = cpcae.transform(X)
+    >>> R.shape, R.dtype.name
+    ((6, 24, 24), 'float32')
+    """
+
+    _parameter_constraints: dict = {
+        "image_size": [Interval(numbers.Integral, 1, None, closed="left"), tuple, list, None],
+        "patch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "stride": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "latent_dim": [Interval(numbers.Integral, 1, None, closed="left")],
+        "channels": [tuple, list],
+        "sparsity": [Interval(numbers.Real, 0, None, closed="left")],
+        "lr": [Interval(numbers.Real, 0, None, closed="neither")],
+        "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "cv": [Interval(numbers.Integral, 2, None, closed="left"), None],
+        "residual": [StrOptions({"absolute", "squared"})],
+        "device": [str],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        image_size=128,
+        *,
+        patch_size=32,
+        stride=None,
+        latent_dim=64,
+        channels=(16, 32, 64),
+        sparsity=1e-4,
+        lr=1e-3,
+        max_epochs=20,
+        batch_size=128,
+        cv=None,
+        residual="absolute",
+        device="auto",
+        random_state=None,
+        verbose=0,
+    ):
+        self.image_size = image_size
+        self.patch_size = patch_size
+        self.stride = stride
+        self.latent_dim = latent_dim
+        self.channels = channels
+        self.sparsity = sparsity
+        self.lr = lr
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.cv = cv
+        self.residual = residual
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Train the autoencoder on all patches of all images.
+
+        With ``cv`` set, ``fit(X).transform(X)`` differs from ``fit_transform(X)``: use
+        :meth:`fit_transform` to get out-of-fold residual maps of the training images.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, height, width[, channels]) or \
+                (n_samples, n_features)
+            Normal images, floats in [0, 1].
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        self : object
+            Fitted transformer.
+        """
+        images, _ = self._fit_setup(X)
+        self.net_ = self._train(images, seed_from(check_random_state(self.random_state)))
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_transform(self, X, y=None):
+        """Fit on ``X`` and return residual maps of ``X``, out of fold when ``cv`` is set.
+
+        With ``cv=k``, ``X`` is split into ``k`` shuffled folds; the residual maps of each
+        fold come from an autoencoder trained on the other ``k - 1`` folds, so they are not
+        optimistically small. The autoencoder kept in ``net_`` (used by :meth:`transform`) is
+        trained on all of ``X``, the same as :meth:`fit` trains. Hence, with ``cv`` set,
+        ``fit(X).transform(X)`` differs from ``fit_transform(X)``; with ``cv=None`` they agree.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, height, width[, channels]) or \
+                (n_samples, n_features)
+            Normal images, floats in [0, 1].
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        residuals : ndarray of the shape of ``X``, float32
+            Residual maps at the input size.
+        """
+        images, was_2d = self._fit_setup(X)
+        if self.cv is not None and self.cv > len(images):
+            raise ValueError(  # before any training; KFold's own wording
+                f"Cannot have number of splits n_splits={self.cv} greater than the number of "
+                f"samples: n_samples={len(images)}. Use a smaller cv or cv=None."
+            )
+        rng = check_random_state(self.random_state)
+        self.net_ = self._train(images, seed_from(rng))
+        if self.cv is None:
+            return restore_layout(self._residuals(self.net_, images), was_2d)
+        folds = KFold(n_splits=self.cv, shuffle=True, random_state=seed_from(rng))
+        out = np.empty_like(images)
+        for train, test in folds.split(images):
+            net = self._train(images[train], seed_from(rng))
+            out[test] = self._residuals(net, images[test])
+        return restore_layout(out, was_2d)
+
+    def transform(self, X):
+        """Residual maps of ``X`` from the autoencoder fitted on all training images.
+
+        With ``cv`` set, ``fit(X).transform(X)`` differs from ``fit_transform(X)``, which
+        returns out-of-fold residual maps of the training images.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, height, width[, channels]) or \
+                (n_samples, n_features)
+            Images of the fitted shape, floats in [0, 1].
+
+        Returns
+        -------
+        residuals : ndarray of the shape of ``X``, float32
+            ``|x - x_hat|`` (or its square, see ``residual``) at the input size.
+        """
+        check_is_fitted(self)
+        images, was_2d = validate_images(self, X, reset=False)
+        return restore_layout(self._residuals(self.net_, images), was_2d)
+
+    def reconstruct(self, X):
+        """Reconstructions of ``X`` at the input size (patches reassembled, then upsized).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, height, width[, channels]) or \
+                (n_samples, n_features)
+            Images of the fitted shape, floats in [0, 1].
+
+        Returns
+        -------
+        reconstructions : ndarray of the shape of ``X``, float32
+            Values in [0, 1].
+        """
+        check_is_fitted(self)
+        images, was_2d = validate_images(self, X, reset=False)
+        return restore_layout(self._reconstruct(self.net_, images), was_2d)
+
+    def __sklearn_tags__(self):
+        return image_tags(super().__sklearn_tags__())  # image input, float32 output
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # may be self.__dict__ itself: copy it
+        net = state.get("net_")
+        if net is not None and not str(net.device).startswith("cpu"):
+            # skorch would pickle CUDA tensors; store a CPU copy so the pickle loads on a
+            # CPU-only machine, and remember where the net ran.
+            state["net_"] = _net_to(_copy_net(net), "cpu")
+            state["device_"] = "cpu"
+            state["_fitted_device"] = str(net.device)
+        return state
+
+    def __setstate__(self, state):
+        fitted_device = state.pop("_fitted_device", None)
+        super().__setstate__(state)
+        if fitted_device is not None:
+            if torch.cuda.is_available():
+                index = torch.device(fitted_device).index
+                if index is None or index >= torch.cuda.device_count():
+                    fitted_device = "cuda"
+                _net_to(self.net_, fitted_device)
+                self.device_ = fitted_device
+
+    # ------------------------------------------------------------------ private helpers
+
+    def _fit_setup(self, X):
+        """Validate ``X`` and the parameters; set the patch geometry."""
+        images, was_2d = validate_images(self, X, reset=True)
+        if images.size and (images.min() < -1e-6 or images.max() > 1 + 1e-6):
+            warnings.warn(
+                f"{type(self).__name__} expects pixel values in [0, 1] (its decoder ends with "
+                f"a sigmoid); got values in [{images.min():.4g}, {images.max():.4g}]. The "
+                "residuals will include the distance to [0, 1]. Scale the images, e.g. "
+                "X / 255 for 8-bit values stored as floats.",
+                UserWarning,
+                stacklevel=4,  # user code -> _fit_context wrapper -> fit -> _fit_setup
+            )
+        channels = tuple(self.channels)
+        if not channels or not all(
+            isinstance(c, numbers.Integral) and not isinstance(c, bool) and c >= 1
+            for c in channels
+        ):
+            raise ValueError(
+                f"channels must be a non-empty sequence of positive ints, got {self.channels!r}."
+            )
+        height, width = self.image_shape_[:2]
+        if self.image_size is None:
+            self.working_shape_ = (height, width)
+        else:
+            size = self.image_size
+            if isinstance(size, numbers.Integral):
+                size = (size, size)
+            size = tuple(size)
+            if len(size) != 2 or not all(
+                isinstance(s, numbers.Integral) and s >= 1 for s in size
+            ):
+                raise ValueError(
+                    "image_size must be an int, a pair of positive ints (height, width) or "
+                    f"None, got {self.image_size!r}."
+                )
+            self.working_shape_ = (min(int(size[0]), height), min(int(size[1]), width))
+        ph = min(self.patch_size, self.working_shape_[0])
+        pw = min(self.patch_size, self.working_shape_[1])
+        self.patch_shape_ = (ph, pw)
+        if self.stride is None:
+            self.stride_ = (max(1, ph // 2), max(1, pw // 2))
+        else:
+            self.stride_ = (min(self.stride, ph), min(self.stride, pw))
+        self.patch_corners_ = patch_grid(*self.working_shape_, self.patch_shape_, self.stride_)
+        self.n_patches_ = len(self.patch_corners_)
+        self.device_ = resolve_device(self.device)
+        return images, was_2d
+
+    @property
+    def _n_channels(self):
+        return self.image_shape_[2] if len(self.image_shape_) == 3 else 1
+
+    def _patches(self, images):
+        """Downsized images → ``(n * n_patches, C, ph, pw)`` float32 and grid indices."""
+        small = downsize(images, self.working_shape_)
+        patches = extract_patches(small, self.patch_shape_, self.stride_)
+        n = patches.shape[0]
+        patches = patches.reshape(n * self.n_patches_, self._n_channels, *self.patch_shape_)
+        index = np.tile(np.arange(self.n_patches_, dtype=np.int64), n)
+        return np.ascontiguousarray(patches, dtype=np.float32), index
+
+    def _train(self, images, seed):
+        """Train a fresh skorch net on all patches of ``images``."""
+        patches, index = self._patches(images)
+        net = _SparseAENet(
+            module=ConditionalPatchAE,
+            module__patch_shape=self.patch_shape_,
+            module__n_patches=self.n_patches_,
+            module__in_channels=self._n_channels,
+            module__channels=tuple(int(c) for c in self.channels),
+            module__latent_dim=self.latent_dim,
+            criterion=torch.nn.MSELoss,
+            sparsity=float(self.sparsity),
+            optimizer=torch.optim.Adam,
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            iterator_train__shuffle=True,
+            train_split=None,
+            device=self.device_,
+            verbose=int(self.verbose),
+        )
+        with torch_seeded(seed, self.device_):
+            net.fit({"patches": patches, "index": index}, None)
+        net.module_.eval()
+        return net
+
+    def _reconstruct(self, net, images):
+        """Reconstructions at the input size, in chunks of images (bounded memory)."""
+        module = net.module_
+        module.eval()
+        device = net.device
+        height, width = images.shape[1:3]
+        small_shape = self.working_shape_ + images.shape[3:]
+        per_chunk = max(1, _INFER_PATCHES // self.n_patches_)
+        out = np.empty_like(images, dtype=np.float32)
+        with torch.no_grad():
+            for chunk in iter_batches(len(images), per_chunk):
+                patches, index = self._patches(images[chunk])
+                patches = torch.from_numpy(patches).to(device)
+                index = torch.from_numpy(index).to(device)
+                # One forward pass per image: BLAS results for a row can depend on its
+                # position in the batch, so this keeps an image's residuals independent of
+                # the other images in X (sample order and subset invariance, bit for bit).
+                recon = np.concatenate([
+                    module(patches[i : i + self.n_patches_], index[i : i + self.n_patches_])[0]
+                    .cpu().numpy()
+                    for i in range(0, len(patches), self.n_patches_)
+                ]).astype(np.float32, copy=False)
+                m = len(range(*chunk.indices(len(images))))
+                if images.ndim == 3:
+                    recon = recon.reshape(m, self.n_patches_, *self.patch_shape_)
+                else:
+                    recon = recon.reshape(m, self.n_patches_, self._n_channels,
+                                          *self.patch_shape_)
+                small = reassemble_patches(recon, small_shape, self.patch_shape_, self.stride_)
+                out[chunk] = upsize(small, (height, width))
+        return out
+
+    def _residuals(self, net, images):
+        diff = images - self._reconstruct(net, images)
+        if self.residual == "squared":
+            return np.square(diff, dtype=np.float32)
+        return np.abs(diff, dtype=np.float32)
+
+
+def _copy_net(net):
+    """A copy of a fitted skorch net sharing everything but its torch objects.
+
+    ``copy.copy`` would go through skorch's ``__getstate__``; the torch objects are deep-copied
+    together, so the optimizer keeps pointing at the copied module's parameters.
+    """
+    new = object.__new__(type(net))
+    new.__dict__.update(net.__dict__)
+    names = [n for n in net.cuda_dependent_attributes_ if n in net.__dict__]
+    copies = copy.deepcopy([net.__dict__[n] for n in names])
+    new.__dict__.update(zip(names, copies, strict=True))
+    return new
+
+
+def _net_to(net, device):
+    """Move a fitted skorch net (module, criterion, optimizer state) to ``device`` in place."""
+
+    for name in net.cuda_dependent_attributes_:
+        obj = net.__dict__.get(name)
+        if isinstance(obj, torch.nn.Module):
+            obj.to(device)
+        elif isinstance(obj, torch.optim.Optimizer):
+            for param_state in obj.state.values():
+                for key, value in param_state.items():
+                    if torch.is_tensor(value):
+                        param_state[key] = value.to(device)
+    net.device = device
+    return net
