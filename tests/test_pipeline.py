@@ -1,0 +1,112 @@
+"""The full pipeline, end to end, on tiny synthetic parts."""
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.ensemble import IsolationForest
+from sklearn.model_selection import GridSearchCV
+from sklearn.neighbors import LocalOutlierFactor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import OneClassSVM
+
+from skcpcae import make_cpcae_pipeline, make_preset
+from skcpcae.datasets import make_parts
+from skcpcae.embedding import DeepPoolEmbedder
+from skcpcae.metrics import auroc_scorer, image_auroc
+from skcpcae.model_selection import NormalOnlyKFold
+from skcpcae.outlier import (
+    GMMAnomalyScorer,
+    KDEAnomalyScorer,
+    KDEThresholdClassifier,
+    KNNAnomalyScorer,
+)
+from skcpcae.preprocessing import AdaptiveGamma, ECCRegistrar
+from skcpcae.residuals import CPCAEResidualMap
+
+TINY = {
+    "cpcaeresidualmap__image_size": 32,
+    "cpcaeresidualmap__patch_size": 16,
+    "cpcaeresidualmap__max_epochs": 3,
+    "cpcaeresidualmap__batch_size": 64,
+}
+
+
+@pytest.fixture(scope="module")
+def parts():
+    X, y = make_parts(24, n_anomalies=6, size=(48, 48), max_shift=0.03, max_rotation=2,
+                      random_state=0)
+    return X[y == 0][:16], X[16:], y[16:]
+
+
+def _front(pretrained=False):
+    return [
+        ECCRegistrar(),
+        AdaptiveGamma(),
+        CPCAEResidualMap(image_size=32, patch_size=16, max_epochs=3, batch_size=64,
+                         random_state=0),
+        DeepPoolEmbedder(pretrained=pretrained, pooling="max", random_state=0, device="cpu"),
+        StandardScaler(),
+    ]
+
+
+@pytest.mark.parametrize(
+    "last",
+    [
+        KNNAnomalyScorer(n_neighbors=3),
+        LocalOutlierFactor(n_neighbors=3, novelty=True),
+        OneClassSVM(gamma="scale"),
+        IsolationForest(n_estimators=20, random_state=0),
+        GMMAnomalyScorer(covariance_type="diag", random_state=0),
+        KDEAnomalyScorer(),
+        KDEThresholdClassifier(KNNAnomalyScorer(n_neighbors=3), cv=3, random_state=0),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_any_outlier_detector_is_the_last_step(parts, last):
+    X_train, X_test, _ = parts
+    pipe = make_pipeline(*_front(), clone(last)).fit(X_train)
+    scores = pipe.score_samples(X_test)
+    assert scores.shape == (len(X_test),) and np.all(np.isfinite(scores))
+    pred = pipe.predict(X_test)
+    assert set(np.unique(pred)) <= {-1, 1}
+    np.testing.assert_allclose(pipe.decision_function(X_test),
+                               scores - pipe[-1].offset_, rtol=1e-6, atol=1e-9)
+
+
+def test_preset_pipeline_flags_pasted_defects(parts):
+    X_train, X_test, y_test = parts
+    pipe = make_cpcae_pipeline(**TINY).fit(X_train)  # pretrained Lite0, KDE threshold
+    auroc = image_auroc(y_test, -pipe.score_samples(X_test))
+    assert auroc > 0.8
+    assert set(np.unique(pipe.predict(X_test))) <= {-1, 1}
+
+
+def test_fitted_pipeline_survives_joblib_bit_for_bit(parts, tmp_path):
+    X_train, X_test, _ = parts
+    pipe = make_pipeline(*_front(), KNNAnomalyScorer(n_neighbors=3)).fit(X_train)
+    path = tmp_path / "model.joblib"
+    joblib.dump(pipe, path)
+    loaded = joblib.load(path)
+    np.testing.assert_array_equal(loaded.score_samples(X_test), pipe.score_samples(X_test))
+
+
+def test_grid_search_tunes_a_stage_with_the_normal_only_splitter(parts):
+    X_train, X_test, y_test = parts
+    X = np.concatenate([X_train, X_test])
+    y = np.r_[np.zeros(len(X_train), int), y_test]
+    pipe = make_pipeline(*_front(), KNNAnomalyScorer(n_neighbors=3))
+    search = GridSearchCV(pipe, {"knnanomalyscorer__n_neighbors": [1, 3]},
+                          cv=NormalOnlyKFold(3, random_state=0), scoring=auroc_scorer,
+                          refit=False)
+    search.fit(X, y)
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+    assert search.best_params_["knnanomalyscorer__n_neighbors"] in (1, 3)
+
+
+def test_presets_build_and_reject_unknown_names():
+    for name in ("paper", "aligned", "deep-feature"):
+        assert hasattr(make_preset(name), "fit")
+    with pytest.raises(ValueError, match="Unknown preset"):
+        make_preset("nope")
