@@ -24,6 +24,8 @@ _LAZY = {
     "make_cpcae_pipeline": "_pipelines",
     "make_deep_feature_pipeline": "_pipelines",
     "make_preset": "_pipelines",
+    "make_best_pipeline": "_pipelines",
+    "PRESETS": "_pipelines",
 }
 _SUBMODULES = {
     "baselines", "datasets", "embedding", "metrics", "model_selection", "outlier",

@@ -4,7 +4,13 @@
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-__all__ = ["PRESETS", "make_cpcae_pipeline", "make_deep_feature_pipeline", "make_preset"]
+__all__ = [
+    "PRESETS",
+    "make_best_pipeline",
+    "make_cpcae_pipeline",
+    "make_deep_feature_pipeline",
+    "make_preset",
+]
 
 
 def _scoring_steps(n_neighbors, threshold, alpha, random_state):
@@ -92,10 +98,62 @@ def make_deep_feature_pipeline(*, n_neighbors=15, pooling="max", threshold=False
     return pipe
 
 
+def make_best_pipeline(*, register=False, gamma=False, threshold=True, n_neighbors=15,
+                       alpha=0.05, cv=5, random_state=0, verbose=0, **params):
+    """The best pipeline found by ``benchmarks/select_preset.py`` (validation data only).
+
+    A :class:`~sklearn.pipeline.FeatureUnion` of two embeddings, both from the mid-level
+    stages 3 and 4 (strides 16 and 32) of EfficientNet-Lite0:
+
+    * the image itself, with the parallel+cascade pooling head;
+    * the CPCAE residual map (cross-fitted with ``cv``), with global max + average pooling;
+
+    then ``StandardScaler → k-NN`` (thresholded by the KDE when ``threshold``). Mid-level
+    features see cracks and spots that the 1280-channel head map of the paper's comparator
+    averages away; the residual branch adds what the autoencoder could not reconstruct.
+
+    Parameters
+    ----------
+    register, gamma : bool, default=False
+        Put :class:`~skcpcae.preprocessing.ECCRegistrar` / :class:`AdaptiveGamma` first. The
+        selection ran on ELPV, whose cells are aligned and evenly lit; turn these on for parts
+        that move or shine.
+    threshold, n_neighbors, alpha, random_state, verbose, **params
+        As in :func:`make_cpcae_pipeline`.
+    cv : int or None, default=5
+        Cross-fitting folds of the autoencoder.
+    """
+    from sklearn.pipeline import make_union
+
+    from .embedding import DeepPoolEmbedder
+    from .preprocessing import AdaptiveGamma, ECCRegistrar
+    from .residuals import CPCAEResidualMap
+
+    steps = []
+    if register:
+        steps.append(ECCRegistrar())
+    if gamma:
+        steps.append(AdaptiveGamma())
+    union = make_union(
+        DeepPoolEmbedder(stages=(3, 4), pooling="parallel_cascade", verbose=verbose),
+        make_pipeline(
+            CPCAEResidualMap(cv=cv, random_state=random_state, verbose=verbose),
+            DeepPoolEmbedder(stages=(3, 4), pooling="max+avg", verbose=verbose),
+        ),
+    )
+    steps.append(union)
+    steps.extend(_scoring_steps(n_neighbors, threshold, alpha, random_state))
+    pipe = make_pipeline(*steps)
+    if params:
+        pipe.set_params(**params)
+    return pipe
+
+
 PRESETS = {
     "paper": (make_cpcae_pipeline, {}),
     "aligned": (make_cpcae_pipeline, {"register": False}),
     "deep-feature": (make_deep_feature_pipeline, {"threshold": True}),
+    "best": (make_best_pipeline, {}),
 }
 
 
@@ -103,7 +161,9 @@ def make_preset(name, **params):
     """Build a named preset; ``params`` are ``step__param`` overrides.
 
     Presets: ``"paper"`` (the full pipeline), ``"aligned"`` (no registration, for parts that
-    are already aligned such as ELPV cells), ``"deep-feature"`` (the comparator, thresholded).
+    are already aligned such as ELPV cells), ``"deep-feature"`` (the comparator, thresholded),
+    ``"best"`` (:func:`make_best_pipeline`: raw-image and residual-map embeddings of
+    mid-level features, chosen on validation data).
     """
     if name not in PRESETS:
         raise ValueError(f"Unknown preset {name!r}; choose one of {sorted(PRESETS)}.")
