@@ -45,7 +45,7 @@ def features(tag, backbone, images):
     emb_f.fit(images[:2])
     fs = emb_s.transform(images)
     out, start = {}, 0
-    for idx, c in zip(STAGES, emb_s.n_channels_):
+    for idx, c in zip(STAGES, emb_s.n_channels_, strict=False):
         out[f"s{idx}"] = fs[:, start:start + 6 * c]
         start += 6 * c
     out["final"] = emb_f.transform(images)

@@ -45,7 +45,7 @@ def _features(name, images):
     emb_f = DeepPoolEmbedder(pooling="parallel_cascade", batch_size=8).fit(images[:2])
     fs, ff = emb_s.transform(images), emb_f.transform(images)
     out, start = {}, 0
-    for idx, c in zip(STAGES, emb_s.n_channels_):
+    for idx, c in zip(STAGES, emb_s.n_channels_, strict=False):
         block = fs[:, start:start + 6 * c]
         out[f"s{idx}"] = block
         start += 6 * c
@@ -121,7 +121,7 @@ def main(argv=None):
     results = []
     for cand in candidates():
         aucs = []
-        for ct, (ftr, func, fit_idx, val_idx) in data.items():
+        for _ct, (ftr, func, fit_idx, val_idx) in data.items():
             E, U = embed(ftr, cand), embed(func, cand)
             model = make_pipeline(StandardScaler(), KNNAnomalyScorer(n_neighbors=15))
             model.fit(E[fit_idx])

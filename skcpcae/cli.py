@@ -28,18 +28,18 @@ import typer
 __all__ = ["app", "main"]
 
 #: Model file written by ``skcpcae fit`` when ``-o`` is not given.
-DEFAULT_MODEL = "model.joblib"
+DEFAULT_MODEL = "model.skops"
 MODEL_SUFFIXES = (".joblib", ".skops")
 
 _EPILOG_MAIN = """\
 **Examples**
 
 ```
-skcpcae fit parts/good -o model.joblib
-skcpcae fit cells/good -o model.joblib --preset aligned --set cpcaeresidualmap__max_epochs=50
-skcpcae score model.joblib incoming/ -o results/ --heatmaps
-skcpcae evaluate model.joblib --good test/good --defect test/crack -o report/
-skcpcae evaluate model.joblib --mvtec mvtec_ad --category bottle -o report/
+skcpcae fit parts/good -o model.skops
+skcpcae fit cells/good -o model.skops --preset aligned --set cpcaeresidualmap__max_epochs=50
+skcpcae score model.skops incoming/ -o results/ --heatmaps
+skcpcae evaluate model.skops --good test/good --defect test/crack -o report/
+skcpcae evaluate model.skops --mvtec mvtec_ad --category bottle -o report/
 ```
 
 Exit codes: 0 ok, 1 unexpected error, 2 bad usage or bad input. Add `--debug` to any command
@@ -406,8 +406,8 @@ _FIT_EPILOG = """\
 **Examples**
 
 ```
-skcpcae fit parts/good -o model.joblib
-skcpcae fit cells/good -o cells.joblib --preset aligned --size 128x128
+skcpcae fit parts/good -o model.skops
+skcpcae fit cells/good -o cells.skops --preset aligned --size 128x128
 skcpcae fit parts/good --set cpcaeresidualmap__max_epochs=50 --set kdethresholdclassifier__alpha=0.01
 ```
 
@@ -415,9 +415,9 @@ skcpcae fit parts/good --set cpcaeresidualmap__max_epochs=50 --set kdethresholdc
 else is taken as a string. Parameter names are `<step>__<param>` as in scikit-learn
 (`skcpcae fit --preset NAME --list-params` shows them).
 
-Model files: `.joblib` (the default; a pickle: load only files you trust) or `.skops` (a
-safer format that cannot hold torch parts: the presets with an autoencoder or a CNN need
-`.joblib`; a `.skops` that fails is saved as `.joblib` instead, with exit code 2).
+Model files: `.skops` (the default: loading it never runs code, unknown types are listed
+and refused) or `.joblib` (a pickle: load only files you trust). Should a `.skops` save fail,
+the fitted model is saved as `.joblib` instead, with exit code 2, so a long fit is not lost.
 """
 
 
@@ -550,8 +550,8 @@ _SCORE_EPILOG = """\
 **Examples**
 
 ```
-skcpcae score model.joblib incoming/ -o results/
-skcpcae score model.joblib a.png b.png -o results/ --heatmaps
+skcpcae score model.skops incoming/ -o results/
+skcpcae score model.skops a.png b.png -o results/ --heatmaps
 ```
 
 Writes `results/scores.csv` with the columns path, anomaly_score (higher = more anomalous),
@@ -716,9 +716,9 @@ _EVALUATE_EPILOG = """\
 **Examples**
 
 ```
-skcpcae evaluate model.joblib --good test/good --defect test/crack -o report/
-skcpcae evaluate model.joblib --good ok/ --defect crack/ --defect scratch/ -o report/
-skcpcae evaluate model.joblib --mvtec mvtec_ad --category bottle -o report/
+skcpcae evaluate model.skops --good test/good --defect test/crack -o report/
+skcpcae evaluate model.skops --good ok/ --defect crack/ --defect scratch/ -o report/
+skcpcae evaluate model.skops --mvtec mvtec_ad --category bottle -o report/
 ```
 
 Prints AUROC and average precision (defective = positive) and the confusion counts at the

@@ -110,3 +110,16 @@ def test_presets_build_and_reject_unknown_names():
         assert hasattr(make_preset(name), "fit")
     with pytest.raises(ValueError, match="Unknown preset"):
         make_preset("nope")
+
+
+def test_fitted_full_pipeline_survives_skops_bit_for_bit(parts, tmp_path):
+    from skcpcae import persistence
+
+    X_train, X_test, _ = parts
+    pipe = make_cpcae_pipeline(**TINY, deeppoolembedder__pretrained=False,
+                               kdethresholdclassifier__cv=3).fit(X_train)
+    path = tmp_path / "model.skops"
+    persistence.save(pipe, path)
+    loaded = persistence.load(path)  # no extra trusted types needed
+    np.testing.assert_array_equal(loaded.score_samples(X_test), pipe.score_samples(X_test))
+    np.testing.assert_array_equal(loaded.predict(X_test), pipe.predict(X_test))

@@ -1,7 +1,6 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """DeepPoolEmbedder: a pretrained timm CNN and a pooling head, images -> feature vectors."""
 
-import copy
 import numbers
 import os
 import warnings
@@ -200,19 +199,9 @@ class DeepPoolEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self.device_ = resolve_device(self.device)
         weights = self._weights_source()
         with torch_seeded(seed_from(self.random_state)):
-            if self.stages is None:
-                model = load_backbone(self.backbone, weights=weights, features_only=False)
-                if hasattr(model, "reset_classifier"):
-                    model.reset_classifier(0)  # drop the unused head: smaller, faster pickles
-            else:
-                model = load_backbone(
-                    self.backbone, weights=weights, out_indices=self.stages, features_only=True
-                )
+            model = self._build_backbone(weights)
         self.mean_, self.std_ = backbone_normalization(model)
-        # channels_last: about twice as fast on CPU for these depthwise-separable CNNs
-        self.backbone_ = model.to(self.device_, memory_format=torch.channels_last).eval()
-        for param in self.backbone_.parameters():
-            param.requires_grad_(False)
+        self.backbone_ = self._finish_backbone(model)
         with torch.inference_mode():
             probe = torch.zeros(1, 3, 2 * MIN_SIZE, 2 * MIN_SIZE, device=self.device_)
             probe = probe.contiguous(memory_format=torch.channels_last)
@@ -274,15 +263,22 @@ class DeepPoolEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         return tags
 
     def __getstate__(self):
-        state = dict(super().__getstate__())  # a copy: never move the live backbone
-        backbone = state.get("backbone_")
-        if backbone is not None and _on_accelerator(backbone):
-            state["backbone_"] = copy.deepcopy(backbone).to("cpu")
+        # The backbone is stored as its weights in numpy arrays: the pickle holds no torch
+        # object (skops can store it safely; a model fitted on a GPU loads on a CPU-only
+        # machine), and __setstate__ rebuilds the network from the estimator's parameters.
+        state = dict(super().__getstate__())  # a copy: never touch the live backbone
+        backbone = state.pop("backbone_", None)
+        if backbone is not None:
+            state["_backbone_weights"] = {
+                k: v.detach().cpu().numpy() for k, v in backbone.state_dict().items()
+            }
         return state
 
     def __setstate__(self, state):
+        state = dict(state)
+        weights = state.pop("_backbone_weights", None)
         super().__setstate__(state)
-        if "backbone_" not in self.__dict__:
+        if weights is None:
             return
         import torch
 
@@ -296,9 +292,31 @@ class DeepPoolEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             )
             device = "cpu"
         self.device_ = device
-        self.backbone_ = self.backbone_.to(device)
+        with torch.random.fork_rng(devices=[]):  # the skeleton's random init is overwritten
+            model = self._build_backbone(weights=None)
+        model.load_state_dict({k: torch.tensor(np.array(v)) for k, v in weights.items()})
+        self.backbone_ = self._finish_backbone(model)
 
     # -- private helpers --------------------------------------------------------------------
+
+    def _build_backbone(self, weights):
+        if self.stages is None:
+            model = load_backbone(self.backbone, weights=weights, features_only=False)
+            if hasattr(model, "reset_classifier"):
+                model.reset_classifier(0)  # drop the unused head: smaller, faster pickles
+            return model
+        return load_backbone(
+            self.backbone, weights=weights, out_indices=self.stages, features_only=True
+        )
+
+    def _finish_backbone(self, model):
+        import torch
+
+        # channels_last: about twice as fast on CPU for these depthwise-separable CNNs
+        model = model.to(self.device_, memory_format=torch.channels_last).eval()
+        for param in model.parameters():
+            param.requires_grad_(False)
+        return model
 
     def _check_params(self):
         if self.stages is not None:

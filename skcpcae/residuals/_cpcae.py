@@ -5,7 +5,6 @@ Imitates ``sklearn/preprocessing/_target_encoder.py`` for the cross-fitted ``fit
 and skorch's ``net.py`` (``__getstate__``) for device handling when pickling.
 """
 
-import copy
 import numbers
 import warnings
 
@@ -337,26 +336,41 @@ class CPCAEResidualMap(TransformerMixin, BaseEstimator):
         return image_tags(super().__sklearn_tags__())  # image input, float32 output
 
     def __getstate__(self):
+        # The fitted net is stored as its module's weights in numpy arrays: the pickle then
+        # holds no torch object (so skops can store it safely, and a net fitted on a GPU
+        # loads on a CPU-only machine); __setstate__ rebuilds the net from the estimator's
+        # own parameters. The optimizer state and training history are not kept.
         state = dict(super().__getstate__())  # may be self.__dict__ itself: copy it
-        net = state.get("net_")
-        if net is not None and not str(net.device).startswith("cpu"):
-            # skorch would pickle CUDA tensors; store a CPU copy so the pickle loads on a
-            # CPU-only machine, and remember where the net ran.
-            state["net_"] = _net_to(_copy_net(net), "cpu")
-            state["device_"] = "cpu"
+        net = state.pop("net_", None)
+        if net is not None:
+            state["_net_weights"] = {
+                k: v.detach().cpu().numpy() for k, v in net.module_.state_dict().items()
+            }
             state["_fitted_device"] = str(net.device)
+            state["device_"] = "cpu"
         return state
 
     def __setstate__(self, state):
+        state = dict(state)
+        weights = state.pop("_net_weights", None)
         fitted_device = state.pop("_fitted_device", None)
         super().__setstate__(state)
-        if fitted_device is not None:
+        if weights is None:
+            return
+        device = "cpu"
+        if fitted_device is not None and fitted_device.startswith("cuda"):
             if torch.cuda.is_available():
                 index = torch.device(fitted_device).index
+                device = fitted_device
                 if index is None or index >= torch.cuda.device_count():
-                    fitted_device = "cuda"
-                _net_to(self.net_, fitted_device)
-                self.device_ = fitted_device
+                    device = "cuda"
+        self.device_ = device
+        net = self._make_net()
+        with torch.random.fork_rng(devices=[]):  # initialize() draws random weights
+            net.initialize()
+        net.module_.load_state_dict({k: torch.tensor(np.array(v)) for k, v in weights.items()})
+        net.module_.eval()
+        self.net_ = net
 
     # ------------------------------------------------------------------ private helpers
 
@@ -421,10 +435,9 @@ class CPCAEResidualMap(TransformerMixin, BaseEstimator):
         index = np.tile(np.arange(self.n_patches_, dtype=np.int64), n)
         return np.ascontiguousarray(patches, dtype=np.float32), index
 
-    def _train(self, images, seed):
-        """Train a fresh skorch net on all patches of ``images``."""
-        patches, index = self._patches(images)
-        net = _SparseAENet(
+    def _make_net(self):
+        """A fresh (uninitialised) skorch net for the fitted patch geometry."""
+        return _SparseAENet(
             module=ConditionalPatchAE,
             module__patch_shape=self.patch_shape_,
             module__n_patches=self.n_patches_,
@@ -442,6 +455,11 @@ class CPCAEResidualMap(TransformerMixin, BaseEstimator):
             device=self.device_,
             verbose=int(self.verbose),
         )
+
+    def _train(self, images, seed):
+        """Train a fresh skorch net on all patches of ``images``."""
+        patches, index = self._patches(images)
+        net = self._make_net()
         with torch_seeded(seed, self.device_):
             net.fit({"patches": patches, "index": index}, None)
         net.module_.eval()
@@ -484,33 +502,3 @@ class CPCAEResidualMap(TransformerMixin, BaseEstimator):
         if self.residual == "squared":
             return np.square(diff, dtype=np.float32)
         return np.abs(diff, dtype=np.float32)
-
-
-def _copy_net(net):
-    """A copy of a fitted skorch net sharing everything but its torch objects.
-
-    ``copy.copy`` would go through skorch's ``__getstate__``; the torch objects are deep-copied
-    together, so the optimizer keeps pointing at the copied module's parameters.
-    """
-    new = object.__new__(type(net))
-    new.__dict__.update(net.__dict__)
-    names = [n for n in net.cuda_dependent_attributes_ if n in net.__dict__]
-    copies = copy.deepcopy([net.__dict__[n] for n in names])
-    new.__dict__.update(zip(names, copies, strict=True))
-    return new
-
-
-def _net_to(net, device):
-    """Move a fitted skorch net (module, criterion, optimizer state) to ``device`` in place."""
-
-    for name in net.cuda_dependent_attributes_:
-        obj = net.__dict__.get(name)
-        if isinstance(obj, torch.nn.Module):
-            obj.to(device)
-        elif isinstance(obj, torch.optim.Optimizer):
-            for param_state in obj.state.values():
-                for key, value in param_state.items():
-                    if torch.is_tensor(value):
-                        param_state[key] = value.to(device)
-    net.device = device
-    return net
