@@ -151,8 +151,11 @@ def _anomaly(est, X):
     return -np.asarray(est.decision_function(X), float)
 
 
-def run(methods, datasets, *, quick=False, verbose=True):
-    """Fit and score every method on every dataset; return a list of result rows."""
+def run(methods, datasets, *, quick=False, verbose=True, on_row=None):
+    """Fit and score every method on every dataset; return a list of result rows.
+
+    ``on_row(rows)`` is called after each row, e.g. to save partial results of a long run.
+    """
     rows = []
     for ds in datasets:
         X_tr, X_te, y_te, certain = _load(ds, quick)
@@ -182,6 +185,8 @@ def run(methods, datasets, *, quick=False, verbose=True):
                 "peak_mib": mem.mib,
             }
             rows.append(row)
+            if on_row is not None:
+                on_row(rows)
             if verbose:
                 print(f"  {ds:10s} {name:14s} AUROC {row['auroc']:.3f}  AP {row['ap']:.3f}  "
                       f"fit {row['fit_s']:.1f}s  {row['images_per_s']:.1f} img/s", flush=True)
@@ -223,12 +228,10 @@ def main(argv=None, *, prog="skcpcae benchmark", default_methods=None, section="
     from .utils._report import machine_description, update_section
 
     print(f"machine: {machine_description()}", flush=True)
-    rows = run(args.methods, args.datasets, quick=args.quick)
-    table = format_table(rows)
-    print()
-    print(table)
-    if args.write:
-        cmd = " ".join([prog] + (argv if argv is not None else sys.argv[1:]))
+    cmd = " ".join([prog] + (argv if argv is not None else sys.argv[1:]))
+
+    def write(rows):
+        table = format_table(rows)
         text = (f"Command: `{cmd}`  \nDate: {datetime.date.today()}  \n"
                 f"Machine: {machine_description()}  \n"
                 "AUROC/AP: probability-0 normals vs probability-1 defects (ELPV protocol); the "
@@ -242,6 +245,14 @@ def main(argv=None, *, prog="skcpcae benchmark", default_methods=None, section="
             w = csv.DictWriter(f, fieldnames=list(rows[0]))
             w.writeheader()
             w.writerows(rows)
+        return csv_path
+
+    rows = run(args.methods, args.datasets, quick=args.quick,
+               on_row=write if args.write else None)
+    print()
+    print(format_table(rows))
+    if args.write:
+        csv_path = write(rows)
         print(f"\nwrote {args.docs} (section '{section}') and {csv_path}")
     del torch
     return rows

@@ -1,0 +1,53 @@
+"""The benchmark harness behind `make demo`, `skcpcae benchmark` and benchmarks/run.py."""
+
+import csv
+
+import numpy as np
+import pytest
+
+pytest.importorskip("elpv_dataset")
+
+from skcpcae import _benchmark  # noqa: E402
+from skcpcae.utils._report import update_section  # noqa: E402
+
+
+def test_quick_run_writes_its_table_and_csv(tmp_path):
+    docs = tmp_path / "benchmarks.md"
+    docs.write_text("# Benchmarks\n\nkept text\n")
+    out_csv = tmp_path / "run.csv"
+    rows = _benchmark.main(
+        ["--methods", "variation", "nearest-image", "--datasets", "elpv-mono", "--quick",
+         "--write", "--docs", str(docs), "--csv", str(out_csv)],
+        section="run",
+    )
+    assert [r["method"] for r in rows] == ["variation", "nearest-image"]
+    for r in rows:
+        assert 0.0 <= r["auroc"] <= 1.0 and r["images_per_s"] > 0 and r["fit_s"] >= 0
+    text = docs.read_text()
+    assert "kept text" in text and "<!-- run:start -->" in text and "| variation |" in text
+    with open(out_csv) as f:
+        assert len(list(csv.DictReader(f))) == 2
+
+
+def test_unknown_method_and_dataset_are_refused():
+    with pytest.raises(ValueError, match="Unknown method"):
+        _benchmark.run(["nope"], ["elpv-mono"], quick=True, verbose=False)
+    with pytest.raises(ValueError, match="Unknown dataset"):
+        _benchmark.run(["variation"], ["cifar"], quick=True, verbose=False)
+
+
+def test_update_section_replaces_only_its_own_block(tmp_path):
+    path = tmp_path / "b.md"
+    update_section(path, "a", "one")
+    update_section(path, "b", "two")
+    update_section(path, "a", "three")
+    text = path.read_text()
+    assert "three" in text and "two" in text and "one" not in text
+    assert text.count("<!-- a:start -->") == 1
+
+
+def test_peak_rss_sees_an_allocation():
+    with _benchmark._PeakRSS() as mem:
+        block = np.ones(50 * 2**20 // 8)  # 50 MiB
+        block.sum()
+    assert mem.mib > 30
