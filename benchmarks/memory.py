@@ -218,6 +218,8 @@ def _table(results, n_small, n_large, batch_size):
 
     by = {(r["n"], r["mode"], r["path"]): r for r in results}
     lines = [
+        "## Bounded memory: scoring a large batch",
+        "",
         f"Peak memory of `score_samples` on {n_small} vs {n_large} synthetic 300x300 gray "
         "images (`make_parts`, ELPV-sized) with the full fitted pipeline "
         "`make_cpcae_pipeline(register=True)` (EfficientNet-Lite0 offline weights, fitted on "
@@ -228,7 +230,9 @@ def _table(results, n_small, n_large, batch_size):
         "(`np.lib.format.open_memmap`) does not count in *anon*; an in-RAM input of "
         f"{n_large} images is {n_large * SIZE[0] * SIZE[1] * 4 / 1e6:.0f} MB by itself, "
         "resident before scoring starts. *chunked* = "
-        f"`skcpcae.utils._chunked.chunked_score_samples(pipe, X, batch_size={batch_size})`.",
+        f"`skcpcae.utils._chunked.chunked_score_samples(pipe, X, batch_size={batch_size})`. "
+        "Times are wall-clock on a shared machine and vary with its load; they are no speed "
+        "figure.",
         "",
         "| input | path | n | time (s) | anon peak (MB) | peak RSS (MB) |",
         "|---|---|---:|---:|---:|---:|",

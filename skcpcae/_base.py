@@ -133,12 +133,22 @@ def validate_images(
     if not reset:
         fitted = getattr(estimator, "image_shape_", None)
         if fitted is not None and tuple(fitted) != image_shape:
+            fitted = tuple(fitted)
+            if tuple(X.shape) == fitted:
+                hint = ("X looks like a single image without the batch axis: pass X[None] "
+                        "(shape (1, ...)).")
+            elif image_shape[:2] == fitted[:2]:
+                hint = ("The images differ in their channels (gray vs colour): convert "
+                        "them, e.g. load_images(..., color='gray') or X.mean(axis=-1) for "
+                        "gray, np.repeat(X[..., None], 3, axis=-1) for colour.")
+            else:
+                hint = ("Resize the images to the fitted size (e.g. "
+                        "load_images(..., size=...)) or refit.")
             raise ValueError(
                 f"X has {int(np.prod(image_shape))} features, but {name} is expecting "
                 f"{int(np.prod(fitted))} features as input: "
-                f"{name} was fitted on images of shape {tuple(fitted)} (height, width"
-                f"[, channels]) but got images of shape {image_shape}. Resize the images "
-                "to the fitted size (e.g. load_images(..., size=...)) or refit."
+                f"{name} was fitted on images of shape {fitted} (height, width"
+                f"[, channels]) but got images of shape {image_shape}. " + hint
             )
     n = X.shape[0]
     flat = X.reshape(n, -1) if n else X.reshape(0, int(np.prod(image_shape)))

@@ -77,7 +77,8 @@ def make_cpcae_pipeline(
     if gamma:
         steps.append(AdaptiveGamma())
     steps.append(CPCAEResidualMap(random_state=random_state, verbose=verbose))
-    steps.append(DeepPoolEmbedder(pooling="parallel_cascade", verbose=verbose))
+    steps.append(DeepPoolEmbedder(pooling="parallel_cascade", random_state=random_state,
+                                  verbose=verbose))
     steps.extend(_scoring_steps(n_neighbors, threshold, alpha, random_state))
     pipe = make_pipeline(*steps)
     if params:
@@ -91,7 +92,8 @@ def make_deep_feature_pipeline(*, n_neighbors=15, pooling="max", threshold=False
     scaler → k-NN (k = 15)."""
     from .embedding import DeepPoolEmbedder
 
-    pipe = make_pipeline(DeepPoolEmbedder(pooling=pooling, verbose=verbose),
+    pipe = make_pipeline(DeepPoolEmbedder(pooling=pooling, random_state=random_state,
+                                          verbose=verbose),
                          *_scoring_steps(n_neighbors, threshold, alpha, random_state))
     if params:
         pipe.set_params(**params)
@@ -135,10 +137,12 @@ def make_best_pipeline(*, register=False, gamma=False, threshold=True, n_neighbo
     if gamma:
         steps.append(AdaptiveGamma())
     union = make_union(
-        DeepPoolEmbedder(stages=(3, 4), pooling="parallel_cascade", verbose=verbose),
+        DeepPoolEmbedder(stages=(3, 4), pooling="parallel_cascade",
+                         random_state=random_state, verbose=verbose),
         make_pipeline(
             CPCAEResidualMap(cv=cv, random_state=random_state, verbose=verbose),
-            DeepPoolEmbedder(stages=(3, 4), pooling="max+avg", verbose=verbose),
+            DeepPoolEmbedder(stages=(3, 4), pooling="max+avg", random_state=random_state,
+                             verbose=verbose),
         ),
     )
     steps.append(union)

@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Image-level and pixel-level metrics with anomalous = positive, and GridSearchCV scorers."""
 
+import warnings
+
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
@@ -33,6 +35,14 @@ def to_anomaly_labels(y):
     if y.ndim != 1:
         raise ValueError(f"y must be a 1-D array of labels, got shape {y.shape}.")
     values = set(np.unique(y).tolist())
+    if values == {1} and y.dtype != bool:
+        warnings.warn(
+            "y holds only 1s, which is ambiguous: read as 0/1 labels it means 'all "
+            "anomalous', as scikit-learn's +1/-1 it means 'all normal'. Read as all "
+            "anomalous; pass y == -1 (bool) or 0/1 labels to be explicit.",
+            UserWarning,
+            stacklevel=2,
+        )
     if values <= {0, 1} or y.dtype == bool:
         return y.astype(int)
     if values <= {-1, 1}:

@@ -312,6 +312,7 @@ class CPCAEResidualMap(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         images, was_2d = validate_images(self, X, reset=False)
+        _warn_out_of_range(self, images)
         return restore_layout(self._residuals(self.net_, images), was_2d)
 
     def reconstruct(self, X):
@@ -330,6 +331,7 @@ class CPCAEResidualMap(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         images, was_2d = validate_images(self, X, reset=False)
+        _warn_out_of_range(self, images)
         return restore_layout(self._reconstruct(self.net_, images), was_2d)
 
     def __sklearn_tags__(self):
@@ -377,15 +379,7 @@ class CPCAEResidualMap(TransformerMixin, BaseEstimator):
     def _fit_setup(self, X):
         """Validate ``X`` and the parameters; set the patch geometry."""
         images, was_2d = validate_images(self, X, reset=True)
-        if images.size and (images.min() < -1e-6 or images.max() > 1 + 1e-6):
-            warnings.warn(
-                f"{type(self).__name__} expects pixel values in [0, 1] (its decoder ends with "
-                f"a sigmoid); got values in [{images.min():.4g}, {images.max():.4g}]. The "
-                "residuals will include the distance to [0, 1]. Scale the images, e.g. "
-                "X / 255 for 8-bit values stored as floats.",
-                UserWarning,
-                stacklevel=4,  # user code -> _fit_context wrapper -> fit -> _fit_setup
-            )
+        _warn_out_of_range(self, images)
         channels = tuple(self.channels)
         if not channels or not all(
             isinstance(c, numbers.Integral) and not isinstance(c, bool) and c >= 1
@@ -502,3 +496,16 @@ class CPCAEResidualMap(TransformerMixin, BaseEstimator):
         if self.residual == "squared":
             return np.square(diff, dtype=np.float32)
         return np.abs(diff, dtype=np.float32)
+
+
+def _warn_out_of_range(estimator, images):
+    """Warn (in fit and after it) when pixel values leave [0, 1]."""
+    if images.size and (images.min() < -1e-6 or images.max() > 1 + 1e-6):
+        warnings.warn(
+            f"{type(estimator).__name__} expects pixel values in [0, 1] (its decoder ends "
+            f"with a sigmoid); got values in [{images.min():.4g}, {images.max():.4g}]. The "
+            "residuals will include the distance to [0, 1]. Scale the images, e.g. "
+            "X / 255 for 8-bit values stored as floats.",
+            UserWarning,
+            stacklevel=3,
+        )

@@ -1,0 +1,47 @@
+"""Fast test instances of the image baselines and their expected common-check failures."""
+
+from skcpcae.baselines import (
+    AEL2Detector,
+    NearestImageDetector,
+    PatchCoreDetector,
+    VariationDetector,
+)
+from skcpcae.residuals import CPCAEResidualMap
+
+INSTANCES = [
+    VariationDetector(),
+    NearestImageDetector(),
+    AEL2Detector(
+        CPCAEResidualMap(image_size=None, patch_size=4, channels=(4,), latent_dim=4,
+                         max_epochs=1, residual="squared", device="cpu"),
+        random_state=0,
+    ),
+    # Random weights, two shallow stages: tables are read as 1-pixel-high images, enlarged
+    # to 32x32 for the backbone.
+    PatchCoreDetector(pretrained=False, layers=(1, 2), batch_size=64, device="cpu",
+                      random_state=0),
+]
+
+_LOO = (
+    "offset_ is set from leave-one-out training scores (no training image is compared with "
+    "itself), while predict on the training set uses in-sample scores, so the flagged "
+    "fraction of the training set is below `contamination` by design."
+)
+_OUTLIER_LOO = {
+    "check_outliers_fit_predict": _LOO,
+    "check_outliers_train": _LOO,
+}
+
+EXPECTED_FAILED_CHECKS = {
+    "VariationDetector": dict(_OUTLIER_LOO),
+    "NearestImageDetector": dict(_OUTLIER_LOO),
+    "PatchCoreDetector": {
+        **_OUTLIER_LOO,
+        "check_methods_subset_invariance": (
+            "The backbone's convolutions (oneDNN on the CPU) pick batch-size-dependent "
+            "kernels, so features, hence scores, of a subset differ from those computed in "
+            "the full batch at float32 rounding level (relative ~1e-5), above the check's "
+            "1e-7 tolerance."
+        ),
+    },
+}

@@ -1,0 +1,876 @@
+"""Bad-input catalogue: what every public estimator and loader does with wrong input.
+
+``CATALOGUE`` is a table: one :class:`Row` per (component, bad input), each with the call that
+feeds the bad input and the expected outcome, either
+
+* an exception of a given type whose message matches a regex saying what was expected and
+  what came, raised by skcpcae's or scikit-learn's own validation (never a ``cv2.error`` or an
+  exception from inside torch, OpenCV, timm or skorch: the raising frame is checked), or
+* a documented conversion / acceptance, with a check of the result (usually: identical to the
+  result of the converted, well-formed input).
+
+Rows whose outcome is not yet the expected one are marked ``xfail(strict=True)`` with what is
+wrong; the fix is described in the reason. ``docs/bad_input.md`` is generated from this table
+by ``benchmarks/bad_input_table.py`` (``python benchmarks/bad_input_table.py``) and a test
+below checks that it is up to date.
+
+Estimators are fitted once per module (lazily, on 8 synthetic 24x24 images) with tiny
+parameters.
+"""
+
+import dataclasses
+import importlib.util
+import os
+import re
+import traceback
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
+
+from skcpcae.baselines import (
+    AEL2Detector,
+    NearestImageDetector,
+    PatchCoreDetector,
+    VariationDetector,
+)
+from skcpcae.datasets import (
+    ImageReader,
+    load_folder,
+    load_images,
+    load_mvtec_ad,
+    make_parts,
+    save_image,
+)
+from skcpcae.embedding import DeepPoolEmbedder
+from skcpcae.outlier import (
+    GMMAnomalyScorer,
+    KDEAnomalyScorer,
+    KDEThresholdClassifier,
+    KNNAnomalyScorer,
+)
+from skcpcae.preprocessing import AdaptiveGamma, ECCRegistrar
+from skcpcae.residuals import CPCAEResidualMap
+
+ROOT = Path(__file__).resolve().parents[1]
+H = W = 24
+N = 8
+
+
+# ----------------------------------------------------------------------------- the row type
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One catalogue entry.
+
+    ``call(ctx)`` feeds the bad input and returns the result; with ``raises`` it must raise
+    that type with a message matching ``match``; otherwise ``check(result, ctx)`` asserts on
+    the result. ``warns`` / ``warns_match``: a warning that must be emitted.
+    """
+
+    component: str
+    case: str
+    how: str
+    expected: str
+    call: Callable = dataclasses.field(repr=False, compare=False)
+    raises: Any = None
+    match: str | None = None
+    warns: Any = None
+    warns_match: str | None = None
+    check: Callable | None = dataclasses.field(default=None, repr=False, compare=False)
+    xfail: str | None = None
+
+    @property
+    def id(self):
+        return f"{self.component}-{self.case}"
+
+
+# ----------------------------------------------------------------------------- components
+def _cpcae():
+    return CPCAEResidualMap(image_size=16, patch_size=8, channels=(4,), latent_dim=4,
+                            max_epochs=1, batch_size=64, device="cpu", random_state=0)
+
+
+# name -> (factory, method applied after fit)
+IMAGE_STAGES = {
+    "ECCRegistrar": (ECCRegistrar, "transform"),
+    "AdaptiveGamma": (AdaptiveGamma, "transform"),
+    "CPCAEResidualMap": (_cpcae, "transform"),
+    "DeepPoolEmbedder": (
+        lambda: DeepPoolEmbedder("test_efficientnet", pretrained=False, device="cpu",
+                                 random_state=0),
+        "transform",
+    ),
+    "VariationDetector": (VariationDetector, "score_samples"),
+    "NearestImageDetector": (NearestImageDetector, "score_samples"),
+    "AEL2Detector": (lambda: AEL2Detector(_cpcae(), random_state=0), "score_samples"),
+    "PatchCoreDetector": (
+        lambda: PatchCoreDetector(pretrained=False, layers=(1, 2), device="cpu",
+                                  random_state=0),
+        "score_samples",
+    ),
+}
+TABULAR = {
+    "KNNAnomalyScorer": lambda: KNNAnomalyScorer(n_neighbors=3),
+    "KDEThresholdClassifier": lambda: KDEThresholdClassifier(KNNAnomalyScorer(n_neighbors=3),
+                                                             cv=3, random_state=0),
+    "GMMAnomalyScorer": lambda: GMMAnomalyScorer(random_state=0),
+    "KDEAnomalyScorer": KDEAnomalyScorer,
+}
+# the image stages that only take 1 or 3 channels
+RGB_ONLY = {"AdaptiveGamma", "DeepPoolEmbedder", "PatchCoreDetector"}
+
+
+# ----------------------------------------------------------------------------- shared data
+class Ctx:
+    """Data, fitted estimators (fitted on first use) and files, shared by the module."""
+
+    def __init__(self, tmp):
+        self.tmp = Path(tmp)
+        self.X = make_parts(N, size=(H, W), max_shift=0.03, random_state=0)[0]
+        self.Xrgb = make_parts(N, size=(H, W), max_shift=0.03, color=True, random_state=0)[0]
+        rng = np.random.default_rng(0)
+        self.Z = rng.normal(size=(20, 5))
+        self._fitted = {}
+        self._refs = {}
+        self._files = None
+
+    def fitted(self, name, layout="gray"):
+        key = (name, layout)
+        if key not in self._fitted:
+            factory = IMAGE_STAGES[name][0] if name in IMAGE_STAGES else TABULAR[name]
+            X = self.Z if name in TABULAR else (self.X if layout == "gray" else self.Xrgb)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                self._fitted[key] = factory().fit(X)
+        return self._fitted[key]
+
+    def apply(self, name, X, layout="gray"):
+        est = self.fitted(name, layout)
+        method = IMAGE_STAGES[name][1] if name in IMAGE_STAGES else "score_samples"
+        return getattr(est, method)(X)
+
+    def ref(self, name, X):
+        """``apply`` on a well-formed float input (the comparison point of conversions)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return self.apply(name, np.ascontiguousarray(X))
+
+    @property
+    def files(self):
+        if self._files is None:
+            self._files = _make_files(self.tmp, self.X, self.Xrgb)
+        return self._files
+
+
+def _encode(ext, image):
+    ok, buf = cv2.imencode(ext, np.round(image * 255).astype(np.uint8))
+    assert ok
+    return buf.tobytes()
+
+
+def _save(path, image):
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return save_image(path, image)
+
+
+def _write(path, data):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return str(path)
+
+
+def _make_files(tmp, X, Xrgb):
+    """Every file the loader rows read: good images, broken files, folder trees."""
+    f = {}
+    png, jpg = _encode(".png", X[0]), _encode(".jpg", X[0])
+    f["good"] = [_save(tmp / "good" / f"{i}.png", X[i]) for i in range(4)]
+    f["good_dir"] = str(tmp / "good")
+    f["truncated_png"] = _write(tmp / "broken" / "truncated.png", png[: len(png) // 2])
+    f["truncated_jpg"] = _write(tmp / "broken" / "truncated.jpg", jpg[: len(jpg) // 2])
+    f["corrupt_png"] = _write(tmp / "broken" / "corrupt.png",
+                              png[:8] + np.random.default_rng(0).bytes(200))
+    f["text_as_jpg"] = _write(tmp / "broken" / "notes.jpg", b"not an image\n")
+    f["empty_png"] = _write(tmp / "broken" / "empty.png", b"")
+    f["text"] = _write(tmp / "broken" / "notes.txt", b"not an image\n")
+    # a folder with two images and a text file
+    f["mixed_dir"] = str(tmp / "mixed")
+    for i in range(2):
+        _save(tmp / "mixed" / f"{i}.png", X[i])
+    _write(tmp / "mixed" / "readme.txt", b"not an image\n")
+    f["empty_dir"] = str(tmp / "empty")
+    (tmp / "empty").mkdir()
+    f["trunc_dir"] = str(tmp / "with_truncated")
+    _save(tmp / "with_truncated" / "0.png", X[0])
+    _write(tmp / "with_truncated" / "1.png", png[: len(png) // 2])
+    f["sizes_dir"] = str(tmp / "sizes")
+    _save(tmp / "sizes" / "a.png", X[0])
+    f["small"] = _save(tmp / "sizes" / "b.png", X[1][:20])
+    uni = tmp / "données_検査 ü"
+    f["unicode"] = [_save(uni / f"pièce_{i}_é.png", X[i]) for i in range(2)]
+    f["unicode_dir"] = str(uni)
+    f["rgb"] = _save(tmp / "colour" / "rgb.png", Xrgb[0])
+    img16 = np.round(X[0] * 65535).astype(np.uint16)
+    f["png16"] = str(tmp / "deep" / "16bit.png")
+    (tmp / "deep").mkdir()
+    assert cv2.imwrite(f["png16"], img16)
+    f["png16_values"] = img16
+    g8 = np.round(X[0] * 255).astype(np.uint8)
+    f["rgba"] = str(tmp / "deep" / "rgba.png")
+    assert cv2.imwrite(f["rgba"], np.dstack([g8, g8, g8, np.full_like(g8, 7)]))
+    f["gray8"] = g8
+    # MVTec AD trees: <root>/<tree>/tile/{train/good, test/good, test/crack, ground_truth/crack}
+    mask = _encode(".png", (X[0] > 0.5).astype(np.float32))
+
+    def mvtec(name, *, train=True, with_mask=True, extra=None, root=None):
+        base = (root or tmp / "mvtec" / name) / "tile"
+        if train:
+            _save(base / "train" / "good" / "000.png", X[0])
+        else:
+            (base / "train" / "good").mkdir(parents=True)
+        _save(base / "test" / "good" / "000.png", X[1])
+        _save(base / "test" / "crack" / "000.png", X[2])
+        if with_mask:
+            _write(base / "ground_truth" / "crack" / "000_mask.png", mask)
+        for rel, data in (extra or {}).items():
+            _write(base / rel, data)
+        return str(base.parent)
+
+    f["mv_ok"] = mvtec("ok")
+    f["mv_no_mask"] = mvtec("no_mask", with_mask=False)
+    (Path(f["mv_no_mask"]) / "tile" / "ground_truth" / "crack").mkdir(parents=True)
+    f["mv_truncated"] = mvtec("truncated", extra={"test/crack/001.png": png[: len(png) // 2],
+                                                  "ground_truth/crack/001_mask.png": mask})
+    f["mv_text"] = mvtec("text", extra={"test/crack/notes.txt": b"not an image\n"})
+    f["mv_empty_train"] = mvtec("empty_train", train=False)
+    f["mv_unicode"] = mvtec("", root=tmp / "mvtec" / "jeu de données ü")
+    f["missing"] = str(tmp / "does_not_exist")
+    return f
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory):
+    return Ctx(tmp_path_factory.mktemp("bad_input"))
+
+
+# ----------------------------------------------------------------------------- checks
+def _same(result, ctx, reference):
+    """The result equals ``reference(ctx)`` bit for bit."""
+    expected = reference(ctx)
+    assert result.shape == expected.shape
+    assert result.dtype == expected.dtype
+    np.testing.assert_array_equal(result, expected)
+
+
+def _close(result, ctx, reference):
+    expected = reference(ctx)
+    assert result.shape == expected.shape
+    np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-6)
+
+
+def _finite(result, ctx, n=N):
+    assert len(result) == n
+    assert np.isfinite(result).all()
+
+
+# ----------------------------------------------------------------------------- image rows
+_SHAPE_RE = r"expects images of shape \(n_samples, height, width\[, channels\]\)"
+_INTS = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]
+_SCALE = {"uint8": 255, "uint16": 65535}
+
+
+def _int_image(X, dtype):
+    if dtype in _SCALE:
+        return np.round(X * _SCALE[dtype]).astype(dtype)
+    return (X > 0.5).astype(dtype)
+
+
+def _poke(X, value):
+    """``X`` as float with its sixth value replaced by ``value``."""
+    out = np.array(X, dtype=np.float64)
+    out.flat[5] = value
+    return out
+
+
+def _strided(X):
+    big = np.repeat(np.repeat(X, 2, axis=1), 2, axis=2)
+    view = big[:, ::2, ::2]
+    assert not view.flags.c_contiguous
+    return view
+
+
+def _read_only(X):
+    X = X.copy()
+    X.setflags(write=False)
+    return X
+
+
+def _memmap(ctx, X, name):
+    path = ctx.tmp / f"{name}.npy"
+    if not path.exists():
+        np.save(path, X)
+    return np.load(path, mmap_mode="r")
+
+
+def _range_rows(name):
+    """Floats outside [0, 1]: per stage (only AdaptiveGamma refuses them)."""
+    rows = []
+    cases = [
+        ("negative-floats", "`X - 0.5` (floats in [-0.5, 0.5])", lambda X: X - 0.5),
+        ("floats-above-one", "`X * 255` (8-bit values stored as floats)", lambda X: X * 255),
+    ]
+    for case, how, make in cases:
+        kw = dict(component=name, case=case, how=how,
+                  call=lambda c, m=make, n=name: c.apply(n, m(c.X)))
+        if name == "AdaptiveGamma":
+            rows.append(Row(
+                **kw, raises=ValueError,
+                match=r"expects pixel values in \[0, 1\].*got values in \[",
+                expected="ValueError: pixel values must lie in [0, 1]; the message gives the "
+                         "range found and suggests scaling.",
+            ))
+        elif name == "ECCRegistrar":
+            def check(result, ctx, m=make):
+                reg = ctx.fitted("ECCRegistrar")
+                warps = reg.last_warps_.copy()
+                ctx.apply("ECCRegistrar", ctx.X)
+                assert np.isfinite(result).all()
+                np.testing.assert_allclose(warps, reg.last_warps_, atol=0.05)
+
+            rows.append(Row(
+                **kw, check=check,
+                expected="Accepted as is: ECC's correlation coefficient ignores intensity "
+                         "scale and offset, so the warps are those of `X` (within 0.05 px).",
+            ))
+        elif name in ("CPCAEResidualMap", "AEL2Detector"):
+            rows.append(Row(
+                **kw, warns=UserWarning,
+                warns_match=r"expects pixel values in \[0, 1\]",
+                check=_finite,
+                expected="Accepted with a UserWarning (as in `fit`): the decoder ends with a "
+                         "sigmoid, so the residuals include the distance to [0, 1].",
+            ))
+        else:
+            rows.append(Row(
+                **kw, check=_finite,
+                expected="Accepted as is (floats are not rescaled); the output is finite.",
+            ))
+    return rows
+
+
+def _image_rows(name):
+    method = IMAGE_STAGES[name][1]
+    out = "scores" if method == "score_samples" else "output"
+
+    def row(case, how, expected, call, **kw):
+        return Row(component=name, case=case, how=how, expected=expected, call=call, **kw)
+
+    def on(make, layout="gray"):
+        return lambda c: c.apply(name, make(c.X if layout == "gray" else c.Xrgb), layout)
+
+    def ref(make):
+        return lambda result, c: _same(result, c, lambda cc: cc.ref(name, make(cc.X)))
+
+    rows = [
+        row("1d", "one row of one image, `X[0, 0]`, shape (24,)",
+            "ValueError naming the expected layouts and the shape received, suggesting "
+            "`X[None]`.",
+            on(lambda X: X[0, 0]), raises=ValueError,
+            match=_SHAPE_RE + r".*1 dimension\(s\), shape \(24,\).*X\[None\]"),
+        row("5d", "`X[..., None, None]`, shape (8, 24, 24, 1, 1)",
+            "ValueError naming the expected layouts and the shape received.",
+            on(lambda X: X[..., None, None]), raises=ValueError,
+            match=_SHAPE_RE + r".*5 dimension\(s\), shape \(8, 24, 24, 1, 1\)"),
+        row("single-image-without-batch-axis", "`X[0]`, shape (24, 24)",
+            "ValueError saying this looks like one image without the batch axis and "
+            "suggesting `X[None]`.",
+            on(lambda X: X[0]), raises=ValueError, match=r"X\[None\]"),
+        row("colour-after-gray-fit", "fitted on gray `X`, given `(8, 24, 24, 3)` RGB images",
+            "ValueError giving the fitted and received shapes and saying how to convert "
+            "between gray and colour.",
+            on(lambda X: np.repeat(X[..., None], 3, axis=-1)), raises=ValueError,
+            match=r"fitted on images of shape \(24, 24\).*got images of shape \(24, 24, 3\)"
+                  r".*(colou?r|gr[ae]y)"),
+        row("gray-after-colour-fit", "fitted on RGB images, given gray `(8, 24, 24)`",
+            "ValueError giving the fitted and received shapes and saying how to convert "
+            "between gray and colour.",
+            on(lambda X: X[..., 0], layout="rgb"), raises=ValueError,
+            match=r"fitted on images of shape \(24, 24, 3\).*got images of shape \(24, 24\)"
+                  r"[^,].*(colou?r|gr[ae]y)"),
+        row("other-size", "fitted on 24x24, given 32x32 images",
+            "ValueError giving the fitted and received image shapes and suggesting resizing.",
+            lambda c: c.apply(name, make_parts(2, size=(32, 32), random_state=0)[0]),
+            raises=ValueError,
+            match=r"fitted on images of shape \(24, 24\).*got images of shape \(32, 32\).*"
+                  r"[Rr]esize"),
+        row("nan", "`X` with one NaN pixel", "ValueError: input contains NaN.",
+            on(lambda X: _poke(X, np.nan)),
+            raises=ValueError, match=r"Input X contains NaN"),
+        row("inf", "`X` with one +inf pixel", "ValueError: input contains infinity.",
+            on(lambda X: _poke(X, np.inf)),
+            raises=ValueError, match=r"Input X contains infinity"),
+        row("float64-beyond-float32", "`X.astype(np.float64) * 1e39` (finite, too large for "
+            "float32)", "ValueError: a value too large for float32.",
+            on(lambda X: X.astype(np.float64) * 1e39), raises=ValueError,
+            match=r"Input X contains infinity or a value too large for dtype\('float32'\)"),
+    ]
+    rows += _range_rows(name)
+    for dtype in _INTS:
+        if dtype in _SCALE:
+            how = f"`Xi = np.round(X * {_SCALE[dtype]}).astype({dtype})`"
+            expected = (f"Accepted: divided by {_SCALE[dtype]}; same {out} as "
+                        f"`Xi.astype(np.float32) / {_SCALE[dtype]}`.")
+        else:
+            how = f"`(X > 0.5).astype({dtype})` (values 0 / 1)"
+            expected = f"Accepted: cast to float32 as is (not rescaled); same {out} as the 0/1 float image."
+
+        def conv(X, d=dtype):
+            arr = _int_image(X, d)
+            return arr.astype(np.float32) / np.float32(_SCALE.get(d, 1))
+
+        rows.append(row(dtype, how, expected, on(lambda X, d=dtype: _int_image(X, d)),
+                        check=ref(conv)))
+    rows += [
+        row("bool", "`X > 0.5` (bool)", f"Accepted: False / True become 0 / 1; same {out} as "
+            "the 0/1 float image.", on(lambda X: X > 0.5),
+            check=ref(lambda X: (X > 0.5).astype(np.float32))),
+        row("float16", "`X.astype(np.float16)`", f"Accepted: cast to float32; same {out} as "
+            "the float32 image.", on(lambda X: X.astype(np.float16)),
+            check=ref(lambda X: X.astype(np.float16).astype(np.float32))),
+        row("float64", "`X.astype(np.float64)`", f"Accepted: cast to float32; same {out} as "
+            "`X`.", on(lambda X: X.astype(np.float64)), check=ref(lambda X: X)),
+        row("empty-batch", "`X[:0]`, shape (0, 24, 24)",
+            "ValueError: 0 samples, at least 1 required.",
+            on(lambda X: X[:0]), raises=ValueError,
+            match=rf"0 sample\(s\).*minimum of 1 is required by {name}"),
+        row("one-image", "`X[:1]`", f"Works; same {out} as for the first image of the full "
+            "batch (to float rounding).", on(lambda X: X[:1]),
+            check=lambda r, c: _close(r, c, lambda cc: cc.ref(name, cc.X)[:1])),
+        row("strided-view", "`X2[:, ::2, ::2]` of a 48x48 batch (not contiguous)",
+            f"Works; same {out} as the contiguous copy.", on(_strided), check=ref(lambda X: X)),
+        row("fortran-order", "`np.asfortranarray(X)`", f"Works; same {out} as the C-ordered "
+            "array.", on(np.asfortranarray), check=ref(lambda X: X)),
+        row("negative-strides", "`X[:, ::-1]` (flipped view)", f"Works; same {out} as the "
+            "contiguous copy.", on(lambda X: X[:, ::-1]), check=ref(lambda X: X[:, ::-1])),
+        row("read-only", "`X` with `setflags(write=False)`", f"Works; same {out} as a "
+            "writeable array.", on(_read_only), check=ref(lambda X: X)),
+        row("memmap", "`np.load(path, mmap_mode='r')` (read-only memory map)",
+            f"Works; same {out} as the in-memory array.",
+            lambda c: c.apply(name, _memmap(c, c.X, "X")), check=ref(lambda X: X)),
+        row("list-of-2d-arrays", "`list(X)`", f"Works: stacked; same {out} as the array.",
+            on(list), check=ref(lambda X: X)),
+        row("list-of-different-shapes", "`[X[0], X[1][:20]]`",
+            "ValueError listing the shapes found and suggesting resizing on load.",
+            on(lambda X: [X[0], X[1][:20]]), raises=ValueError,
+            match=r"different shapes \[\(20, 24\), \(24, 24\)\].*size=\(height, width\)"),
+        row("path-string", "`'part.png'`",
+            "TypeError: expects an array of images; suggests load_images / ImageReader.",
+            on(lambda X: "part.png"), raises=TypeError,
+            match=r"expects an array of images, got a string.*load_images"),
+        row("list-of-paths", "`['a.png', 'b.png']`",
+            "TypeError: got file paths; suggests load_images / ImageReader.",
+            on(lambda X: ["a.png", "b.png"]), raises=TypeError,
+            match=r"got a list of file paths.*load_images.*ImageReader"),
+        row("complex", "`X.astype(np.complex64)`", "ValueError: complex images not supported.",
+            on(lambda X: X.astype(np.complex64)), raises=ValueError,
+            match=rf"Complex data not supported: {name}"),
+        row("sparse", "`scipy.sparse.csr_matrix(X.reshape(8, -1))`",
+            "TypeError: sparse input refused; suggests `X.toarray()`.",
+            on(lambda X: sp.csr_matrix(X.reshape(len(X), -1))), raises=TypeError,
+            match=rf"{name} does not accept sparse input.*toarray"),
+        # fit-time rows (validation fails before any work)
+        row("fit-empty-batch", "`fit(X[:0])`", "ValueError: 0 samples, at least 1 required.",
+            lambda c: IMAGE_STAGES[name][0]().fit(c.X[:0]), raises=ValueError,
+            match=rf"0 sample\(s\).*minimum of 1 is required by {name}"),
+        row("fit-nan", "`fit(X)` with one NaN pixel", "ValueError: input contains NaN.",
+            lambda c: IMAGE_STAGES[name][0]().fit(_poke(c.X, np.nan)),
+            raises=ValueError, match=r"Input X contains NaN"),
+    ]
+    if name in RGB_ONLY:
+        rows.append(row(
+            "fit-4-channels", "`fit` on RGBA images, shape (8, 24, 24, 4)",
+            "ValueError: 1 or 3 channels accepted; shape received; suggests dropping alpha.",
+            lambda c: IMAGE_STAGES[name][0]().fit(np.repeat(c.X[..., None], 4, axis=-1)),
+            raises=ValueError,
+            match=r"accepts images with 1 or 3 channel\(s\).*\(8, 24, 24, 4\).*X\[\.\.\., :3\]"))
+    return rows
+
+
+# ----------------------------------------------------------------------------- tabular rows
+def _tabular_rows(name):
+    factory = TABULAR[name]
+
+    def row(case, how, expected, call, **kw):
+        return Row(component=name, case=case, how=how, expected=expected, call=call, **kw)
+
+    def on(make):
+        return lambda c: c.apply(name, make(c.Z))
+
+    def ref(make):
+        return lambda result, c: _same(result, c, lambda cc: cc.ref(name, make(cc.Z)))
+
+    inner = "KNNAnomalyScorer" if name == "KDEThresholdClassifier" else name
+    rows = [
+        row("1d", "one sample without the batch axis, `Z[0]`",
+            "ValueError: expected a 2-D array; suggests `reshape(1, -1)`.",
+            on(lambda Z: Z[0]), raises=ValueError,
+            match=r"(?s)Expected 2D array, got 1D array.*reshape\(1, -1\)"),
+        row("3d", "`Z[None]`, shape (1, 20, 5)", "ValueError: dim 3, dim <= 2 required.",
+            on(lambda Z: Z[None]), raises=ValueError,
+            match=rf"Found array with dim 3.*dim <= 2 is required by {inner}"),
+        row("fewer-features", "fitted on 5 features, given 3",
+            "ValueError giving both feature counts.", on(lambda Z: Z[:, :3]),
+            raises=ValueError, match=rf"X has 3 features, but {inner} is expecting 5"),
+        row("nan", "one NaN value", "ValueError: input contains NaN.",
+            on(lambda Z: _poke(Z, np.nan)), raises=ValueError,
+            match=r"Input X contains NaN"),
+        row("inf", "one +inf value", "ValueError: input contains infinity.",
+            on(lambda Z: _poke(Z, np.inf)), raises=ValueError,
+            match=r"Input X contains infinity"),
+    ]
+    for dtype in _INTS:
+        signed = not dtype.startswith("u")
+
+        def make(Z, d=dtype, s=signed):
+            return np.round(np.clip(Z * 10, -100, 100) if s else np.abs(Z) * 10).astype(d)
+
+        rows.append(row(dtype, f"values `round(10 Z)` as {dtype}",
+                        "Accepted: cast to float as is (tables are never rescaled, uint8 "
+                        "included); same scores as the float table.",
+                        on(make), check=ref(lambda Z, m=make: m(Z).astype(np.float64))))
+    rows += [
+        row("empty-batch", "`Z[:0]`", "ValueError: 0 samples, at least 1 required.",
+            on(lambda Z: Z[:0]), raises=ValueError, match=r"0 sample\(s\).*minimum of 1"),
+        row("one-sample", "`Z[:1]`", "Works; same score as in the full batch.",
+            on(lambda Z: Z[:1]),
+            check=lambda r, c: _close(r, c, lambda cc: cc.ref(name, cc.Z)[:1])),
+        row("strided-view", "`np.repeat(Z, 2, axis=1)[:, ::2]` (not contiguous)",
+            "Works; same scores as the contiguous copy.",
+            on(lambda Z: np.repeat(Z, 2, axis=1)[:, ::2]), check=ref(lambda Z: Z)),
+        row("fortran-order", "`np.asfortranarray(Z)`", "Works; same scores.",
+            on(np.asfortranarray), check=ref(lambda Z: Z)),
+        row("read-only", "`Z` with `setflags(write=False)`", "Works; same scores.",
+            on(_read_only), check=ref(lambda Z: Z)),
+        row("list-of-lists", "`Z.tolist()`", "Works; same scores.",
+            on(lambda Z: Z.tolist()), check=ref(lambda Z: Z)),
+        row("string", "`'x'`", "ValueError: could not convert string to float.",
+            on(lambda Z: "x"), raises=ValueError, match=r"could not convert string to float"),
+        row("complex", "`Z.astype(complex)`", "ValueError: complex data not supported.",
+            on(lambda Z: Z.astype(complex)), raises=ValueError,
+            match=r"Complex data not supported"),
+        row("sparse", "`scipy.sparse.csr_matrix(Z)`",
+            "TypeError: dense data required; suggests `.toarray()`.",
+            on(sp.csr_matrix), raises=TypeError,
+            match=r"Sparse data was passed.*dense data is required.*toarray"),
+        row("fit-nan", "`fit(Z)` with one NaN", "ValueError: input contains NaN.",
+            lambda c: factory().fit(_poke(c.Z, np.nan)), raises=ValueError,
+            match=r"Input X contains NaN"),
+    ]
+    one = {
+        "KNNAnomalyScorer": dict(
+            expected="Works with a UserWarning: n_neighbors is reduced to the number of "
+                     "training samples.",
+            warns=UserWarning,
+            warns_match=r"n_neighbors \(3\) is not smaller than the number of training "
+                        r"samples \(1\); using n_neighbors=1",
+            check=lambda est, c: _finite(est.score_samples(c.Z), c, n=20)),
+        "KDEThresholdClassifier": dict(
+            expected="ValueError: cv=3 needs at least 3 samples.", raises=ValueError,
+            match=r"n_splits=3 greater than the number of samples: n_samples=1"),
+        "GMMAnomalyScorer": dict(
+            expected="ValueError: at least 2 samples required.", raises=ValueError,
+            match=r"1 sample\(s\) \(shape=\(1, 5\)\) while a minimum of 2 is required"),
+        "KDEAnomalyScorer": dict(
+            expected="ValueError: at least 2 training samples required.", raises=ValueError,
+            match=r"needs at least 2 training samples.*n_samples=1"),
+    }[name]
+    rows.append(row("fit-one-sample", "`fit(Z[:1])`", call=lambda c: factory().fit(c.Z[:1]),
+                    **one))
+    return rows
+
+
+# ----------------------------------------------------------------------------- loader rows
+def _loader_rows():
+    rows = []
+
+    def row(component, case, how, expected, call, **kw):
+        rows.append(Row(component=component, case=case, how=how, expected=expected,
+                        call=call, **kw))
+
+    cannot = r"Cannot decode image file '.*{}'.*(corrupt|truncated)"
+
+    def fitted_reader(c, layout="gray"):
+        return ImageReader().fit(c.files["good"][:2] if layout == "gray" else [c.files["rgb"]])
+
+    def same_as_x(n):
+        def check(result, c):
+            X = result[0] if isinstance(result, tuple) else result
+            np.testing.assert_array_equal(X, np.round(c.X[:n] * 255) / np.float32(255))
+        return check
+
+    # load_images ------------------------------------------------------------------------
+    for case, key, fname in [
+        ("truncated-png", "truncated_png", "truncated.png"),
+        ("truncated-jpeg", "truncated_jpg", "truncated.jpg"),
+        ("corrupt-png", "corrupt_png", "corrupt.png"),
+        ("text-file-with-.jpg-extension", "text_as_jpg", "notes.jpg"),
+    ]:
+        row("load_images", case, f"a file `{fname}` ({case.replace('-', ' ')})",
+            "ValueError naming the file: corrupt or truncated.",
+            lambda c, k=key: load_images(c.files[k]), raises=ValueError,
+            match=cannot.format(fname))
+    row("load_images", "empty-file", "a 0-byte `empty.png`",
+        "ValueError naming the file: the file is empty.",
+        lambda c: load_images(c.files["empty_png"]), raises=ValueError,
+        match=r"Cannot read image file '.*empty\.png': the file is empty")
+    row("load_images", "non-image-file-in-list", "`['notes.txt']`",
+        "ValueError naming the file: not an image format OpenCV reads.",
+        lambda c: load_images([c.files["text"]]), raises=ValueError,
+        match=cannot.format("notes.txt"))
+    row("load_images", "non-image-file-in-folder", "a folder with 2 PNGs and `readme.txt`",
+        "Works: the text file is skipped with a UserWarning naming it; the 2 images load.",
+        lambda c: load_images(c.files["mixed_dir"]), warns=UserWarning,
+        warns_match=r"Skipped 1 file\(s\) without an image extension.*readme\.txt",
+        check=same_as_x(2))
+    row("load_images", "empty-folder", "an empty folder",
+        "ValueError: no image files in the folder (named).",
+        lambda c: load_images(c.files["empty_dir"]), raises=ValueError,
+        match=r"No image files in folder '.*empty'")
+    row("load_images", "missing-path", "a path that does not exist",
+        "FileNotFoundError naming the path.",
+        lambda c: load_images(c.files["missing"]), raises=FileNotFoundError,
+        match=r"No such file or folder: '.*does_not_exist'")
+    row("load_images", "unicode-path", "folder `données_検査 ü`, files `pièce_0_é.png`",
+        "Works; pixel values as written.", lambda c: load_images(c.files["unicode_dir"]),
+        check=same_as_x(2))
+    row("load_images", "mixed-sizes", "a folder with a 24x24 and a 20x24 image",
+        "ValueError naming both files and sizes, suggesting `size=(height, width)`.",
+        lambda c: load_images(c.files["sizes_dir"]), raises=ValueError,
+        match=r"different sizes: '.*a\.png' is 24x24.*'.*b\.png' is 20x24.*size=\(height, "
+              r"width\)")
+
+    def check16(result, c):
+        np.testing.assert_array_equal(
+            result[0], c.files["png16_values"].astype(np.float32) / np.float32(65535))
+
+    row("load_images", "16-bit-png", "a 16-bit grayscale PNG",
+        "Works: divided by 65535 (the exact 16-bit values are kept).",
+        lambda c: load_images(c.files["png16"]), check=check16)
+
+    def check_rgba(result, c):
+        assert result.shape == (1, H, W)
+        np.testing.assert_array_equal(result[0], c.files["gray8"] / np.float32(255))
+
+    row("load_images", "rgba-png", "an RGBA PNG (gray colour, alpha = 7)",
+        "Works: alpha dropped (not composited); equal channels read as gray.",
+        lambda c: load_images(c.files["rgba"]), check=check_rgba)
+    row("load_images", "numeric-array", "an image array instead of paths",
+        "TypeError: reads files; arrays need no loading.",
+        lambda c: load_images(c.X), raises=TypeError,
+        match=r"reads image files; it got a numeric array of shape \(8, 24, 24\)")
+    row("load_images", "bytes-path", "`b'/path/to/folder'`", "TypeError: pass str or Path.",
+        lambda c: load_images(os.fsencode(c.files["good_dir"])), raises=TypeError,
+        match=r"not bytes")
+    row("load_images", "folder-in-list", "`[folder]`",
+        "ValueError: a list holds files only; pass the folder on its own.",
+        lambda c: load_images([c.files["good_dir"]]), raises=ValueError,
+        match=r"is a folder; a list may hold image files only")
+
+    # load_folder ------------------------------------------------------------------------
+    row("load_folder", "truncated-png-in-folder", "a good folder holding a truncated PNG",
+        "ValueError naming the file.", lambda c: load_folder(c.files["trunc_dir"]),
+        raises=ValueError, match=cannot.format("1.png"))
+    row("load_folder", "empty-good-folder", "`load_folder(empty)`",
+        "ValueError: no image files in the good folder (named).",
+        lambda c: load_folder(c.files["empty_dir"]), raises=ValueError,
+        match=r"No image files in good folder '.*empty'")
+    row("load_folder", "empty-defect-folder", "`load_folder(good, empty)`",
+        "ValueError: no image files in the defect folder (named).",
+        lambda c: load_folder(c.files["good_dir"], c.files["empty_dir"]), raises=ValueError,
+        match=r"No image files in defect folder '.*empty'")
+    row("load_folder", "no-good-folder", "`load_folder([])`",
+        "ValueError: at least one folder of good images needed.",
+        lambda c: load_folder([]), raises=ValueError,
+        match=r"needs at least one folder of good images")
+    row("load_folder", "missing-folder", "a path that does not exist",
+        "FileNotFoundError naming the path.", lambda c: load_folder(c.files["missing"]),
+        raises=FileNotFoundError, match=r"No such good folder or file: '.*does_not_exist'")
+
+    def check_mixed(result, c):
+        X, y = result
+        same_as_x(2)(X, c)
+        assert y.tolist() == [0, 0]
+
+    row("load_folder", "non-image-file-in-folder", "a folder with 2 PNGs and `readme.txt`",
+        "Works: the text file is skipped with a UserWarning naming it.",
+        lambda c: load_folder(c.files["mixed_dir"]), warns=UserWarning,
+        warns_match=r"Skipped 1 file\(s\).*readme\.txt", check=check_mixed)
+    row("load_folder", "unicode-path", "folder `données_検査 ü`", "Works; values as written.",
+        lambda c: load_folder(c.files["unicode_dir"]), check=check_mixed)
+    row("load_folder", "mixed-sizes", "a folder with a 24x24 and a 20x24 image",
+        "ValueError naming both sizes, suggesting `size=`.",
+        lambda c: load_folder(c.files["sizes_dir"]), raises=ValueError,
+        match=r"different sizes.*24x24.*20x24.*size=")
+
+    # ImageReader ------------------------------------------------------------------------
+    row("ImageReader", "numeric-array", "`fit(X)` with an image array",
+        "TypeError: reads files; drop ImageReader when passing arrays.",
+        lambda c: ImageReader().fit(c.X), raises=TypeError,
+        match=r"numeric array of shape \(8, 24, 24\).*Drop ImageReader")
+    row("ImageReader", "single-path-string", "`fit('folder')`",
+        "TypeError: expects a list of paths; suggests `[path]` or `list_images(folder)`.",
+        lambda c: ImageReader().fit(c.files["good_dir"]), raises=TypeError,
+        match=r"got a single path.*Use \[path\].*list_images")
+    row("ImageReader", "empty-list", "`fit([])`", "ValueError: empty list of paths.",
+        lambda c: ImageReader().fit([]), raises=ValueError, match=r"empty list of paths")
+    for case, key, fname in [("truncated-png", "truncated_png", "truncated.png"),
+                             ("truncated-jpeg", "truncated_jpg", "truncated.jpg")]:
+        row("ImageReader", case, f"`transform(['{fname}'])`", "ValueError naming the file.",
+            lambda c, k=key: fitted_reader(c).transform([c.files[k]]), raises=ValueError,
+            match=cannot.format(fname))
+    row("ImageReader", "missing-file", "`transform(['does_not_exist'])`",
+        "FileNotFoundError naming the path.",
+        lambda c: fitted_reader(c).transform([c.files["missing"]]), raises=FileNotFoundError,
+        match=r"No such file: '.*does_not_exist'")
+    row("ImageReader", "other-size", "fitted on 24x24 files, given a 20x24 file",
+        "ValueError giving both sizes and suggesting `size=(24, 24)`.",
+        lambda c: fitted_reader(c).transform([c.files["small"]]), raises=ValueError,
+        match=r"fitted on images of 24x24.*got images of 20x24.*size=\(24, 24\)")
+
+    def check_luma(result, c):
+        assert result.shape == (1, H, W)
+        rgb = load_images(c.files["rgb"])[0]
+        luma = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+        np.testing.assert_allclose(result[0], luma, atol=1 / 255 + 1e-6)
+
+    row("ImageReader", "colour-file-after-gray-fit", "fitted on gray files, given an RGB file",
+        "Works: converted to luma (documented), shape (1, 24, 24).",
+        lambda c: fitted_reader(c).transform([c.files["rgb"]]), check=check_luma)
+
+    def check_repeat(result, c):
+        assert result.shape == (1, H, W, 3)
+        for k in range(3):
+            np.testing.assert_array_equal(result[0, ..., k], load_images(c.files["good"][0])[0])
+
+    row("ImageReader", "gray-file-after-colour-fit", "fitted on an RGB file, given gray files",
+        "Works: gray repeated in 3 channels (documented), shape (1, 24, 24, 3).",
+        lambda c: fitted_reader(c, "rgb").transform([c.files["good"][0]]), check=check_repeat)
+    row("ImageReader", "unicode-path", "files `données_検査 ü/pièce_*_é.png`",
+        "Works; values as written.",
+        lambda c: ImageReader().fit_transform(c.files["unicode"]), check=same_as_x(2))
+
+    # load_mvtec_ad ----------------------------------------------------------------------
+    row("load_mvtec_ad", "missing-root", "a root that does not exist",
+        "FileNotFoundError naming the path.",
+        lambda c: load_mvtec_ad(c.files["missing"], "tile"), raises=FileNotFoundError,
+        match=r"No such folder: '.*does_not_exist'")
+    row("load_mvtec_ad", "unknown-category", "`load_mvtec_ad(root, 'bottle')`",
+        "ValueError listing the categories found.",
+        lambda c: load_mvtec_ad(c.files["mv_ok"], "bottle"), raises=ValueError,
+        match=r"No category 'bottle'.*Categories found: 'tile'")
+    row("load_mvtec_ad", "missing-mask", "a defect image without `ground_truth/.../*_mask.png`",
+        "ValueError naming the image and the mask path expected.",
+        lambda c: load_mvtec_ad(c.files["mv_no_mask"], "tile"), raises=ValueError,
+        match=r"No mask for defect image '.*crack.000\.png': expected '.*000_mask\.png'")
+    row("load_mvtec_ad", "truncated-test-image", "a truncated PNG in `test/crack`",
+        "ValueError naming the file.",
+        lambda c: load_mvtec_ad(c.files["mv_truncated"], "tile"), raises=ValueError,
+        match=cannot.format("001.png"))
+    row("load_mvtec_ad", "empty-train-folder", "no image in `train/good`",
+        "ValueError naming the folder.",
+        lambda c: load_mvtec_ad(c.files["mv_empty_train"], "tile"), raises=ValueError,
+        match=r"No image files in '.*train.good'")
+
+    def check_mv(result, c):
+        assert result.X_train.shape == (1, H, W)
+        assert result.y_test.tolist() == [0, 1]
+        assert result.masks_test.shape == (2, H, W) and result.masks_test[1].any()
+
+    row("load_mvtec_ad", "non-image-file-in-test-folder", "`test/crack/notes.txt`",
+        "Works: skipped with a UserWarning naming it.",
+        lambda c: load_mvtec_ad(c.files["mv_text"], "tile"), warns=UserWarning,
+        warns_match=r"Skipped 1 file\(s\).*notes\.txt", check=check_mv)
+    row("load_mvtec_ad", "unicode-path", "root `jeu de données ü`", "Works.",
+        lambda c: load_mvtec_ad(c.files["mv_unicode"], "tile"), check=check_mv)
+    return rows
+
+
+CATALOGUE = (
+    [r for name in IMAGE_STAGES for r in _image_rows(name)]
+    + [r for name in TABULAR for r in _tabular_rows(name)]
+    + _loader_rows()
+)
+
+
+# ----------------------------------------------------------------------------- the tests
+_OWN = (os.sep + "skcpcae" + os.sep, os.sep + "sklearn" + os.sep)
+
+
+def _raising_frame(exc):
+    frames = traceback.extract_tb(exc.__traceback__)
+    return frames[-1].filename if frames else ""
+
+
+def _param(row):
+    marks = [pytest.mark.xfail(strict=True, reason=row.xfail)] if row.xfail else []
+    return pytest.param(row, id=row.id, marks=marks)
+
+
+@pytest.mark.parametrize("row", [_param(r) for r in CATALOGUE])
+def test_bad_input(row, ctx):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if row.raises is not None:
+            with pytest.raises(row.raises, match=row.match) as excinfo:
+                row.call(ctx)
+            exc = excinfo.value
+            assert not isinstance(exc, cv2.error)
+            where = _raising_frame(exc)
+            assert any(part in where for part in _OWN), (
+                f"{type(exc).__name__} raised outside skcpcae / sklearn validation, in {where}"
+            )
+        else:
+            result = row.call(ctx)
+            if row.check is not None:
+                row.check(result, ctx)
+    messages = [(w.category, str(w.message)) for w in caught]
+    if row.warns is not None:
+        assert any(
+            issubclass(cat, row.warns) and re.search(row.warns_match, msg)
+            for cat, msg in messages
+        ), f"expected {row.warns.__name__} matching {row.warns_match!r}; got {messages}"
+    elif row.raises is None:
+        # a successful conversion is silent (registration failures aside)
+        unexpected = [m for m in messages if not issubclass(m[0], ConvergenceWarning)]
+        assert not unexpected, unexpected
+
+
+def test_catalogue_ids_are_unique_and_rows_complete():
+    ids = [r.id for r in CATALOGUE]
+    assert len(ids) == len(set(ids))
+    for r in CATALOGUE:
+        assert r.expected.endswith(".") and r.how
+        assert (r.raises is None) == (r.match is None)
+        assert r.raises is not None or r.check is not None or r.warns is not None
+    components = {r.component for r in CATALOGUE}
+    assert set(IMAGE_STAGES) | set(TABULAR) <= components
+    assert {"load_images", "load_folder", "ImageReader", "load_mvtec_ad"} <= components
+
+
+def test_docs_table_is_up_to_date():
+    spec = importlib.util.spec_from_file_location(
+        "_bad_input_table", ROOT / "benchmarks" / "bad_input_table.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    expected = module.render(CATALOGUE)
+    path = ROOT / "docs" / "bad_input.md"
+    assert path.read_text(encoding="utf-8") == expected, (
+        "docs/bad_input.md is out of date: run `python benchmarks/bad_input_table.py`"
+    )
