@@ -20,7 +20,14 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._base import iter_batches, restore_layout, validate_images
-from ..utils._torch import resolve_device, seed_from, torch_seeded
+from ..utils._torch import (
+    device_after_unpickling,
+    load_numpy_weights,
+    resolve_device,
+    seed_from,
+    torch_seeded,
+    weights_to_numpy,
+)
 from ._variation import _CONTAMINATION_CONSTRAINT, _ImageDetectorMixin, _offset_from_scores
 
 __all__ = ["PatchCoreDetector"]
@@ -583,9 +590,7 @@ class PatchCoreDetector(_ImageDetectorMixin, OutlierMixin, BaseEstimator):
         state = dict(super().__getstate__())  # a copy: never touch the live backbone
         backbone = state.pop("backbone_", None)
         if backbone is not None:
-            state["_backbone_weights"] = {
-                k: v.detach().cpu().numpy() for k, v in backbone.state_dict().items()
-            }
+            state["_backbone_weights"] = weights_to_numpy(backbone)
         return state
 
     def __setstate__(self, state):
@@ -598,23 +603,14 @@ class PatchCoreDetector(_ImageDetectorMixin, OutlierMixin, BaseEstimator):
 
         from ..embedding import load_backbone
 
-        device = str(self.__dict__.get("device_", "cpu"))
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            warnings.warn(
-                f"{type(self).__name__} was fitted on {device!r} but CUDA is not available "
-                "here; it runs on 'cpu' instead.",
-                UserWarning,
-                stacklevel=2,
-            )
-            device = "cpu"
-        self.device_ = device
+        self.device_ = device_after_unpickling(self, self.__dict__.get("device_", "cpu"))
         name, layers, folded = self._backbone_spec
         with torch.random.fork_rng(devices=[]):  # the skeleton's random init is overwritten
             model = load_backbone(name, weights=None, out_indices=tuple(layers))
         model.eval()
         if folded:
             model = _fold_batchnorm(model)
-        model.load_state_dict({k: torch.tensor(np.array(v)) for k, v in weights.items()})
+        load_numpy_weights(model, weights)
         self.backbone_ = self._finish_backbone(model)
 
     # -- private helpers --------------------------------------------------------------------

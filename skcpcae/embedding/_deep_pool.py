@@ -3,7 +3,6 @@
 
 import numbers
 import os
-import warnings
 
 import numpy as np
 from sklearn.base import (
@@ -16,7 +15,14 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import image_tags, iter_batches, validate_images
-from ..utils._torch import resolve_device, seed_from, torch_seeded
+from ..utils._torch import (
+    device_after_unpickling,
+    load_numpy_weights,
+    resolve_device,
+    seed_from,
+    torch_seeded,
+    weights_to_numpy,
+)
 from ._backbones import OFFLINE_WEIGHTS, backbone_normalization, load_backbone
 from ._pooling import POOLINGS, pool_features
 
@@ -269,9 +275,7 @@ class DeepPoolEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         state = dict(super().__getstate__())  # a copy: never touch the live backbone
         backbone = state.pop("backbone_", None)
         if backbone is not None:
-            state["_backbone_weights"] = {
-                k: v.detach().cpu().numpy() for k, v in backbone.state_dict().items()
-            }
+            state["_backbone_weights"] = weights_to_numpy(backbone)
         return state
 
     def __setstate__(self, state):
@@ -282,19 +286,10 @@ class DeepPoolEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             return
         import torch
 
-        device = str(self.__dict__.get("device_", "cpu"))
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            warnings.warn(
-                f"{type(self).__name__} was fitted on {device!r} but CUDA is not available "
-                "here; it runs on 'cpu' instead.",
-                UserWarning,
-                stacklevel=2,
-            )
-            device = "cpu"
-        self.device_ = device
+        self.device_ = device_after_unpickling(self, self.__dict__.get("device_", "cpu"))
         with torch.random.fork_rng(devices=[]):  # the skeleton's random init is overwritten
             model = self._build_backbone(weights=None)
-        model.load_state_dict({k: torch.tensor(np.array(v)) for k, v in weights.items()})
+        load_numpy_weights(model, weights)
         self.backbone_ = self._finish_backbone(model)
 
     # -- private helpers --------------------------------------------------------------------

@@ -19,7 +19,13 @@ from skorch import NeuralNet
 from skorch.utils import to_tensor
 
 from .._base import image_tags, iter_batches, restore_layout, validate_images
-from ..utils._torch import resolve_device, seed_from, torch_seeded
+from ..utils._torch import (
+    load_numpy_weights,
+    resolve_device,
+    seed_from,
+    torch_seeded,
+    weights_to_numpy,
+)
 from ._modules import ConditionalPatchAE
 from ._patches import downsize, extract_patches, patch_grid, reassemble_patches, upsize
 
@@ -345,9 +351,7 @@ class CPCAEResidualMap(TransformerMixin, BaseEstimator):
         state = dict(super().__getstate__())  # may be self.__dict__ itself: copy it
         net = state.pop("net_", None)
         if net is not None:
-            state["_net_weights"] = {
-                k: v.detach().cpu().numpy() for k, v in net.module_.state_dict().items()
-            }
+            state["_net_weights"] = weights_to_numpy(net.module_)
             state["_fitted_device"] = str(net.device)
             state["device_"] = "cpu"
         return state
@@ -370,7 +374,7 @@ class CPCAEResidualMap(TransformerMixin, BaseEstimator):
         net = self._make_net()
         with torch.random.fork_rng(devices=[]):  # initialize() draws random weights
             net.initialize()
-        net.module_.load_state_dict({k: torch.tensor(np.array(v)) for k, v in weights.items()})
+        load_numpy_weights(net.module_, weights)
         net.module_.eval()
         self.net_ = net
 

@@ -62,3 +62,36 @@ def tensor_to_images(tensor, ndim):
     if ndim == 3:
         return arr[:, 0]
     return np.ascontiguousarray(np.moveaxis(arr, 1, -1))
+
+
+def weights_to_numpy(module):
+    """A module's state dict as numpy arrays: what the estimators pickle instead of torch
+    objects (safe for skops, and free of CUDA tensors)."""
+    return {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+
+
+def load_numpy_weights(module, weights):
+    """Fill ``module`` from :func:`weights_to_numpy` output (copies: arrays may be read-only)."""
+    import torch
+
+    module.load_state_dict({k: torch.tensor(np.array(v)) for k, v in weights.items()})
+    return module
+
+
+def device_after_unpickling(estimator, device):
+    """The device a fitted estimator runs on after loading: ``device`` when available, else
+    CPU with a warning."""
+    import warnings
+
+    import torch
+
+    device = str(device)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        warnings.warn(
+            f"{type(estimator).__name__} was fitted on {device!r} but CUDA is not available "
+            "here; it runs on 'cpu' instead.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return "cpu"
+    return device
