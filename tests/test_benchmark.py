@@ -51,3 +51,14 @@ def test_peak_rss_sees_an_allocation():
         block = np.ones(50 * 2**20 // 8)  # 50 MiB
         block.sum()
     assert mem.mib > 30
+
+
+def test_peak_rss_sees_a_block_freed_before_exit():
+    # Allocated and freed between two samples: only the high-water mark
+    # (or luck) sees it. Linux-only, where the mark can be reset.
+    if not _benchmark._PeakRSS._reset_high_water_mark():
+        pytest.skip("no resettable VmHWM on this platform")
+    with _benchmark._PeakRSS() as mem:
+        block = np.ones(80 * 2**20 // 8)
+        del block
+    assert mem.mib > 60

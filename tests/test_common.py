@@ -6,12 +6,14 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skcpcae.utils._test_common.instance_generator import (
     expected_failed_checks,
-    test_instances,
+)
+from skcpcae.utils._test_common.instance_generator import (
+    test_instances as _instances,  # not a test: keep pytest from collecting it
 )
 
 warnings.filterwarnings("ignore", message=".*SCIPY_ARRAY_API.*")
 
 
-@parametrize_with_checks(test_instances(), expected_failed_checks=expected_failed_checks)
+@parametrize_with_checks(_instances(), expected_failed_checks=expected_failed_checks)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
