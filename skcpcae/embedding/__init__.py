@@ -1,6 +1,7 @@
 """Deep-feature embedding: pretrained timm backbones (offline by default) and pooling heads."""
 
 from ._backbones import backbone_normalization, load_backbone
+from ._deep_patch import DeepPatchEmbedder
 from ._deep_pool import DeepPoolEmbedder
 from ._pooling import (
     POOLINGS,
@@ -14,6 +15,7 @@ from ._pooling import (
 )
 
 __all__ = [
+    "DeepPatchEmbedder",
     "DeepPoolEmbedder",
     "load_backbone",
     "backbone_normalization",

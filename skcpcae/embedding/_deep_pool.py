@@ -198,7 +198,6 @@ class DeepPoolEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self : object
             Fitted embedder.
         """
-        import torch
 
         validate_images(self, X, reset=True, allowed_channels=(1, 3))
         self._check_params()
@@ -208,12 +207,7 @@ class DeepPoolEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             model = self._build_backbone(weights)
         self.mean_, self.std_ = backbone_normalization(model)
         self.backbone_ = self._finish_backbone(model)
-        with torch.inference_mode():
-            probe = torch.zeros(1, 3, 2 * MIN_SIZE, 2 * MIN_SIZE, device=self.device_)
-            probe = probe.contiguous(memory_format=torch.channels_last)
-            maps = self._feature_maps(probe)
-        self.n_channels_ = tuple(int(m.shape[1]) for m in maps)
-        self.n_features_out_ = int(sum(pool_features(m, self.pooling).shape[1] for m in maps))
+        self._set_output_shape()
         return self
 
     def transform(self, X):
@@ -293,6 +287,17 @@ class DeepPoolEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self.backbone_ = self._finish_backbone(model)
 
     # -- private helpers --------------------------------------------------------------------
+
+    def _set_output_shape(self):
+        """Record ``n_channels_`` and ``n_features_out_`` from one probe pass."""
+        import torch
+
+        with torch.inference_mode():
+            probe = torch.zeros(1, 3, 2 * MIN_SIZE, 2 * MIN_SIZE, device=self.device_)
+            probe = probe.contiguous(memory_format=torch.channels_last)
+            maps = self._feature_maps(probe)
+        self.n_channels_ = tuple(int(m.shape[1]) for m in maps)
+        self.n_features_out_ = int(sum(pool_features(m, self.pooling).shape[1] for m in maps))
 
     def _build_backbone(self, weights):
         if self.stages is None:
@@ -389,7 +394,7 @@ class DeepPoolEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             if m.ndim != 4:
                 raise ValueError(
                     f"Backbone {self.backbone!r} gives a feature tensor of shape "
-                    f"{tuple(m.shape)}, not a (n, C, h, w) map; DeepPoolEmbedder needs a "
+                    f"{tuple(m.shape)}, not a (n, C, h, w) map; {type(self).__name__} needs a "
                     "convolutional backbone."
                 )
         return maps

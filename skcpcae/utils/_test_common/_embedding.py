@@ -1,6 +1,6 @@
 """Fast common-check instances of skcpcae.embedding (tiny timm test CNN, random weights)."""
 
-from skcpcae.embedding import DeepPoolEmbedder
+from skcpcae.embedding import DeepPatchEmbedder, DeepPoolEmbedder
 
 INSTANCES = [
     # timm's 356k-parameter "test_efficientnet", random weights (no file is read), one image
@@ -9,6 +9,9 @@ INSTANCES = [
     DeepPoolEmbedder(
         "test_efficientnet", pretrained=False, batch_size=1, device="cpu", random_state=0
     ),
+    DeepPatchEmbedder(
+        "test_efficientnet", pretrained=False, batch_size=1, device="cpu", random_state=0
+    ),
 ]
 
-EXPECTED_FAILED_CHECKS = {"DeepPoolEmbedder": {}}
+EXPECTED_FAILED_CHECKS = {"DeepPoolEmbedder": {}, "DeepPatchEmbedder": {}}

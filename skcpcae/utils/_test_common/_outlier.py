@@ -3,6 +3,7 @@ from skcpcae.outlier import (
     KDEAnomalyScorer,
     KDEThresholdClassifier,
     KNNAnomalyScorer,
+    PatchKNNScorer,
 )
 
 _LOO = (
@@ -22,10 +23,15 @@ INSTANCES = [
     KDEThresholdClassifier(KNNAnomalyScorer(n_neighbors=3), cv=3),
     GMMAnomalyScorer(),
     KDEAnomalyScorer(),
+    PatchKNNScorer(),
 ]
 
 EXPECTED_FAILED_CHECKS = {
     "KNNAnomalyScorer": {
+        "check_outliers_fit_predict": _LOO,
+        "check_outliers_train": _LOO,
+    },
+    "PatchKNNScorer": {
         "check_outliers_fit_predict": _LOO,
         "check_outliers_train": _LOO,
     },

@@ -1,0 +1,179 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""DeepPatchEmbedder: a pretrained timm CNN cut at mid-level stages, images -> feature maps."""
+
+import numbers
+
+import numpy as np
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted
+
+from .._base import iter_batches, validate_images
+from ._deep_pool import DeepPoolEmbedder
+
+__all__ = ["DeepPatchEmbedder"]
+
+
+class DeepPatchEmbedder(DeepPoolEmbedder):
+    """Embed every patch of an image: the local feature maps of a pretrained CNN.
+
+    Where :class:`DeepPoolEmbedder` pools a feature map into one vector per image, this
+    transformer keeps the map: each image becomes a grid of *patch features*, one vector per
+    position of the stride of the finest stage used. Each stage's map is averaged over a
+    ``local_size`` x ``local_size`` neighbourhood (local context, as in PatchCore), the
+    coarser maps are upsampled (bilinear) to the finest one, and all are concatenated along
+    the channels. The output is a batch of many-channel "images" ``(n, h, w, n_channels)``,
+    which :class:`~skcpcae.outlier.PatchKNNScorer` scores patch by patch.
+
+    Backbone, weights, input handling and persistence are those of
+    :class:`DeepPoolEmbedder` (offline EfficientNet-Lite0 weights by default; nothing is
+    downloaded unless ``weights="timm"``).
+
+    Parameters
+    ----------
+    backbone : str, default="tf_efficientnet_lite0"
+        A timm model name (see :class:`DeepPoolEmbedder`).
+    pretrained : bool, default=True
+        Load pretrained weights (False: random, for tests).
+    weights : {"offline", "timm"}, str, path-like or None, default=None
+        Explicit weight source, overriding ``pretrained``.
+    stages : tuple of int or None, default=(3,)
+        Feature stages (timm ``feature_info`` indices). For EfficientNet-Lite0, stage 3 is the
+        stride-16 map with 112 channels, stage 2 the stride-8 map (40 channels), stage 4 the
+        stride-32 map (320 channels). ``None``: the final head map.
+    local_size : int, default=3
+        Side of the neighbourhood each feature is averaged over (odd; 1 disables it).
+    input_size : int, tuple of (int, int) or None, default=None
+        Resize images to this size before the backbone; ``None`` keeps their resolution
+        (images smaller than 32 pixels are enlarged to 32).
+    batch_size : int, default=16
+        Images per forward pass.
+    device : str, default="auto"
+        The torch device; ``"auto"`` uses CUDA when available.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the random initialisation when ``pretrained=False``.
+    verbose : int, default=0
+        Show a progress bar.
+
+    Attributes
+    ----------
+    backbone_ : torch.nn.Module
+        The feature extractor, in eval mode.
+    device_ : str
+        Device the backbone runs on.
+    mean_, std_ : tuple of float
+        Input normalisation the backbone's weights expect.
+    n_channels_ : tuple of int
+        Channels of each stage's map.
+    feature_shape_ : tuple of (int, int)
+        Height and width of the patch grid of one image.
+    n_features_out_ : int
+        ``h * w * sum(n_channels_)``: values per image in the output.
+    image_shape_ : tuple of int
+        Shape of one training image.
+    n_features_in_ : int
+        Number of values per input image.
+
+    See Also
+    --------
+    DeepPoolEmbedder : One pooled vector per image.
+    skcpcae.outlier.PatchKNNScorer : Scores the patch features position by position.
+
+    Examples
+    --------
+    >>> from skcpcae.datasets import make_parts
+    >>> from skcpcae.embedding import DeepPatchEmbedder
+    >>> X, _ = make_parts(4, size=(64, 64), random_state=0)
+    >>> emb = DeepPatchEmbedder().fit(X)
+    >>> emb.transform(X).shape
+    (4, 4, 4, 112)
+    """
+
+    _parameter_constraints: dict = {
+        **{k: v for k, v in DeepPoolEmbedder._parameter_constraints.items() if k != "pooling"},
+        "local_size": [Interval(numbers.Integral, 1, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        backbone="tf_efficientnet_lite0",
+        *,
+        pretrained=True,
+        weights=None,
+        stages=(3,),
+        local_size=3,
+        input_size=None,
+        batch_size=16,
+        device="auto",
+        random_state=None,
+        verbose=0,
+    ):
+        self.backbone = backbone
+        self.pretrained = pretrained
+        self.weights = weights
+        self.stages = stages
+        self.local_size = local_size
+        self.input_size = input_size
+        self.batch_size = batch_size
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def transform(self, X):
+        """Patch features of images, in batches of ``batch_size``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, height, width[, channels])
+            Images of the fitted shape (1 or 3 channels), floats in [0, 1].
+
+        Returns
+        -------
+        X_patches : ndarray of shape (n_samples, h, w, n_channels), dtype float32
+            ``(n_samples, n_features_out_)`` when ``X`` is a table.
+        """
+        import torch
+        from tqdm.auto import tqdm
+
+        check_is_fitted(self)
+        images, was_2d = validate_images(self, X, reset=False, allowed_channels=(1, 3))
+        n = images.shape[0]
+        h, w = self.feature_shape_
+        out = np.empty((n, h, w, sum(self.n_channels_)), dtype=np.float32)
+        batches = list(iter_batches(n, self.batch_size))
+        with torch.inference_mode():
+            for sl in tqdm(batches, disable=not self.verbose, desc=type(self).__name__):
+                maps = self._patch_maps(self._prepare(images[sl]))
+                out[sl] = maps.permute(0, 2, 3, 1).float().cpu().numpy()
+        return out.reshape(n, -1) if was_2d else out
+
+    def _set_output_shape(self):
+        import torch
+
+        if self.local_size % 2 == 0:
+            raise ValueError(f"local_size must be odd, got {self.local_size}.")
+        height, width = self._target_size(*self.image_shape_[:2])
+        with torch.inference_mode():
+            probe = torch.zeros(1, 3, height, width, device=self.device_)
+            probe = probe.contiguous(memory_format=torch.channels_last)
+            maps = self._feature_maps(probe)
+            grid = self._patch_maps(probe, maps).shape[2:]
+        self.n_channels_ = tuple(int(m.shape[1]) for m in maps)
+        self.feature_shape_ = (int(grid[0]), int(grid[1]))
+        self.n_features_out_ = int(grid[0] * grid[1] * sum(self.n_channels_))
+
+    def _patch_maps(self, x, maps=None):
+        """``(n, C, h, w)`` patch features of a prepared batch."""
+        import torch
+        import torch.nn.functional as F
+
+        if maps is None:
+            maps = self._feature_maps(x)
+        k = int(self.local_size)
+        if k > 1:
+            maps = [F.avg_pool2d(m, k, stride=1, padding=k // 2, count_include_pad=False)
+                    for m in maps]
+        size = max((tuple(m.shape[2:]) for m in maps), key=lambda s: s[0] * s[1])
+        maps = [m if tuple(m.shape[2:]) == size
+                else F.interpolate(m, size=size, mode="bilinear", align_corners=False)
+                for m in maps]
+        return torch.cat(maps, dim=1)

@@ -1,0 +1,127 @@
+import joblib
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.pipeline import make_pipeline
+
+from skcpcae.datasets import make_parts
+from skcpcae.outlier import KDEThresholdClassifier, PatchKNNScorer, local_patch_distances
+
+
+def _brute_force(queries, memory, k, radius, exclude=None):
+    m, h, w, _ = queries.shape
+    out = np.empty((m, h, w))
+    for a in range(m):
+        for i in range(h):
+            for j in range(w):
+                d = []
+                for b in range(len(memory)):
+                    if exclude is not None and exclude[a] == b:
+                        continue
+                    for di in range(-radius, radius + 1):
+                        for dj in range(-radius, radius + 1):
+                            if 0 <= i + di < h and 0 <= j + dj < w:
+                                d.append(np.linalg.norm(queries[a, i, j] - memory[b, i + di, j + dj]))
+                out[a, i, j] = np.mean(np.sort(d)[:k])
+    return out
+
+
+@pytest.mark.parametrize("k, radius", [(1, 0), (3, 0), (2, 1), (5, 2)])
+def test_local_distances_match_brute_force(k, radius):
+    rng = np.random.default_rng(0)
+    memory = rng.normal(size=(6, 4, 5, 3)).astype(np.float32)
+    queries = rng.normal(size=(3, 4, 5, 3)).astype(np.float32)
+    got = local_patch_distances(queries, memory, n_neighbors=k, radius=radius)
+    np.testing.assert_allclose(got, _brute_force(queries, memory, k, radius), rtol=1e-4, atol=1e-4)
+
+
+def test_leave_one_out_never_matches_itself():
+    rng = np.random.default_rng(1)
+    memory = rng.normal(size=(5, 3, 3, 2)).astype(np.float32)
+    exclude = np.array([0, 2, -1])
+    got = local_patch_distances(memory[[0, 2, 4]], memory, n_neighbors=2, radius=1,
+                                exclude=exclude)
+    np.testing.assert_allclose(
+        got, _brute_force(memory[[0, 2, 4]], memory, 2, 1, exclude=exclude), rtol=1e-4, atol=1e-4
+    )
+    # the training scores are out-of-sample: never zero
+    scorer = PatchKNNScorer(top_k=1).fit(memory)
+    assert np.all(scorer.negative_outlier_score_ < 0)
+
+
+def test_position_conditioning_sees_a_patch_in_the_wrong_place():
+    # Every training map has a bright patch at (0, 0). A map with the bright patch moved to
+    # (3, 3) holds only patches seen in training, so a global patch memory (radius large
+    # enough to cover the grid) finds nothing odd, while radius=0 flags it.
+    rng = np.random.default_rng(2)
+    X = rng.normal(scale=0.05, size=(15, 4, 4, 2)).astype(np.float32)
+    X[:, 0, 0] += 5.0
+    moved = X[:1].copy()
+    moved[0, 0, 0] -= 5.0
+    moved[0, 3, 3] += 5.0
+    local = PatchKNNScorer(top_k=1, radius=0).fit(X)
+    glob = PatchKNNScorer(top_k=1, radius=3).fit(X)
+    assert local.predict(moved)[0] == -1
+    assert glob.predict(moved)[0] == 1
+    amap = local.anomaly_map(moved)[0]
+    assert np.unravel_index(np.argmax(amap), amap.shape) in [(0, 0), (3, 3)]
+
+
+def test_top_k_averages_the_largest_patches():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(8, 3, 3, 2)).astype(np.float32)
+    Q = rng.normal(size=(2, 3, 3, 2)).astype(np.float32)
+    patch = PatchKNNScorer(top_k=1).fit(X).anomaly_map(Q)
+    flat = np.sort(patch.reshape(2, -1), axis=1)
+    np.testing.assert_allclose(-PatchKNNScorer(top_k=1).fit(X).score_samples(Q), flat[:, -1],
+                               rtol=1e-6)
+    np.testing.assert_allclose(-PatchKNNScorer(top_k=4).fit(X).score_samples(Q),
+                               flat[:, -4:].mean(1), rtol=1e-6)
+    # top_k larger than the grid: the mean of every patch
+    np.testing.assert_allclose(-PatchKNNScorer(top_k=50).fit(X).score_samples(Q),
+                               flat.mean(1), rtol=1e-6)
+
+
+def test_n_neighbors_clipped_with_a_warning():
+    X = np.random.default_rng(4).normal(size=(3, 2, 2)).astype(np.float32)
+    with pytest.warns(UserWarning, match="n_neighbors"):
+        scorer = PatchKNNScorer(n_neighbors=10).fit(X)
+    assert scorer.n_neighbors_ == 2
+
+
+def test_batches_do_not_change_scores():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(11, 3, 4, 2)).astype(np.float32)
+    a = PatchKNNScorer(batch_size=2, n_neighbors=2).fit(X)
+    b = PatchKNNScorer(batch_size=64, n_neighbors=2).fit(X)
+    np.testing.assert_allclose(a.negative_outlier_score_, b.negative_outlier_score_, rtol=1e-5)
+    np.testing.assert_allclose(a.score_samples(X[:5]), b.score_samples(X[:5]), rtol=1e-5)
+
+
+def test_wrong_map_shape_is_a_clear_error():
+    X = np.zeros((4, 3, 3, 2), np.float32)
+    scorer = PatchKNNScorer().fit(X)
+    with pytest.raises(ValueError, match="PatchKNNScorer"):
+        scorer.score_samples(np.zeros((2, 4, 3, 2), np.float32))
+
+
+def test_patch_pipeline_flags_pasted_defects_and_round_trips(tmp_path):
+    from skcpcae.embedding import DeepPatchEmbedder
+
+    X, y = make_parts(24, n_anomalies=6, size=(64, 64), random_state=0)
+    normal, test = X[:18], X[18:]
+    y_test = y[18:]
+    pipe = make_pipeline(
+        DeepPatchEmbedder("test_efficientnet", pretrained=False, stages=(2,), random_state=0,
+                          device="cpu"),
+        PatchKNNScorer(top_k=3),
+    )
+    pipe.fit(normal)
+    scores = -pipe.score_samples(test)
+    assert scores[y_test == 1].min() > scores[y_test == 0].max()
+    path = tmp_path / "m.joblib"
+    joblib.dump(pipe, path)
+    np.testing.assert_array_equal(joblib.load(path).score_samples(test), pipe.score_samples(test))
+    # thresholded as one unit, like the other presets
+    clf = KDEThresholdClassifier(clone(pipe), cv=3, random_state=0).fit(normal)
+    assert clf.predict(test[y_test == 1]).tolist().count(-1) >= 1
