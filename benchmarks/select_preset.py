@@ -20,6 +20,7 @@ import datetime
 import itertools
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from sklearn.pipeline import make_pipeline
@@ -79,7 +80,8 @@ def embed(feats, cand):
     return np.hstack(parts)
 
 
-def prepare(cell_type):
+def load_split(cell_type):
+    """The selection data of one cell type (test split untouched), residual maps included."""
     b = load_elpv(cell_type, include_uncertain=True)
     proba = np.asarray(b.proba_test)
     X_unc = b.X_test[(proba > 0) & (proba < 1)]
@@ -100,11 +102,17 @@ def prepare(cell_type):
         R_train[val_idx] = ae.transform(b.X_train[val_idx])
         R_unc = ae.transform(X_unc)
         np.savez(res_path, train=R_train, unc=R_unc)
-    feats_train = {"raw": _features(f"{cell_type}_raw_train", b.X_train),
-                   "res": _features(f"{cell_type}_res_train", R_train)}
-    feats_unc = {"raw": _features(f"{cell_type}_raw_unc", X_unc),
-                 "res": _features(f"{cell_type}_res_unc", R_unc)}
-    return feats_train, feats_unc, fit_idx, val_idx
+    return SimpleNamespace(X_train=b.X_train, X_unc=X_unc, R_train=R_train, R_unc=R_unc,
+                           fit_idx=fit_idx, val_idx=val_idx)
+
+
+def prepare(cell_type):
+    s = load_split(cell_type)
+    feats_train = {"raw": _features(f"{cell_type}_raw_train", s.X_train),
+                   "res": _features(f"{cell_type}_res_train", s.R_train)}
+    feats_unc = {"raw": _features(f"{cell_type}_raw_unc", s.X_unc),
+                 "res": _features(f"{cell_type}_res_unc", s.R_unc)}
+    return feats_train, feats_unc, s.fit_idx, s.val_idx
 
 
 def name_of(cand):

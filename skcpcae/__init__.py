@@ -17,7 +17,9 @@ _LAZY = {
     "AdaptiveGamma": "preprocessing",
     "CPCAEResidualMap": "residuals",
     "DeepPoolEmbedder": "embedding",
+    "DeepPatchEmbedder": "embedding",
     "KNNAnomalyScorer": "outlier",
+    "PatchKNNScorer": "outlier",
     "KDEThresholdClassifier": "outlier",
     "GMMAnomalyScorer": "outlier",
     "KDEAnomalyScorer": "outlier",
@@ -25,6 +27,7 @@ _LAZY = {
     "make_deep_feature_pipeline": "_pipelines",
     "make_preset": "_pipelines",
     "make_best_pipeline": "_pipelines",
+    "make_union_pipeline": "_pipelines",
     "PRESETS": "_pipelines",
 }
 _SUBMODULES = {

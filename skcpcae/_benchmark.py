@@ -66,6 +66,12 @@ def _patchcore(quick):
     return PatchCoreDetector(random_state=0)
 
 
+def _union(quick):
+    from ._pipelines import make_preset
+
+    return make_preset("union")
+
+
 def _best(quick):
     from ._pipelines import make_preset
 
@@ -79,7 +85,8 @@ METHODS = {
     "nearest-image": _nearest,
     "ae-l2": _ae_l2,
     "patchcore": _patchcore,
-    "cpcae-best": _best,
+    "cpcae-union": _union,
+    "best": _best,
 }
 
 

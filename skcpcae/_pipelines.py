@@ -10,6 +10,7 @@ __all__ = [
     "make_cpcae_pipeline",
     "make_deep_feature_pipeline",
     "make_preset",
+    "make_union_pipeline",
 ]
 
 
@@ -100,12 +101,13 @@ def make_deep_feature_pipeline(*, n_neighbors=15, pooling="max", threshold=False
     return pipe
 
 
-def make_best_pipeline(*, register=False, gamma=False, threshold=True, n_neighbors=15,
-                       alpha=0.05, cv=5, random_state=0, verbose=0, **params):
-    """The best pipeline found by ``benchmarks/select_preset.py`` (validation data only).
+def make_union_pipeline(*, register=False, gamma=False, threshold=True, n_neighbors=15,
+                        alpha=0.05, cv=5, random_state=0, verbose=0, **params):
+    """Raw-image and CPCAE residual-map embeddings in a ``FeatureUnion``, then k-NN.
 
-    A :class:`~sklearn.pipeline.FeatureUnion` of two embeddings, both from the mid-level
-    stages 3 and 4 (strides 16 and 32) of EfficientNet-Lite0:
+    The best *pooled-embedding* pipeline found by ``benchmarks/select_preset.py``
+    (validation data only). A :class:`~sklearn.pipeline.FeatureUnion` of two embeddings,
+    both from the mid-level stages 3 and 4 (strides 16 and 32) of EfficientNet-Lite0:
 
     * the image itself, with the parallel+cascade pooling head;
     * the CPCAE residual map (cross-fitted with ``cv``), with global max + average pooling;
@@ -153,10 +155,69 @@ def make_best_pipeline(*, register=False, gamma=False, threshold=True, n_neighbo
     return pipe
 
 
+def make_best_pipeline(*, register=False, gamma=False, threshold=True, stages=(3, 4),
+                       n_neighbors=1, radius=0, top_k=10, alpha=0.05, random_state=0,
+                       verbose=0, **params):
+    """The best pipeline found by ``benchmarks/select_patch.py`` (validation data only).
+
+    Patch features of the image (EfficientNet-Lite0 stages 3 and 4, strides 16 and 32,
+    averaged over 3x3 neighbourhoods: :class:`~skcpcae.embedding.DeepPatchEmbedder`), each
+    compared with the patches *at the same place* on the normal parts
+    (:class:`~skcpcae.outlier.PatchKNNScorer`); the image score is the mean of its
+    ``top_k`` worst patch distances, thresholded by the KDE when ``threshold``. The patch
+    distances are the anomaly map (``anomaly_map``, and ``skcpcae score --heatmaps``).
+
+    The conditioning on position is the idea of the paper's conditional autoencoder,
+    moved to the nearest-neighbour search: a patch is judged against what is normal at its
+    place, not anywhere on the part. It needs aligned parts (``register=True`` for parts
+    that move, or ``radius`` for small shifts). On validation data it beat every pooled
+    embedding, with or without the CPCAE residual map (``benchmarks/select_preset.py``,
+    ``benchmarks/select_patch.py``); :func:`make_union_pipeline` is the best of those.
+
+    Parameters
+    ----------
+    register, gamma : bool, default=False
+        Put :class:`~skcpcae.preprocessing.ECCRegistrar` / :class:`AdaptiveGamma` first.
+    threshold : bool, default=True
+        Wrap the scorer in :class:`~skcpcae.outlier.KDEThresholdClassifier` (false-alarm
+        rate ``alpha``). The embedder stays outside the wrapper: it learns nothing, so the
+        cross-fitting need not repeat it.
+    stages : tuple of int, default=(3, 4)
+        Backbone stages of :class:`~skcpcae.embedding.DeepPatchEmbedder`.
+    n_neighbors, radius, top_k
+        Of :class:`~skcpcae.outlier.PatchKNNScorer`.
+    alpha, random_state, verbose, **params
+        As in :func:`make_cpcae_pipeline`.
+
+    Returns
+    -------
+    pipeline : sklearn.pipeline.Pipeline
+    """
+    from .embedding import DeepPatchEmbedder
+    from .outlier import KDEThresholdClassifier, PatchKNNScorer
+    from .preprocessing import AdaptiveGamma, ECCRegistrar
+
+    steps = []
+    if register:
+        steps.append(ECCRegistrar())
+    if gamma:
+        steps.append(AdaptiveGamma())
+    steps.append(DeepPatchEmbedder(stages=stages, random_state=random_state, verbose=verbose))
+    scorer = PatchKNNScorer(n_neighbors=n_neighbors, radius=radius, top_k=top_k)
+    if threshold:
+        scorer = KDEThresholdClassifier(scorer, alpha=alpha, random_state=random_state)
+    steps.append(scorer)
+    pipe = make_pipeline(*steps)
+    if params:
+        pipe.set_params(**params)
+    return pipe
+
+
 PRESETS = {
     "paper": (make_cpcae_pipeline, {}),
     "aligned": (make_cpcae_pipeline, {"register": False}),
     "deep-feature": (make_deep_feature_pipeline, {"threshold": True}),
+    "union": (make_union_pipeline, {}),
     "best": (make_best_pipeline, {}),
 }
 
@@ -166,8 +227,9 @@ def make_preset(name, **params):
 
     Presets: ``"paper"`` (the full pipeline), ``"aligned"`` (no registration, for parts that
     are already aligned such as ELPV cells), ``"deep-feature"`` (the comparator, thresholded),
-    ``"best"`` (:func:`make_best_pipeline`: raw-image and residual-map embeddings of
-    mid-level features, chosen on validation data).
+    ``"union"`` (:func:`make_union_pipeline`: raw-image and residual-map embeddings of
+    mid-level features), ``"best"`` (:func:`make_best_pipeline`: position-conditioned patch
+    k-NN on mid-level features); both chosen on validation data.
     """
     if name not in PRESETS:
         raise ValueError(f"Unknown preset {name!r}; choose one of {sorted(PRESETS)}.")

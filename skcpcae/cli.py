@@ -361,6 +361,12 @@ def _run_model(model, X, *, map_source=None):
             maps = np.asarray(Xt, dtype=np.float32)
     if maps is not None and maps.ndim == 4:
         maps = maps.mean(axis=3)
+    if maps is not None and np.ndim(base) >= 3 and maps.shape[1:3] != np.shape(base)[1:3]:
+        # a patch grid (e.g. PatchKNNScorer's, one cell per 16 pixels): upsample to the image
+        import cv2
+
+        h, w = np.shape(base)[1:3]
+        maps = np.stack([cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR) for m in maps])
     return Xt, steps[-1][1], base, maps
 
 
@@ -436,7 +442,9 @@ def fit(
         str,
         typer.Option("--preset", metavar="NAME", help="Pipeline: paper (registration + gamma + CPCAE + deep "
                      "features + k-NN + KDE threshold), aligned (paper without registration, "
-                     "for pre-aligned parts), deep-feature (the CNN-feature comparator)."),
+                     "for pre-aligned parts), best (patch features, each compared with the "
+                     "same place on good parts; fast, no training), union (raw-image + "
+                     "residual-map embeddings), deep-feature (the CNN-feature comparator)."),
     ] = "paper",
     set_: Annotated[
         list[str],
@@ -619,7 +627,7 @@ def score(
             if source is None:
                 raise CLIError(
                     "Heatmaps are unavailable for this model: none of its steps makes an "
-                    "anomaly map (models of the 'paper' and 'aligned' presets do). Rerun "
+                    "anomaly map (models of the 'paper', 'aligned', 'union' and 'best' presets do). Rerun "
                     "without --heatmaps."
                 )
             names = _heatmap_names(paths)

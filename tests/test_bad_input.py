@@ -48,12 +48,13 @@ from skcpcae.datasets import (
     make_parts,
     save_image,
 )
-from skcpcae.embedding import DeepPoolEmbedder
+from skcpcae.embedding import DeepPatchEmbedder, DeepPoolEmbedder
 from skcpcae.outlier import (
     GMMAnomalyScorer,
     KDEAnomalyScorer,
     KDEThresholdClassifier,
     KNNAnomalyScorer,
+    PatchKNNScorer,
 )
 from skcpcae.preprocessing import AdaptiveGamma, ECCRegistrar
 from skcpcae.residuals import CPCAEResidualMap
@@ -106,6 +107,12 @@ IMAGE_STAGES = {
                                  random_state=0),
         "transform",
     ),
+    "DeepPatchEmbedder": (
+        lambda: DeepPatchEmbedder("test_efficientnet", pretrained=False, device="cpu",
+                                  random_state=0),
+        "transform",
+    ),
+    "PatchKNNScorer": (lambda: PatchKNNScorer(n_neighbors=2), "score_samples"),
     "VariationDetector": (VariationDetector, "score_samples"),
     "NearestImageDetector": (NearestImageDetector, "score_samples"),
     "AEL2Detector": (lambda: AEL2Detector(_cpcae(), random_state=0), "score_samples"),
@@ -123,7 +130,7 @@ TABULAR = {
     "KDEAnomalyScorer": KDEAnomalyScorer,
 }
 # the image stages that only take 1 or 3 channels
-RGB_ONLY = {"AdaptiveGamma", "DeepPoolEmbedder", "PatchCoreDetector"}
+RGB_ONLY = {"AdaptiveGamma", "DeepPoolEmbedder", "DeepPatchEmbedder", "PatchCoreDetector"}
 
 
 # ----------------------------------------------------------------------------- shared data

@@ -241,6 +241,23 @@ def test_score_heatmaps_of_a_detector_with_anomaly_map(data, tmp_path):
     assert load_images(out / rows[0]["heatmap"]).shape == (1, 32, 32, 3)
 
 
+def test_best_preset_fits_and_writes_image_sized_heatmaps(data, tmp_path):
+    # The best preset's maps are a patch grid (one cell per 16 pixels); the heatmaps are
+    # upsampled to the image, and the skops file needs no extra trusted types.
+    path = tmp_path / "best.skops"
+    result = invoke("fit", data["good"], "-o", path, "--preset", "best",
+                    "--set", "deeppatchembedder__pretrained=False",
+                    "--set", "deeppatchembedder__stages=[2]",
+                    "--set", "kdethresholdclassifier__cv=3", "--quiet")
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "results"
+    result = invoke("score", path, data["defect"], "-o", out, "--heatmaps", "--quiet")
+    assert result.exit_code == 0, result.output
+    rows = _read_csv(out / "scores.csv")
+    assert len(rows) == 4
+    assert load_images(out / rows[0]["heatmap"]).shape == (1, 32, 32, 3)
+
+
 def test_save_model_skops_falls_back_to_joblib(tmp_path, monkeypatch):
     from skcpcae import persistence
     from skcpcae.outlier import KNNAnomalyScorer

@@ -33,6 +33,7 @@ EXPECTED = {
     "threshold/plot_score_histogram.py": ["threshold_histogram.png"],
     "baselines/plot_baselines.py": ["baselines_comparison.png"],
     "elpv/plot_elpv_heatmap.py": ["elpv_heatmap.png"],
+    "elpv/plot_elpv_patch_heatmap.py": ["elpv_patch_heatmap.png"],
 }
 #: examples on real data that take minutes: not run by the test suite
 SLOW = {"elpv/plot_elpv_heatmap.py"}

@@ -106,7 +106,7 @@ def test_grid_search_tunes_a_stage_with_the_normal_only_splitter(parts):
 
 
 def test_presets_build_and_reject_unknown_names():
-    for name in ("paper", "aligned", "deep-feature", "best"):
+    for name in ("paper", "aligned", "deep-feature", "union", "best"):
         assert hasattr(make_preset(name), "fit")
     with pytest.raises(ValueError, match="Unknown preset"):
         make_preset("nope")

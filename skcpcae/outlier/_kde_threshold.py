@@ -521,6 +521,22 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
         check_is_fitted(self)
         return self.estimator_.transform(X)
 
+    @available_if(_estimator_has("anomaly_map"))
+    def anomaly_map(self, X):
+        """``anomaly_map`` of the fitted wrapped detector (higher = worse).
+
+        Parameters
+        ----------
+        X : array-like
+            Input of the wrapped detector.
+
+        Returns
+        -------
+        maps : ndarray
+        """
+        check_is_fitted(self)
+        return self.estimator_.anomaly_map(X)
+
     @available_if(_estimator_has("kneighbors"))
     def kneighbors(self, X=None, n_neighbors=None, return_distance=True):
         """``kneighbors`` of the fitted wrapped detector.

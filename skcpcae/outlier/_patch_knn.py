@@ -44,8 +44,7 @@ def local_patch_distances(queries, memory, *, n_neighbors=1, radius=0, exclude=N
     """
     import torch
 
-    q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
-    t = torch.from_numpy(np.ascontiguousarray(memory, dtype=np.float32))
+    q, t = _tensor(queries), _tensor(memory)
     m, h, w, d = q.shape
     n = t.shape[0]
     n_cand = n * (2 * radius + 1) ** 2
@@ -307,3 +306,13 @@ def _as_4d(maps):
     if maps.ndim == 3:
         return maps[..., None]
     return maps
+
+
+def _tensor(a):
+    """float32 torch view of ``a`` (a copy when ``a`` is read-only: torch needs writable)."""
+    import torch
+
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    if not a.flags.writeable:
+        a = a.copy()
+    return torch.from_numpy(a)
