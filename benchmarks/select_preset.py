@@ -1,4 +1,4 @@
-"""Choose the "best" preset without looking at the test split.
+"""Choose the pooled-embedding ("union") preset without looking at the test split.
 
     python benchmarks/select_preset.py [--write]
 
@@ -149,7 +149,7 @@ def main(argv=None):
     if args.write:
         cmd = "python benchmarks/select_preset.py " + " ".join(argv or sys.argv[1:])
         update_section("docs/benchmarks.md", "select",
-                       "### Choosing the `best` preset (validation data only)\n\n"
+                       "### Choosing the `union` preset: pooled embeddings (validation data only)\n\n"
                        f"Command: `{cmd}`  \nDate: {datetime.date.today()}  \n"
                        f"Machine: {machine_description()}\n\n"
                        "Validation: 3/4 of the training normals fit, 1/4 held out, against the "

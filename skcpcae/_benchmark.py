@@ -244,6 +244,32 @@ def format_table(rows):
     return "\n".join(lines)
 
 
+#: issue #6's targets for the best preset: AUROC per ELPV cell type and images/s (2 cores)
+TARGETS = {"elpv-mono": 0.97, "elpv-poly": 0.92}
+TARGET_SPEED = 20.0
+
+
+def target_lines(rows, method="best", rival="patchcore"):
+    """Markdown bullets: how far ``method`` is from the targets, row by row (measured)."""
+    lines = []
+    for r in rows:
+        if r["method"] != method or r["dataset"] not in TARGETS:
+            continue
+        goal = TARGETS[r["dataset"]]
+        other = [o for o in rows if o["dataset"] == r["dataset"] and o["method"] == rival]
+        auroc = r["auroc"]
+        status = "met" if auroc >= goal else f"{goal - auroc:.3f} short"
+        parts = [f"AUROC {auroc:.3f} vs target {goal:.2f} ({status})"]
+        if other:
+            gap = r["auroc"] - other[0]["auroc"]
+            parts.append(f"{'ahead of' if gap > 0 else 'behind'} {rival} by {abs(gap):.3f}")
+        speed = r["images_per_s"]
+        parts.append(f"{speed:.1f} images/s vs target {TARGET_SPEED:.0f} "
+                     f"({'met' if speed >= TARGET_SPEED else 'not met'})")
+        lines.append(f"- {r['dataset']}, {method}: " + "; ".join(parts) + ".")
+    return lines
+
+
 def main(argv=None, *, prog="skcpcae benchmark", default_methods=None, section="run"):
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -269,6 +295,9 @@ def main(argv=None, *, prog="skcpcae benchmark", default_methods=None, section="
 
     def write(rows):
         table = format_table(rows)
+        targets = target_lines(rows)
+        if targets:
+            table += "\n\nTargets (issue #6), from the rows above:\n\n" + "\n".join(targets)
         text = (f"Command: `{cmd}`  \nDate: {datetime.date.today()}  \n"
                 f"Machine: {machine_description()}  \n"
                 "AUROC/AP: probability-0 normals vs probability-1 defects (ELPV protocol); the "
@@ -288,6 +317,8 @@ def main(argv=None, *, prog="skcpcae benchmark", default_methods=None, section="
                on_row=write if args.write else None)
     print()
     print(format_table(rows))
+    for line in target_lines(rows):
+        print(line)
     if args.write:
         csv_path = write(rows)
         print(f"\nwrote {args.docs} (section '{section}') and {csv_path}")

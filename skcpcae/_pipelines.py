@@ -156,15 +156,16 @@ def make_union_pipeline(*, register=False, gamma=False, threshold=True, n_neighb
 
 
 def make_best_pipeline(*, register=False, gamma=False, threshold=True, stages=(3, 4),
-                       n_neighbors=1, radius=0, top_k=10, alpha=0.05, random_state=0,
+                       n_neighbors=3, radius=0, top_k=30, alpha=0.05, random_state=0,
                        verbose=0, **params):
     """The best pipeline found by ``benchmarks/select_patch.py`` (validation data only).
 
     Patch features of the image (EfficientNet-Lite0 stages 3 and 4, strides 16 and 32,
     averaged over 3x3 neighbourhoods: :class:`~skcpcae.embedding.DeepPatchEmbedder`), each
     compared with the patches *at the same place* on the normal parts
-    (:class:`~skcpcae.outlier.PatchKNNScorer`); the image score is the mean of its
-    ``top_k`` worst patch distances, thresholded by the KDE when ``threshold``. The patch
+    (:class:`~skcpcae.outlier.PatchKNNScorer`: mean distance to the 3 nearest); the image
+    score is the mean of its ``top_k = 30`` worst patch distances (of 361 on a 300x300
+    image), thresholded by the KDE when ``threshold``. The patch
     distances are the anomaly map (``anomaly_map``, and ``skcpcae score --heatmaps``).
 
     The conditioning on position is the idea of the paper's conditional autoencoder,

@@ -62,3 +62,16 @@ def test_peak_rss_sees_a_block_freed_before_exit():
         block = np.ones(80 * 2**20 // 8)
         del block
     assert mem.mib > 60
+
+
+def test_target_lines_say_how_far():
+    rows = [
+        dict(dataset="elpv-mono", method="best", auroc=0.975, images_per_s=30.0),
+        dict(dataset="elpv-mono", method="patchcore", auroc=0.959, images_per_s=1.0),
+        dict(dataset="elpv-poly", method="best", auroc=0.85, images_per_s=10.0),
+        dict(dataset="elpv-poly", method="patchcore", auroc=0.896, images_per_s=1.0),
+        dict(dataset="mvtec:x:y", method="best", auroc=0.5, images_per_s=1.0),
+    ]
+    mono, poly = _benchmark.target_lines(rows)
+    assert "(met); ahead of patchcore by 0.016" in mono and "30.0 images/s" in mono
+    assert "0.070 short" in poly and "behind patchcore by 0.046" in poly and "not met" in poly

@@ -9,8 +9,8 @@ order, not picked by their score).
 
 Each cell becomes a 19x19 grid of patch features (EfficientNet-Lite0 stages 3 and 4, one
 patch per 16 pixels); every patch is compared with the patches *at the same place* on the
-good training cells, and its distance to the nearest one is the heatmap. The image score is
-the mean of the 10 largest patch distances. The fit takes seconds (nothing is trained: the
+good training cells, and its mean distance to the 3 nearest is the heatmap. The image score is
+the mean of the 30 largest patch distances. The fit takes seconds (nothing is trained: the
 backbone is pretrained and the scorer keeps the training maps), so the whole script runs in
 well under a minute on a CPU.
 
