@@ -18,6 +18,7 @@ import numbers
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 __all__ = ["validate_images", "restore_layout", "image_tags"]
@@ -203,3 +204,62 @@ def iter_batches(n, batch_size):
     batch_size = max(1, int(batch_size))
     for start in range(0, n, batch_size):
         yield slice(start, min(n, start + batch_size))
+
+
+# -- outlier detectors ------------------------------------------------------------------------
+
+#: ``contamination`` of every skcpcae outlier detector: "auto" or a fraction in (0, 0.5].
+CONTAMINATION_CONSTRAINT = [
+    StrOptions({"auto"}),
+    Interval(numbers.Real, 0, 0.5, closed="right"),
+]
+
+
+def offset_from_scores(train_scores, contamination):
+    """``offset_`` from training ``score_samples`` (higher = more normal).
+
+    ``"auto"``: Tukey's fence ``Q3 + 1.5 IQR`` on the finite training anomaly scores
+    (negated), a robust rule that flags only clear outliers; a float: that quantile of the
+    scores.
+    """
+    train_scores = np.asarray(train_scores, dtype=np.float64)
+    if contamination == "auto":
+        anomaly = -train_scores[np.isfinite(train_scores)]
+        if anomaly.size == 0:
+            return -np.inf
+        q1, q3 = np.percentile(anomaly, [25, 75])
+        return -float(q3 + 1.5 * (q3 - q1))
+    return float(np.percentile(train_scores, 100.0 * contamination))
+
+
+class OutlierScoresMixin:
+    """``decision_function`` and ``predict`` from ``score_samples`` and ``offset_``."""
+
+    def decision_function(self, X):
+        """``score_samples(X) - offset_``: negative for outliers.
+
+        Parameters
+        ----------
+        X : array-like
+            Input of :meth:`score_samples`.
+
+        Returns
+        -------
+        decision : ndarray of shape (n_samples,)
+        """
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X):
+        """+1 for inliers (normal samples), -1 for outliers (anomalies).
+
+        Parameters
+        ----------
+        X : array-like
+            Input of :meth:`score_samples`.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        return np.where(self.decision_function(X) < 0, -1, 1)
+

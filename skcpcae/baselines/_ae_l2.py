@@ -5,8 +5,14 @@ import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin, _fit_context, clone
 from sklearn.utils._param_validation import HasMethods
 
-from .._base import iter_batches, restore_layout, validate_images
-from ._variation import _CHUNK, _CONTAMINATION_CONSTRAINT, _ImageDetectorMixin, _offset_from_scores
+from .._base import (
+    CONTAMINATION_CONSTRAINT,
+    iter_batches,
+    offset_from_scores,
+    restore_layout,
+    validate_images,
+)
+from ._variation import _CHUNK, _ImageDetectorMixin
 
 __all__ = ["AEL2Detector"]
 
@@ -82,7 +88,7 @@ class AEL2Detector(_ImageDetectorMixin, OutlierMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "autoencoder": [None, HasMethods(["fit", "transform"])],
-        "contamination": _CONTAMINATION_CONSTRAINT,
+        "contamination": CONTAMINATION_CONSTRAINT,
         "random_state": ["random_state"],
     }
 
@@ -120,7 +126,7 @@ class AEL2Detector(_ImageDetectorMixin, OutlierMixin, BaseEstimator):
         residuals = autoencoder.fit_transform(images)
         self.autoencoder_ = autoencoder
         self.negative_outlier_score_ = -self._summed(residuals)
-        self.offset_ = _offset_from_scores(self.negative_outlier_score_, self.contamination)
+        self.offset_ = offset_from_scores(self.negative_outlier_score_, self.contamination)
         return self
 
     def score_samples(self, X):

@@ -9,8 +9,14 @@ from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils._param_validation import Interval
 
-from .._base import iter_batches, restore_layout, validate_images
-from ._variation import _CHUNK, _CONTAMINATION_CONSTRAINT, _ImageDetectorMixin, _offset_from_scores
+from .._base import (
+    CONTAMINATION_CONSTRAINT,
+    iter_batches,
+    offset_from_scores,
+    restore_layout,
+    validate_images,
+)
+from ._variation import _CHUNK, _ImageDetectorMixin
 
 __all__ = ["NearestImageDetector"]
 
@@ -111,7 +117,7 @@ class NearestImageDetector(_ImageDetectorMixin, OutlierMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "image_size": [None, Interval(numbers.Integral, 1, None, closed="left"), tuple, list],
-        "contamination": _CONTAMINATION_CONSTRAINT,
+        "contamination": CONTAMINATION_CONSTRAINT,
         "n_jobs": [numbers.Integral, None],
     }
 
@@ -147,7 +153,7 @@ class NearestImageDetector(_ImageDetectorMixin, OutlierMixin, BaseEstimator):
             self.negative_outlier_score_ = -np.square(dist[:, 0].astype(np.float64))
         else:
             self.negative_outlier_score_ = np.zeros(1)
-        self.offset_ = _offset_from_scores(self.negative_outlier_score_, self.contamination)
+        self.offset_ = offset_from_scores(self.negative_outlier_score_, self.contamination)
         return self
 
     def score_samples(self, X):

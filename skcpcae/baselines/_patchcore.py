@@ -19,7 +19,13 @@ from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from .._base import iter_batches, restore_layout, validate_images
+from .._base import (
+    CONTAMINATION_CONSTRAINT,
+    iter_batches,
+    offset_from_scores,
+    restore_layout,
+    validate_images,
+)
 from ..utils._torch import (
     device_after_unpickling,
     load_numpy_weights,
@@ -28,7 +34,7 @@ from ..utils._torch import (
     torch_seeded,
     weights_to_numpy,
 )
-from ._variation import _CONTAMINATION_CONSTRAINT, _ImageDetectorMixin, _offset_from_scores
+from ._variation import _ImageDetectorMixin
 
 __all__ = ["PatchCoreDetector"]
 
@@ -404,7 +410,7 @@ class PatchCoreDetector(_ImageDetectorMixin, OutlierMixin, BaseEstimator):
         "coreset_ratio": [Interval(numbers.Real, 0, 1, closed="right")],
         "n_neighbors": [Interval(numbers.Integral, 1, None, closed="left")],
         "blur_sigma": [Interval(numbers.Real, 0, None, closed="left")],
-        "contamination": _CONTAMINATION_CONSTRAINT,
+        "contamination": CONTAMINATION_CONSTRAINT,
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "device": [str],
         "random_state": ["random_state"],
@@ -532,7 +538,7 @@ class PatchCoreDetector(_ImageDetectorMixin, OutlierMixin, BaseEstimator):
             d = nearest_distances(query, bank, k, **kw)
             patch[sl] = d.reshape(-1, h * w).cpu().numpy()
         self.negative_outlier_score_ = -patch.reshape(n, -1).max(axis=1).astype(np.float64)
-        self.offset_ = _offset_from_scores(self.negative_outlier_score_, self.contamination)
+        self.offset_ = offset_from_scores(self.negative_outlier_score_, self.contamination)
         return self
 
     def score_samples(self, X):

@@ -1,75 +1,33 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Variation baseline: per-pixel mean and standard deviation of the normal set (Sec. 4.4).
-
-Also holds the private outlier-detector plumbing shared by the image baselines of this
-subpackage (offset rule, ``decision_function``, ``predict``).
 """
 
 import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval
 
-from .._base import image_tags, iter_batches, restore_layout, validate_images
+from .._base import (
+    CONTAMINATION_CONSTRAINT,
+    OutlierScoresMixin,
+    image_tags,
+    iter_batches,
+    offset_from_scores,
+    restore_layout,
+    validate_images,
+)
 
 __all__ = ["VariationDetector"]
 
 # Images processed at once by the numpy baselines (bounded memory).
 _CHUNK = 64
 
-_CONTAMINATION_CONSTRAINT = [
-    StrOptions({"auto"}),
-    Interval(numbers.Real, 0, 0.5, closed="right"),
-]
-
-
-def _offset_from_scores(negative_scores, contamination):
-    """``offset_`` from training ``score_samples`` (higher = more normal).
-
-    ``"auto"``: Tukey's fence ``Q3 + 1.5 IQR`` on the training anomaly scores (negated), the rule
-    of :class:`skcpcae.outlier.KNNAnomalyScorer`; a float: that quantile of the scores.
-    """
-    negative_scores = np.asarray(negative_scores, dtype=np.float64)
-    if contamination == "auto":
-        q1, q3 = np.percentile(-negative_scores, [25, 75])
-        return -float(q3 + 1.5 * (q3 - q1))
-    return float(np.percentile(negative_scores, 100.0 * contamination))
-
-
-class _ImageDetectorMixin:
+class _ImageDetectorMixin(OutlierScoresMixin):
     """``decision_function``, ``predict`` and image tags of the baseline detectors.
 
     Subclasses define ``score_samples`` (higher = more normal) and set ``offset_`` in ``fit``.
     """
-
-    def decision_function(self, X):
-        """``score_samples(X) - offset_``: negative for outliers.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, height, width[, channels]) or (n_samples, n_features)
-            Images of the fitted size.
-
-        Returns
-        -------
-        decision : ndarray of shape (n_samples,)
-        """
-        return self.score_samples(X) - self.offset_
-
-    def predict(self, X):
-        """+1 for inliers (normal images), -1 for outliers (anomalous images).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, height, width[, channels]) or (n_samples, n_features)
-            Images of the fitted size.
-
-        Returns
-        -------
-        labels : ndarray of shape (n_samples,)
-        """
-        return np.where(self.decision_function(X) < 0, -1, 1)
 
     def __sklearn_tags__(self):
         return image_tags(super().__sklearn_tags__())
@@ -144,7 +102,7 @@ class VariationDetector(_ImageDetectorMixin, OutlierMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "eps": [Interval(numbers.Real, 0, None, closed="left")],
-        "contamination": _CONTAMINATION_CONSTRAINT,
+        "contamination": CONTAMINATION_CONSTRAINT,
     }
 
     def __init__(self, eps=0.01, *, contamination="auto"):
@@ -187,7 +145,7 @@ class VariationDetector(_ImageDetectorMixin, OutlierMixin, BaseEstimator):
         else:
             scores = self._score_images(images)
         self.negative_outlier_score_ = scores
-        self.offset_ = _offset_from_scores(scores, self.contamination)
+        self.offset_ = offset_from_scores(scores, self.contamination)
         return self
 
     def score_samples(self, X):

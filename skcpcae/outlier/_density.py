@@ -20,53 +20,12 @@ from sklearn.neighbors import KernelDensity
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .._base import CONTAMINATION_CONSTRAINT, OutlierScoresMixin, offset_from_scores
+
 __all__ = ["GMMAnomalyScorer", "KDEAnomalyScorer"]
 
-_CONTAMINATION = [
-    StrOptions({"auto"}),
-    Interval(numbers.Real, 0, 0.5, closed="right"),
-]
-
-
-def _offset_from_scores(train_scores, contamination):
-    """``offset_`` from training ``score_samples``: a quantile, or Tukey's fence for "auto"."""
-    if contamination == "auto":
-        anomaly = -train_scores[np.isfinite(train_scores)]
-        if anomaly.size == 0:
-            return -np.inf
-        q1, q3 = np.percentile(anomaly, [25, 75])
-        return -float(q3 + 1.5 * (q3 - q1))
-    return float(np.percentile(train_scores, 100.0 * contamination))
-
-
-class _DensityDetectorMixin:
+class _DensityDetectorMixin(OutlierScoresMixin):
     """``decision_function`` and ``predict`` from ``score_samples`` and ``offset_``."""
-
-    def decision_function(self, X):
-        """``score_samples(X) - offset_``: negative for outliers.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        decision : ndarray of shape (n_samples,)
-        """
-        return self.score_samples(X) - self.offset_
-
-    def predict(self, X):
-        """+1 for inliers, -1 for outliers.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        labels : ndarray of shape (n_samples,)
-        """
-        return np.where(self.decision_function(X) < 0, -1, 1)
 
 
 class GMMAnomalyScorer(_DensityDetectorMixin, OutlierMixin, BaseEstimator):
@@ -134,7 +93,7 @@ class GMMAnomalyScorer(_DensityDetectorMixin, OutlierMixin, BaseEstimator):
         "reg_covar": [Interval(numbers.Real, 0.0, None, closed="left")],
         "max_iter": [Interval(numbers.Integral, 0, None, closed="left")],
         "n_init": [Interval(numbers.Integral, 1, None, closed="left")],
-        "contamination": _CONTAMINATION,
+        "contamination": CONTAMINATION_CONSTRAINT,
         "random_state": ["random_state"],
     }
 
@@ -183,7 +142,7 @@ class GMMAnomalyScorer(_DensityDetectorMixin, OutlierMixin, BaseEstimator):
             random_state=self.random_state,
         ).fit(X)
         self.n_iter_ = int(self.gmm_.n_iter_)
-        self.offset_ = _offset_from_scores(self.gmm_.score_samples(X), self.contamination)
+        self.offset_ = offset_from_scores(self.gmm_.score_samples(X), self.contamination)
         return self
 
     def score_samples(self, X):
@@ -288,7 +247,7 @@ class KDEAnomalyScorer(_DensityDetectorMixin, OutlierMixin, BaseEstimator):
         "kernel": [
             StrOptions({"gaussian", "tophat", "epanechnikov", "exponential", "linear", "cosine"})
         ],
-        "contamination": _CONTAMINATION,
+        "contamination": CONTAMINATION_CONSTRAINT,
     }
 
     def __init__(self, bandwidth="scott", *, kernel="gaussian", contamination="auto"):
@@ -322,7 +281,7 @@ class KDEAnomalyScorer(_DensityDetectorMixin, OutlierMixin, BaseEstimator):
         self.kde_ = KernelDensity(bandwidth=self.bandwidth, kernel=self.kernel).fit(X)
         self.bandwidth_ = float(self.kde_.bandwidth_)
         self.negative_outlier_score_ = self._loo_scores(X)
-        self.offset_ = _offset_from_scores(self.negative_outlier_score_, self.contamination)
+        self.offset_ = offset_from_scores(self.negative_outlier_score_, self.contamination)
         return self
 
     def score_samples(self, X):

@@ -7,13 +7,15 @@ import warnings
 import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
 from sklearn.neighbors import NearestNeighbors
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .._base import CONTAMINATION_CONSTRAINT, OutlierScoresMixin, offset_from_scores
 
 __all__ = ["KNNAnomalyScorer"]
 
 
-class KNNAnomalyScorer(OutlierMixin, BaseEstimator):
+class KNNAnomalyScorer(OutlierScoresMixin, OutlierMixin, BaseEstimator):
     """Outlier detector scoring a sample by its mean squared distance to k normal neighbours.
 
     Implements eq. 6 of Saeedi & Giusti (2023): the anomaly score of ``y`` is
@@ -81,10 +83,7 @@ class KNNAnomalyScorer(OutlierMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "n_neighbors": [Interval(numbers.Integral, 1, None, closed="left")],
         "metric": [str, callable],
-        "contamination": [
-            StrOptions({"auto"}),
-            Interval(numbers.Real, 0, 0.5, closed="right"),
-        ],
+        "contamination": CONTAMINATION_CONSTRAINT,
         "n_jobs": [numbers.Integral, None],
     }
 
@@ -127,14 +126,8 @@ class KNNAnomalyScorer(OutlierMixin, BaseEstimator):
             self.negative_outlier_score_ = -np.mean(np.square(dist), axis=1)
         else:
             self.negative_outlier_score_ = np.zeros(1)
-        if self.contamination == "auto":
-            # Tukey's fence on the leave-one-out anomaly scores: Q3 + 1.5 IQR.
-            q1, q3 = np.percentile(-self.negative_outlier_score_, [25, 75])
-            self.offset_ = -float(q3 + 1.5 * (q3 - q1))
-        else:
-            self.offset_ = float(
-                np.percentile(self.negative_outlier_score_, 100.0 * self.contamination)
-            )
+        # "auto": Tukey's fence on the leave-one-out anomaly scores, Q3 + 1.5 IQR.
+        self.offset_ = offset_from_scores(self.negative_outlier_score_, self.contamination)
         return self
 
     def score_samples(self, X):
@@ -153,29 +146,3 @@ class KNNAnomalyScorer(OutlierMixin, BaseEstimator):
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         dist, _ = self.nn_.kneighbors(X)
         return -np.mean(np.square(dist), axis=1)
-
-    def decision_function(self, X):
-        """``score_samples(X) - offset_``: negative for outliers.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        decision : ndarray of shape (n_samples,)
-        """
-        return self.score_samples(X) - self.offset_
-
-    def predict(self, X):
-        """+1 for inliers, -1 for outliers.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        labels : ndarray of shape (n_samples,)
-        """
-        return np.where(self.decision_function(X) < 0, -1, 1)

@@ -6,10 +6,18 @@ import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from .._base import image_tags, iter_batches, restore_layout, validate_images
+from .._base import (
+    CONTAMINATION_CONSTRAINT,
+    OutlierScoresMixin,
+    image_tags,
+    iter_batches,
+    offset_from_scores,
+    restore_layout,
+    validate_images,
+)
 
 __all__ = ["PatchKNNScorer", "local_patch_distances"]
 
@@ -82,7 +90,7 @@ def local_patch_distances(queries, memory, *, n_neighbors=1, radius=0, exclude=N
     return dist.permute(2, 0, 1).contiguous().numpy()
 
 
-class PatchKNNScorer(OutlierMixin, BaseEstimator):
+class PatchKNNScorer(OutlierScoresMixin, OutlierMixin, BaseEstimator):
     """Outlier detector comparing each patch with the same place on normal parts.
 
     Input: batches of patch-feature maps ``(n, h, w, d)`` (e.g. from
@@ -160,10 +168,7 @@ class PatchKNNScorer(OutlierMixin, BaseEstimator):
         "n_neighbors": [Interval(numbers.Integral, 1, None, closed="left")],
         "radius": [Interval(numbers.Integral, 0, None, closed="left")],
         "top_k": [Interval(numbers.Integral, 1, None, closed="left")],
-        "contamination": [
-            StrOptions({"auto"}),
-            Interval(numbers.Real, 0, 0.5, closed="right"),
-        ],
+        "contamination": CONTAMINATION_CONSTRAINT,
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
     }
 
@@ -212,12 +217,7 @@ class PatchKNNScorer(OutlierMixin, BaseEstimator):
             self.negative_outlier_score_ = -scores
         else:
             self.negative_outlier_score_ = np.zeros(1)
-        neg = self.negative_outlier_score_
-        if self.contamination == "auto":
-            q1, q3 = np.percentile(-neg, [25, 75])
-            self.offset_ = -float(q3 + 1.5 * (q3 - q1))
-        else:
-            self.offset_ = float(np.percentile(neg, 100.0 * self.contamination))
+        self.offset_ = offset_from_scores(self.negative_outlier_score_, self.contamination)
         return self
 
     def score_samples(self, X):
@@ -234,32 +234,6 @@ class PatchKNNScorer(OutlierMixin, BaseEstimator):
             Higher is more normal.
         """
         return -self._reduce(self._patch_distances(X)[0])
-
-    def decision_function(self, X):
-        """``score_samples(X) - offset_``: negative for outliers.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, h, w[, d]) or (n_samples, n_features)
-
-        Returns
-        -------
-        decision : ndarray of shape (n_samples,)
-        """
-        return self.score_samples(X) - self.offset_
-
-    def predict(self, X):
-        """+1 for inliers (normal parts), -1 for outliers.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, h, w[, d]) or (n_samples, n_features)
-
-        Returns
-        -------
-        labels : ndarray of shape (n_samples,)
-        """
-        return np.where(self.decision_function(X) < 0, -1, 1)
 
     def anomaly_map(self, X):
         """Distance of every patch to the same place on normal parts (higher = worse).
