@@ -83,6 +83,20 @@ def test_preset_pipeline_flags_pasted_defects(parts):
     assert set(np.unique(pipe.predict(X_test))) <= {-1, 1}
 
 
+def test_best_preset_registers_moving_parts_and_flags_pasted_defects():
+    # Parts that move by up to 10 % and 5 degrees, with the registration step in front
+    # (pretrained Lite0, stages 3+4 on 96x96 parts, KDE threshold): the whole chain fits,
+    # separates pasted defects and predicts.
+    X, y = make_parts(30, n_anomalies=8, size=(96, 96), max_shift=0.1, max_rotation=5,
+                      random_state=1)
+    train, test, y_test = X[:22], X[22:], y[22:]
+    moving = make_preset("best", register=True, kdethresholdclassifier__cv=3)
+    auroc = image_auroc(y_test, -moving.fit(train).score_samples(test))
+    assert auroc > 0.9
+    assert np.isfinite(moving[-1].threshold_)
+    assert set(np.unique(moving.predict(test))) <= {-1, 1}
+
+
 def test_fitted_pipeline_survives_joblib_bit_for_bit(parts, tmp_path):
     X_train, X_test, _ = parts
     pipe = make_pipeline(*_front(), KNNAnomalyScorer(n_neighbors=3)).fit(X_train)
