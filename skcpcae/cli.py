@@ -877,14 +877,17 @@ def _call_main(module_name, args, debug):
             typer.echo(f"Error: {module_name} is not available in this installation ({exc}).",
                        err=True)
             raise typer.Exit(1) from None
-        rc = module.main(list(args))
-    raise typer.Exit(int(rc or 0))
+        result = module.main(list(args))
+    # an int is an exit status; anything else (the benchmark returns its rows) is success
+    rc = result if isinstance(result, int) and not isinstance(result, bool) else 0
+    raise typer.Exit(rc)
 
 
 @app.command(context_settings=_PASS_THROUGH, add_help_option=False)
 def demo(ctx: typer.Context):
-    """Run the paper's pipeline beside the deep-feature comparator on ELPV solar cells
-    (needs `pip install "skcpcae[elpv]"`). Arguments go to the demo (`skcpcae demo --help`)."""
+    """Run the paper's pipeline, the deep-feature comparator and the best preset on ELPV solar
+    cells (needs `pip install "skcpcae[elpv]"`). Arguments go to the demo
+    (`skcpcae demo --help`)."""
     _call_main("skcpcae._demo", ctx.args, False)
 
 

@@ -403,3 +403,19 @@ def test_heatmap_names_are_unique():
     names = cli._heatmap_names(["a/x.png", "b/x.png", "c/x-1.png", "y.tif"])
     assert names == ["x.png", "x-1.png", "x-1_1.png", "y.png"]
     assert len(set(names)) == 4
+
+
+@pytest.mark.parametrize("returned, code", [([{"auroc": 0.9}], 0), (None, 0), (3, 3)])
+def test_demo_and_benchmark_exit_status(monkeypatch, returned, code):
+    # the harness returns its result rows: that is success, not an exit status
+    import sys
+    import types
+
+    import typer
+
+    fake = types.ModuleType("skcpcae._fake_main")
+    fake.main = lambda args: returned
+    monkeypatch.setitem(sys.modules, "skcpcae._fake_main", fake)
+    with pytest.raises(typer.Exit) as info:
+        cli._call_main("skcpcae._fake_main", [], False)
+    assert info.value.exit_code == code

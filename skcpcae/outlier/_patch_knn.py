@@ -86,7 +86,9 @@ def local_patch_distances(queries, memory, *, n_neighbors=1, radius=0, exclude=N
             merged = torch.topk(torch.cat([cur, cand], dim=2), k, dim=2, largest=False).values
             best[i0:i1, j0:j1] = merged.reshape(i1 - i0, j1 - j0, m, k)
     dist = best.clamp_min_(0).sqrt_()
-    dist = torch.where(torch.isinf(dist), torch.zeros_like(dist), dist).mean(-1)
+    # a border patch of a tiny training set can have fewer than k candidates: average those
+    finite = torch.isfinite(dist)
+    dist = torch.where(finite, dist, 0.0).sum(-1) / finite.sum(-1).clamp_min(1)
     return dist.permute(2, 0, 1).contiguous().numpy()
 
 

@@ -125,3 +125,15 @@ def test_patch_pipeline_flags_pasted_defects_and_round_trips(tmp_path):
     # thresholded as one unit, like the other presets
     clf = KDEThresholdClassifier(clone(pipe), cv=3, random_state=0).fit(normal)
     assert clf.predict(test[y_test == 1]).tolist().count(-1) >= 1
+
+
+def test_border_patches_with_few_candidates_average_what_they_have():
+    # two training maps, radius 1, k = 5: a corner patch has 2 x 4 = 8 candidates, an
+    # inner one 2 x 9; every distance is a real mean, never padded with zeros
+    rng = np.random.default_rng(6)
+    memory = rng.normal(size=(2, 3, 3, 2)).astype(np.float32)
+    queries = rng.normal(size=(1, 3, 3, 2)).astype(np.float32) + 3.0
+    got = local_patch_distances(queries, memory, n_neighbors=5, radius=1, exclude=np.array([0]))
+    # with map 0 excluded, the corner has 4 candidates (< 5): their mean
+    np.testing.assert_allclose(got, _brute_force(queries, memory, 5, 1, exclude=np.array([0])),
+                               rtol=1e-4, atol=1e-4)
