@@ -61,9 +61,11 @@ def local_patch_distances(queries, memory, *, n_neighbors=1, radius=0, exclude=N
     tp = t.permute(1, 2, 0, 3)  # (h, w, n, d)
     q_sq = (qp * qp).sum(-1)
     t_sq = (tp * tp).sum(-1)
-    excl = None
+    rows = cols = None
     if exclude is not None:
         excl = torch.as_tensor(np.asarray(exclude), dtype=torch.long)
+        rows = torch.nonzero(excl >= 0)[:, 0]
+        cols = excl[rows]
     best = torch.full((h, w, m, k), float("inf"))
     for di in range(-radius, radius + 1):
         for dj in range(-radius, radius + 1):
@@ -78,9 +80,8 @@ def local_patch_distances(queries, memory, *, n_neighbors=1, radius=0, exclude=N
                 + t_sq[i0 + di:i1 + di, j0 + dj:j1 + dj].reshape(-1, 1, n),
                 a, b.transpose(1, 2), alpha=-2.0,
             )
-            if excl is not None:
-                rows = torch.nonzero(excl >= 0)[:, 0]
-                d2[:, rows, excl[rows]] = float("inf")
+            if rows is not None:
+                d2[:, rows, cols] = float("inf")
             cand = torch.topk(d2, min(k, n), dim=2, largest=False).values
             cur = best[i0:i1, j0:j1].reshape(-1, m, k)
             merged = torch.topk(torch.cat([cur, cand], dim=2), k, dim=2, largest=False).values
