@@ -26,6 +26,9 @@ from .._base import (
     restore_layout,
     validate_images,
 )
+from ..embedding._deep_patch import aggregate_patch_maps
+from ..embedding._deep_pool import MIN_SIZE as _MIN_SIZE
+from ..embedding._deep_pool import PretrainedBackboneMixin
 from ..utils._torch import (
     device_after_unpickling,
     load_numpy_weights,
@@ -38,9 +41,6 @@ from ._variation import _ImageDetectorMixin
 
 __all__ = ["PatchCoreDetector"]
 
-# Smallest side fed to the backbone: smaller images (e.g. the one-pixel-high tables of
-# scikit-learn's common checks) are upsampled to it.
-_MIN_SIZE = 32
 # The greedy coreset runs on a random projection of the features to this many dimensions...
 _CORESET_DIM = 32
 # ...on random chunks of at most this many patches (one selection per chunk, see Notes).
@@ -259,7 +259,9 @@ def _fold_batchnorm(model, probe=None):
     return fused if ok else model
 
 
-class PatchCoreDetector(_ImageDetectorMixin, OutlierMixin, BaseEstimator):
+class PatchCoreDetector(
+    PretrainedBackboneMixin, _ImageDetectorMixin, OutlierMixin, BaseEstimator
+):
     """PatchCore-style outlier detector: nearest-neighbour distance of local CNN features.
 
     After Roth et al. (2022). A pretrained CNN (by default EfficientNet-Lite0 with the offline
@@ -621,15 +623,6 @@ class PatchCoreDetector(_ImageDetectorMixin, OutlierMixin, BaseEstimator):
 
     # -- private helpers --------------------------------------------------------------------
 
-    def _finish_backbone(self, model):
-        import torch
-
-        # channels_last: about twice as fast on CPU for these depthwise-separable CNNs
-        model = model.to(self.device_, memory_format=torch.channels_last).eval()
-        for param in model.parameters():
-            param.requires_grad_(False)
-        return model
-
     def _check_params(self):
         layers = tuple(self.layers)
         if not layers or not all(
@@ -646,64 +639,9 @@ class PatchCoreDetector(_ImageDetectorMixin, OutlierMixin, BaseEstimator):
             )
         return layers
 
-    def _weights_source(self):
-        from ..embedding._backbones import OFFLINE_WEIGHTS
-
-        if self.weights is not None:
-            return self.weights
-        if not self.pretrained:
-            return None
-        if self.backbone in OFFLINE_WEIGHTS:
-            return "offline"
-        raise ValueError(
-            f"pretrained=True but no offline weights are shipped for backbone "
-            f"{self.backbone!r} (offline weights exist for {sorted(OFFLINE_WEIGHTS)}). Pass "
-            "weights='timm' to download timm's weights (needs network access), "
-            "weights=<path to a local checkpoint file>, or pretrained=False for random weights."
-        )
-
-    def _target_size(self, height, width):
-        if self.input_size is None:
-            size = (height, width)
-        elif isinstance(self.input_size, numbers.Integral):
-            size = (int(self.input_size), int(self.input_size))
-        else:
-            size = (int(self.input_size[0]), int(self.input_size[1]))
-        return max(size[0], _MIN_SIZE), max(size[1], _MIN_SIZE)
-
-    def _prepare(self, images):
-        """float32 numpy batch -> normalised (n, 3, H', W') tensor on the device."""
-        import torch
-        import torch.nn.functional as F
-
-        x = torch.tensor(images, dtype=torch.float32)  # copy: inputs may be read-only
-        x = x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2)
-        x = x.to(self.device_)
-        size = self._target_size(x.shape[2], x.shape[3])
-        if size != tuple(x.shape[2:]):
-            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
-        if x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
-        mean = torch.tensor(self.mean_, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.std_, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-        return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
-
     def _features(self, x):
         """Aggregated patch features ``(n, d, h, w)`` of a prepared batch."""
-        import torch
-        import torch.nn.functional as F
-
-        maps = [
-            F.avg_pool2d(m, 3, stride=1, padding=1, count_include_pad=False)
-            for m in self.backbone_(x)
-        ]
-        size = max((tuple(m.shape[2:]) for m in maps), key=lambda s: s[0] * s[1])
-        maps = [
-            m if tuple(m.shape[2:]) == size
-            else F.interpolate(m, size=size, mode="bilinear", align_corners=False)
-            for m in maps
-        ]
-        return torch.cat(maps, dim=1)
+        return aggregate_patch_maps(self.backbone_(x), 3)
 
     def _embed(self, images):
         """Patch features of all images, ``(n, h, w, d)`` float32 numpy (before projection)."""

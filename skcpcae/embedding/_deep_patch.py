@@ -163,17 +163,27 @@ class DeepPatchEmbedder(DeepPoolEmbedder):
 
     def _patch_maps(self, x, maps=None):
         """``(n, C, h, w)`` patch features of a prepared batch."""
-        import torch
-        import torch.nn.functional as F
-
         if maps is None:
             maps = self._feature_maps(x)
-        k = int(self.local_size)
-        if k > 1:
-            maps = [F.avg_pool2d(m, k, stride=1, padding=k // 2, count_include_pad=False)
-                    for m in maps]
-        size = max((tuple(m.shape[2:]) for m in maps), key=lambda s: s[0] * s[1])
-        maps = [m if tuple(m.shape[2:]) == size
-                else F.interpolate(m, size=size, mode="bilinear", align_corners=False)
+        return aggregate_patch_maps(maps, self.local_size)
+
+
+def aggregate_patch_maps(maps, local_size=3):
+    """Patch features from a list of NCHW stage maps (PatchCore's local aggregation).
+
+    Each map is averaged over ``local_size`` x ``local_size`` neighbours (borders average
+    what they have), the coarser maps are upsampled (bilinear) to the finest, and all are
+    concatenated along the channels: ``(n, sum of channels, h, w)``.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    k = int(local_size)
+    if k > 1:
+        maps = [F.avg_pool2d(m, k, stride=1, padding=k // 2, count_include_pad=False)
                 for m in maps]
-        return torch.cat(maps, dim=1)
+    size = max((tuple(m.shape[2:]) for m in maps), key=lambda s: s[0] * s[1])
+    maps = [m if tuple(m.shape[2:]) == size
+            else F.interpolate(m, size=size, mode="bilinear", align_corners=False)
+            for m in maps]
+    return torch.cat(maps, dim=1)
