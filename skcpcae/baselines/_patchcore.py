@@ -30,12 +30,9 @@ from ..embedding._deep_patch import aggregate_patch_maps
 from ..embedding._deep_pool import MIN_SIZE as _MIN_SIZE
 from ..embedding._deep_pool import PretrainedBackboneMixin
 from ..utils._torch import (
-    device_after_unpickling,
-    load_numpy_weights,
     resolve_device,
     seed_from,
     torch_seeded,
-    weights_to_numpy,
 )
 from ._variation import _ImageDetectorMixin
 
@@ -591,35 +588,14 @@ class PatchCoreDetector(
             maps[sl] = up
         return restore_layout(maps, was_2d)
 
-    def __getstate__(self):
-        # The backbone is stored as its weights in numpy arrays, as DeepPoolEmbedder does:
-        # the pickle holds no torch object (skops can store it; a model fitted on a GPU loads
-        # on a CPU-only machine), and __setstate__ rebuilds the network.
-        state = dict(super().__getstate__())  # a copy: never touch the live backbone
-        backbone = state.pop("backbone_", None)
-        if backbone is not None:
-            state["_backbone_weights"] = weights_to_numpy(backbone)
-        return state
-
-    def __setstate__(self, state):
-        state = dict(state)
-        weights = state.pop("_backbone_weights", None)
-        super().__setstate__(state)
-        if weights is None:
-            return
-        import torch
-
+    def _backbone_skeleton(self):
+        """The network structure of a pickled detector (weights are loaded after)."""
         from ..embedding import load_backbone
 
-        self.device_ = device_after_unpickling(self, self.__dict__.get("device_", "cpu"))
         name, layers, folded = self._backbone_spec
-        with torch.random.fork_rng(devices=[]):  # the skeleton's random init is overwritten
-            model = load_backbone(name, weights=None, out_indices=tuple(layers))
+        model = load_backbone(name, weights=None, out_indices=tuple(layers))
         model.eval()
-        if folded:
-            model = _fold_batchnorm(model)
-        load_numpy_weights(model, weights)
-        self.backbone_ = self._finish_backbone(model)
+        return _fold_batchnorm(model) if folded else model
 
     # -- private helpers --------------------------------------------------------------------
 

@@ -35,8 +35,32 @@ class PretrainedBackboneMixin:
     """Backbone plumbing shared by the estimators that run a timm CNN on image batches.
 
     Reads ``backbone``, ``weights``, ``pretrained``, ``input_size`` (parameters) and
-    ``device_``, ``mean_``, ``std_`` (set in ``fit``).
+    ``device_``, ``mean_``, ``std_`` (set in ``fit``). Pickling stores the fitted
+    ``backbone_`` as its weights in numpy arrays: the pickle holds no torch object (skops can
+    store it safely; a model fitted on a GPU loads on a CPU-only machine), and unpickling
+    rebuilds the network from ``_backbone_skeleton()``, which subclasses define.
     """
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # a copy: never touch the live backbone
+        backbone = state.pop("backbone_", None)
+        if backbone is not None:
+            state["_backbone_weights"] = weights_to_numpy(backbone)
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        weights = state.pop("_backbone_weights", None)
+        super().__setstate__(state)
+        if weights is None:
+            return
+        import torch
+
+        self.device_ = device_after_unpickling(self, self.__dict__.get("device_", "cpu"))
+        with torch.random.fork_rng(devices=[]):  # the skeleton's random init is overwritten
+            model = self._backbone_skeleton()
+        load_numpy_weights(model, weights)
+        self.backbone_ = self._finish_backbone(model)
 
     def _finish_backbone(self, model):
         import torch
@@ -324,30 +348,6 @@ class DeepPoolEmbedder(
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
 
-    def __getstate__(self):
-        # The backbone is stored as its weights in numpy arrays: the pickle holds no torch
-        # object (skops can store it safely; a model fitted on a GPU loads on a CPU-only
-        # machine), and __setstate__ rebuilds the network from the estimator's parameters.
-        state = dict(super().__getstate__())  # a copy: never touch the live backbone
-        backbone = state.pop("backbone_", None)
-        if backbone is not None:
-            state["_backbone_weights"] = weights_to_numpy(backbone)
-        return state
-
-    def __setstate__(self, state):
-        state = dict(state)
-        weights = state.pop("_backbone_weights", None)
-        super().__setstate__(state)
-        if weights is None:
-            return
-        import torch
-
-        self.device_ = device_after_unpickling(self, self.__dict__.get("device_", "cpu"))
-        with torch.random.fork_rng(devices=[]):  # the skeleton's random init is overwritten
-            model = self._build_backbone(weights=None)
-        load_numpy_weights(model, weights)
-        self.backbone_ = self._finish_backbone(model)
-
     # -- private helpers --------------------------------------------------------------------
 
     def _set_output_shape(self):
@@ -360,6 +360,9 @@ class DeepPoolEmbedder(
             maps = self._feature_maps(probe)
         self.n_channels_ = tuple(int(m.shape[1]) for m in maps)
         self.n_features_out_ = int(sum(pool_features(m, self.pooling).shape[1] for m in maps))
+
+    def _backbone_skeleton(self):
+        return self._build_backbone(weights=None)
 
     def _build_backbone(self, weights):
         if self.stages is None:
