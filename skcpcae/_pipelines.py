@@ -14,6 +14,21 @@ __all__ = [
 ]
 
 
+def _preprocessing_steps(register, gamma):
+    """``[ECCRegistrar] [AdaptiveGamma]``, as asked."""
+    from .preprocessing import AdaptiveGamma, ECCRegistrar
+
+    return ([ECCRegistrar()] if register else []) + ([AdaptiveGamma()] if gamma else [])
+
+
+def _assemble(steps, params):
+    """``make_pipeline(*steps)`` with the ``step__param`` overrides applied."""
+    pipe = make_pipeline(*steps)
+    if params:
+        pipe.set_params(**params)
+    return pipe
+
+
 def _scoring_steps(n_neighbors, threshold, alpha, random_state):
     """StandardScaler → k-NN, thresholded as one unit.
 
@@ -69,22 +84,14 @@ def make_cpcae_pipeline(
     pipeline : sklearn.pipeline.Pipeline
     """
     from .embedding import DeepPoolEmbedder
-    from .preprocessing import AdaptiveGamma, ECCRegistrar
     from .residuals import CPCAEResidualMap
 
-    steps = []
-    if register:
-        steps.append(ECCRegistrar())
-    if gamma:
-        steps.append(AdaptiveGamma())
+    steps = _preprocessing_steps(register, gamma)
     steps.append(CPCAEResidualMap(random_state=random_state, verbose=verbose))
     steps.append(DeepPoolEmbedder(pooling="parallel_cascade", random_state=random_state,
                                   verbose=verbose))
     steps.extend(_scoring_steps(n_neighbors, threshold, alpha, random_state))
-    pipe = make_pipeline(*steps)
-    if params:
-        pipe.set_params(**params)
-    return pipe
+    return _assemble(steps, params)
 
 
 def make_deep_feature_pipeline(*, n_neighbors=15, pooling="max", threshold=False, alpha=0.05,
@@ -93,12 +100,9 @@ def make_deep_feature_pipeline(*, n_neighbors=15, pooling="max", threshold=False
     scaler → k-NN (k = 15)."""
     from .embedding import DeepPoolEmbedder
 
-    pipe = make_pipeline(DeepPoolEmbedder(pooling=pooling, random_state=random_state,
-                                          verbose=verbose),
-                         *_scoring_steps(n_neighbors, threshold, alpha, random_state))
-    if params:
-        pipe.set_params(**params)
-    return pipe
+    steps = [DeepPoolEmbedder(pooling=pooling, random_state=random_state, verbose=verbose),
+             *_scoring_steps(n_neighbors, threshold, alpha, random_state)]
+    return _assemble(steps, params)
 
 
 def make_union_pipeline(*, register=False, gamma=False, threshold=True, n_neighbors=15,
@@ -130,14 +134,9 @@ def make_union_pipeline(*, register=False, gamma=False, threshold=True, n_neighb
     from sklearn.pipeline import make_union
 
     from .embedding import DeepPoolEmbedder
-    from .preprocessing import AdaptiveGamma, ECCRegistrar
     from .residuals import CPCAEResidualMap
 
-    steps = []
-    if register:
-        steps.append(ECCRegistrar())
-    if gamma:
-        steps.append(AdaptiveGamma())
+    steps = _preprocessing_steps(register, gamma)
     union = make_union(
         DeepPoolEmbedder(stages=(3, 4), pooling="parallel_cascade",
                          random_state=random_state, verbose=verbose),
@@ -149,10 +148,7 @@ def make_union_pipeline(*, register=False, gamma=False, threshold=True, n_neighb
     )
     steps.append(union)
     steps.extend(_scoring_steps(n_neighbors, threshold, alpha, random_state))
-    pipe = make_pipeline(*steps)
-    if params:
-        pipe.set_params(**params)
-    return pipe
+    return _assemble(steps, params)
 
 
 def make_best_pipeline(*, register=False, gamma=False, threshold=True, stages=(3, 4),
@@ -196,22 +192,14 @@ def make_best_pipeline(*, register=False, gamma=False, threshold=True, stages=(3
     """
     from .embedding import DeepPatchEmbedder
     from .outlier import KDEThresholdClassifier, PatchKNNScorer
-    from .preprocessing import AdaptiveGamma, ECCRegistrar
 
-    steps = []
-    if register:
-        steps.append(ECCRegistrar())
-    if gamma:
-        steps.append(AdaptiveGamma())
+    steps = _preprocessing_steps(register, gamma)
     steps.append(DeepPatchEmbedder(stages=stages, random_state=random_state, verbose=verbose))
     scorer = PatchKNNScorer(n_neighbors=n_neighbors, radius=radius, top_k=top_k)
     if threshold:
         scorer = KDEThresholdClassifier(scorer, alpha=alpha, random_state=random_state)
     steps.append(scorer)
-    pipe = make_pipeline(*steps)
-    if params:
-        pipe.set_params(**params)
-    return pipe
+    return _assemble(steps, params)
 
 
 PRESETS = {
