@@ -13,11 +13,20 @@ Documented conversions (the same in every reader of this package):
   (``cv2.COLOR_RGB2GRAY``); ``color="rgb"`` repeats a grayscale image in three channels;
 * EXIF orientation is not applied: pixels are returned as stored in the file;
 * resizing (``size=(height, width)``) uses ``cv2.INTER_AREA`` when no side grows and
-  ``cv2.INTER_LINEAR`` otherwise.
+  ``cv2.INTER_LINEAR`` otherwise; ``keep_aspect=True`` scales an image to fit inside ``size``
+  without changing its aspect ratio and pads the rest with zeros (black), centred;
+* pixel budget: the header of every file is read before it is decoded (Pillow reads the
+  header only), and an image of more than ``max_pixels`` pixels (height x width, default
+  :data:`MAX_PIXELS`, 100 megapixels) is refused by name before any pixel memory is
+  allocated, so a decompression bomb (a small file that decodes to gigabytes) cannot exhaust
+  the memory; multi-page files (TIFF, animated PNG/GIF/WebP) are read at their first page,
+  with a warning naming the file.
 """
 
 import numbers
 import os
+import re
+import struct
 import tempfile
 import warnings
 
@@ -27,7 +36,19 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageReader", "list_images", "load_images", "save_image"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "MAX_PIXELS",
+    "ImageReader",
+    "list_images",
+    "load_images",
+    "read_image_size",
+    "save_image",
+]
+
+#: Default pixel budget of one image, height x width (100 megapixels): larger files are
+#: refused from their header, before decoding (see :func:`load_images`, ``max_pixels``).
+MAX_PIXELS = 100_000_000
 
 #: File extensions (lower case) that :func:`list_images` treats as images.
 IMAGE_EXTENSIONS = frozenset(
@@ -95,7 +116,7 @@ def _scan_folder(folder, recursive):
         raise FileNotFoundError(f"No such folder: {folder!r}.")
     if not os.path.isdir(folder):
         raise NotADirectoryError(f"Not a folder: {folder!r}.")
-    images, skipped = [], []
+    images, skipped, broken = [], [], []
     for dirpath, dirnames, filenames in os.walk(folder):
         # hidden folders and files (".git", ".DS_Store", macOS "._name.png") are ignored
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if recursive else []
@@ -104,9 +125,21 @@ def _scan_folder(folder, recursive):
             if fname.startswith("."):
                 continue
             rel = fname if rel_dir == os.curdir else os.path.join(rel_dir, fname)
-            if not os.path.isfile(os.path.join(folder, rel)):
+            full = os.path.join(folder, rel)
+            if not os.path.isfile(full):
+                if os.path.islink(full) and not os.path.exists(full):
+                    broken.append(rel)
                 continue
             (images if _has_image_extension(fname) else skipped).append(rel)
+    if broken:
+        shown = ", ".join(f"{b!r} -> {os.readlink(os.path.join(folder, b))!r}"
+                          for b in sorted(broken)[:3])
+        warnings.warn(
+            f"Skipped {len(broken)} broken symbolic link(s) in {folder!r} (their target does "
+            f"not exist): {shown}{', ...' if len(broken) > 3 else ''}.",
+            UserWarning,
+            stacklevel=3,  # _scan_folder < list_images < caller
+        )
     images.sort(key=lambda rel: rel.split(os.sep))
     return [os.path.join(folder, rel) for rel in images], sorted(skipped)
 
@@ -181,6 +214,11 @@ def _resolve_paths(paths_or_folder, recursive):
                 raise ValueError(f"No image files in folder {path!r}.")
             return paths
         if not os.path.exists(path):
+            if os.path.islink(path):
+                raise FileNotFoundError(
+                    f"No such file or folder: {path!r} is a broken symbolic link (to "
+                    f"{os.readlink(path)!r}, which does not exist)."
+                )
             raise FileNotFoundError(f"No such file or folder: {path!r}.")
         return [path]
     if isinstance(paths_or_folder, bytes):
@@ -216,6 +254,11 @@ def _resolve_paths(paths_or_folder, recursive):
                 "its own, or list its files with list_images."
             )
         if not os.path.exists(path):
+            if os.path.islink(path):
+                raise FileNotFoundError(
+                    f"No such file: {path!r} is a broken symbolic link (to "
+                    f"{os.readlink(path)!r}, which does not exist)."
+                )
             raise FileNotFoundError(f"No such file: {path!r}.")
         paths.append(path)
     return paths
@@ -254,17 +297,107 @@ def _looks_truncated(data):
     return not complete and not _pil_loads(data.tobytes())
 
 
-def _read_native(path):
+_PIXELS_RE = re.compile(r"\((\d+) pixels\)")
+
+
+def _png_size(path):
+    """``(height, width)`` from a PNG's IHDR chunk, or None."""
+    with open(path, "rb") as fh:
+        head = fh.read(24)
+    if len(head) == 24 and head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR":
+        width, height = struct.unpack(">II", head[16:24])
+        return height, width
+    return None
+
+
+def _read_header(path):
+    """``(height, width, n_frames)`` from the file's header only, or None when Pillow does
+    not recognise the format (OpenCV may still decode it)."""
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - Pillow comes with torchvision
+        size = _png_size(path)
+        return None if size is None else (*size, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # DecompressionBombWarning, EXIF and TIFF tag notes
+        try:
+            with Image.open(path) as im:  # lazy: reads the header, decodes no pixel
+                width, height = im.size
+                n_frames = int(getattr(im, "n_frames", 1) or 1)
+        except Image.DecompressionBombError as exc:
+            # Pillow's own limit (2 x Image.MAX_IMAGE_PIXELS) is hit before it gives the size
+            size = _png_size(path)
+            if size is not None:
+                return (*size, 1)
+            found = _PIXELS_RE.search(str(exc))
+            pixels = int(found.group(1)) if found else 2 * (Image.MAX_IMAGE_PIXELS or 0) + 1
+            return pixels, 1, 1
+        except Exception:  # not an image Pillow knows, or a corrupt header: OpenCV decides
+            return None
+    return height, width, n_frames
+
+
+def read_image_size(path):
+    """Height and width of an image file, from its header (no pixel is decoded).
+
+    Parameters
+    ----------
+    path : str or path-like
+        An image file.
+
+    Returns
+    -------
+    size : tuple of (int, int) or None
+        ``(height, width)``, or None when the format's header cannot be read without
+        decoding (a format Pillow does not know, or a corrupt header).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from skcpcae.datasets import read_image_size, save_image
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     read_image_size(save_image(os.path.join(tmp, "a.png"), np.zeros((20, 30))))
+    (20, 30)
+    """
+    header = _read_header(os.fspath(path))
+    return None if header is None else header[:2]
+
+
+def _check_pixels(path, height, width, max_pixels, *, decoded=False):
+    if max_pixels is not None and height * width > max_pixels:
+        size = f"{height}x{width} pixels (height x width)" if width > 1 or height < 2 else (
+            f"{height} pixels")
+        raise ValueError(
+            f"Image file {path!r} is {size}, {height * width / 1e6:.4g} megapixels, over the "
+            f"pixel budget of {max_pixels / 1e6:.4g} megapixels; refused "
+            + ("after decoding" if decoded else "from its header, before decoding")
+            + " (a decompression bomb or an oversized image). If the file is genuine, "
+            "raise the budget (max_pixels=..., on the command line --max-pixels N)."
+        )
+
+
+def _read_native(path, max_pixels=MAX_PIXELS):
     """Decode one file: ``(H, W)`` or RGB ``(H, W, 3)``, dtype uint8, uint16 or float32.
 
-    A colour file whose channels are equal is returned as ``(H, W)``.
+    A colour file whose channels are equal is returned as ``(H, W)``. The header is read
+    first: an image over ``max_pixels`` pixels is refused before it is decoded.
     """
-    try:
-        data = np.fromfile(path, dtype=np.uint8)  # np.fromfile: unicode paths on every OS
-    except IsADirectoryError:
-        raise ValueError(f"{path!r} is a folder, not an image file.") from None
-    if data.size == 0:
+    if os.path.isdir(path):
+        raise ValueError(f"{path!r} is a folder, not an image file.")
+    if os.path.getsize(path) == 0:
         raise ValueError(f"Cannot read image file {path!r}: the file is empty.")
+    header = _read_header(path)
+    if header is not None:
+        _check_pixels(path, header[0], header[1], max_pixels)
+        if header[2] > 1:
+            warnings.warn(
+                f"Image file {path!r} holds {header[2]} pages (frames); only the first "
+                "is read.",
+                UserWarning,
+                stacklevel=3,
+            )
+    data = np.fromfile(path, dtype=np.uint8)  # np.fromfile: unicode paths on every OS
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if img is None or img.size == 0:
         raise ValueError(
@@ -273,6 +406,8 @@ def _read_native(path):
         )
     if _looks_truncated(data):
         raise ValueError(f"Cannot decode image file {path!r}: the file is truncated.")
+    if header is None:
+        _check_pixels(path, img.shape[0], img.shape[1], max_pixels, decoded=True)
     if img.dtype not in (np.uint8, np.uint16, np.float32, np.float64):
         raise ValueError(
             f"Image file {path!r} has pixel type {img.dtype}; supported are 8-bit and "
@@ -317,6 +452,26 @@ def _resize(img, size, interpolation=None):
     return cv2.resize(img, (size[1], size[0]), interpolation=interpolation)
 
 
+def _fit_into(img, size):
+    """Scale ``img`` to fit inside ``size`` keeping its aspect ratio; pad with zeros, centred."""
+    h, w = img.shape[:2]
+    if (h, w) == tuple(size):
+        return img
+    scale = min(size[0] / h, size[1] / w)
+    inner = (max(1, min(size[0], round(h * scale))), max(1, min(size[1], round(w * scale))))
+    img = _resize(img, inner)
+    return _pad_to(img, size)
+
+
+def _pad_to(img, size):
+    """Pad ``img`` with zeros to ``size`` (each side at least the image's), centred."""
+    h, w = img.shape[:2]
+    top, left = (size[0] - h) // 2, (size[1] - w) // 2
+    out = np.zeros(tuple(size) + img.shape[2:], dtype=img.dtype)
+    out[top:top + h, left:left + w] = img
+    return out
+
+
 def _to_gray(img):
     if img.ndim == 3:
         return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
@@ -326,20 +481,23 @@ def _to_gray(img):
 _SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.float32): 1.0}
 
 
-def _read_batch(paths, *, size, color, verbose, desc="Reading images"):
+def _read_batch(paths, *, size, color, verbose, desc="Reading images", keep_aspect=False,
+                max_pixels=MAX_PIXELS):
     """Decode ``paths`` into float32 ``(n, H, W)`` or ``(n, H, W, 3)``; color resolved too."""
     from tqdm.auto import tqdm
 
     native, first = [], None
     for path in tqdm(paths, desc=desc, disable=not verbose, unit="img"):
-        img = _read_native(path)
+        img = _read_native(path, max_pixels)
         if size is not None:
-            img = _resize(img, size)
+            img = _fit_into(img, size) if keep_aspect else _resize(img, size)
         if color == "gray":
             img = _to_gray(img)
         shape = img.shape[:2]
         if first is None:
             first = (path, shape)
+        elif shape != first[1] and keep_aspect:
+            first = (path, (max(shape[0], first[1][0]), max(shape[1], first[1][1])))
         elif shape != first[1]:
             raise ValueError(
                 "Images have different sizes: "
@@ -351,6 +509,8 @@ def _read_batch(paths, *, size, color, verbose, desc="Reading images"):
     if color == "auto":
         color = "rgb" if any(img.ndim == 3 for img in native) else "gray"
     h, w = first[1]
+    if keep_aspect:  # without size: pad every image to the largest height and width
+        native = [_pad_to(img, (h, w)) for img in native]
     out_shape = (len(native), h, w) + ((3,) if color == "rgb" else ())
     out = np.empty(out_shape, dtype=np.float32)
     for i, img in enumerate(native):
@@ -360,7 +520,8 @@ def _read_batch(paths, *, size, color, verbose, desc="Reading images"):
     return out, color
 
 
-def load_images(paths_or_folder, *, size=None, color="auto", recursive=False, verbose=0):
+def load_images(paths_or_folder, *, size=None, color="auto", recursive=False, verbose=0,
+                keep_aspect=False, max_pixels=MAX_PIXELS):
     """Read image files into one float32 array in ``[0, 1]``.
 
     Parameters
@@ -380,6 +541,14 @@ def load_images(paths_or_folder, *, size=None, color="auto", recursive=False, ve
         With a folder, also read its sub-folders.
     verbose : int, default=0
         Show a tqdm progress bar when positive.
+    keep_aspect : bool, default=False
+        Keep each image's aspect ratio: with ``size``, scale it to fit inside ``size`` and
+        pad the rest with zeros (black), centred; without ``size``, pad every image (not
+        scaled) to the largest height and width found.
+    max_pixels : int or None, default=MAX_PIXELS
+        Pixel budget of one image (height x width, 100 megapixels by default). The header
+        of each file is read first and a larger image is refused with a ``ValueError``
+        naming the file, before it is decoded (decompression bombs); None: no limit.
 
     Returns
     -------
@@ -394,7 +563,8 @@ def load_images(paths_or_folder, *, size=None, color="auto", recursive=False, ve
         When a path does not exist.
     ValueError
         When a folder holds no image, a file cannot be decoded (corrupt, truncated, not an
-        image), or the images have different sizes and ``size`` is None.
+        image) or is over ``max_pixels``, or the images have different sizes and neither
+        ``size`` nor ``keep_aspect`` is set.
 
     See Also
     --------
@@ -417,8 +587,14 @@ def load_images(paths_or_folder, *, size=None, color="auto", recursive=False, ve
     """
     size = _check_size(size)
     color = _check_color(color)
+    if max_pixels is not None and (
+        not isinstance(max_pixels, numbers.Integral) or isinstance(max_pixels, bool)
+        or max_pixels < 1
+    ):
+        raise ValueError(f"max_pixels must be a positive integer or None; got {max_pixels!r}.")
     paths = _resolve_paths(paths_or_folder, recursive)
-    return _read_batch(paths, size=size, color=color, verbose=verbose)[0]
+    return _read_batch(paths, size=size, color=color, verbose=verbose,
+                       keep_aspect=bool(keep_aspect), max_pixels=max_pixels)[0]
 
 
 def save_image(path, image):
