@@ -1,28 +1,40 @@
 # SPDX-License-Identifier: BSD-3-Clause
-"""Save and load fitted skcpcae models, with version metadata and a skops trust check.
+"""Save and load fitted skcpcae models: version metadata, a checksum, safe loading.
 
 A model file holds a small payload::
 
-    {"__skcpcae_model__": 1,              # file-format version
+    {"__skcpcae_model__": 2,              # file-format version (exactly this int)
      "metadata": {"skcpcae": ..., "sklearn": ..., "numpy": ..., "torch": ..., "python": ...,
                   "created": ..., "estimator_class": ...},
      "estimator": <the fitted estimator or pipeline>}
 
-written with :func:`joblib.dump` (``.joblib``) or :func:`skops.io.dump` (``.skops``).
+written with :func:`skops.io.dump` (``.skops``) or :func:`joblib.dump` (``.joblib``), and a
+SHA-256 of everything stored (parameters, weights, metadata): in a skops file the zip
+archive's comment holds the digest of its members; a joblib file ends with a one-line
+trailer holding the digest of the bytes before it. :func:`load` recomputes it before
+anything is built from the file and refuses a mismatch (a damaged or edited file).
 
-* **joblib** (pickle) stores anything, torch modules included, but loading a pickle runs
-  code chosen by whoever wrote the file: load only files you trust.
 * **skops** stores an object graph of known types and refuses, at load time, any type
   that is not trusted; :func:`load` lists the unknown types without loading anything.
   skops cannot store torch objects (``torch.nn.Module``, tensors, skorch nets): :func:`save`
   refuses them with a clear error (use joblib), unless the estimator holding them turns them
-  into numpy arrays in its ``__getstate__`` (skops stores the ``__getstate__`` dict and
-  restores it with ``__setstate__``).
+  into numpy arrays in its ``__getstate__`` (every skcpcae estimator does).
+* **joblib** (pickle) stores anything, but loading a pickle runs code chosen by whoever
+  wrote the file: :func:`load` reads one only with ``allow_pickle=True``.
+
+:func:`load` recognises the format from the file's first bytes, never from its name: a file
+called ``.skops`` that is not a skops archive is refused before a byte of it is unpickled.
+It also bounds what a file can make it allocate: every array's header must match the bytes
+stored for it, the whole content must fit in the memory available, and the networks that
+estimators rebuild on load must have exactly the shapes of the weights stored (checked on
+torch's ``meta`` device, which allocates nothing).
 """
 
 import datetime
+import hashlib
 import importlib
 import importlib.metadata
+import io
 import numbers
 import os
 import platform
@@ -36,19 +48,33 @@ from pathlib import Path
 import joblib
 import numpy as np
 
+from .utils._system import available_memory, default_file_mode
+
 __all__ = [
     "FORMAT_VERSION",
     "TRUSTED_TYPES",
+    "ModelIntegrityError",
     "ModelVersionWarning",
+    "PickleNotAllowedError",
     "UntrustedTypesError",
     "load",
     "save",
 ]
 
-#: Version of the payload layout; :func:`load` refuses files with a newer one.
-FORMAT_VERSION = 1
+#: Version of the file layout; :func:`load` reads exactly this one. Version 1 (before the
+#: checksum) is refused with a message saying to re-save the model.
+FORMAT_VERSION = 2
 
 _MARKER = "__skcpcae_model__"
+_DIGEST_TAG = b"skcpcae-sha256="
+# a joblib file's last line: b"\nskcpcae-sha256=<64 hex digits>\n"
+_TRAILER_LEN = 1 + len(_DIGEST_TAG) + 64 + 1
+_CHUNK = 1 << 20
+# first bytes of the files joblib writes compressed (zlib, gzip, bz2, lzma, xz, lz4)
+_COMPRESSED_MAGIC = (b"\x78", b"\x1f\x8b", b"BZh", b"\x5d\x00\x00", b"\xfd7zXZ",
+                     b"\x04\x22\x4d\x18", b"ZF")
+# loading a skops member holds its bytes and the object built from them at once
+_LOAD_OVERHEAD = 2
 
 #: Types that :func:`load` trusts in a skops file, on top of skops' own defaults (builtins,
 #: numpy, scipy and scikit-learn estimators). Public classes exported by a skcpcae
@@ -83,6 +109,20 @@ class ModelVersionWarning(UserWarning):
 
     Like scikit-learn's ``InconsistentVersionWarning``: the model usually still works, but
     its outputs are only guaranteed with the versions it was saved with.
+    """
+
+
+class ModelIntegrityError(ValueError):
+    """A model file is damaged or was edited: its checksum, a size or a shape is wrong.
+
+    Nothing was built from the file.
+    """
+
+
+class PickleNotAllowedError(ValueError):
+    """A model file is a pickle (joblib) and ``allow_pickle`` was not given.
+
+    Unpickling runs code chosen by whoever wrote the file; nothing was unpickled.
     """
 
 
@@ -199,12 +239,17 @@ def _torch_paths(estimator):
 
 
 def _write_atomic(path, write, overwrite):
-    """Write through a temporary file in the same folder, then move it into place."""
+    """Write through a temporary file in the same folder, then move it into place.
+
+    ``write(fh)`` gets the temporary file opened ``"w+b"``; the file gets the permissions
+    the user's umask gives (not ``mkstemp``'s ``0o600``).
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with os.fdopen(fd, "w+b") as fh:
             write(fh)
             fh.flush()
+            os.fchmod(fh.fileno(), default_file_mode())
             os.fsync(fh.fileno())
         if overwrite:
             os.replace(tmp, path)
@@ -226,8 +271,55 @@ def _write_atomic(path, write, overwrite):
             os.unlink(tmp)
 
 
+def _sha256_stream(fh, n_bytes):
+    """SHA-256 of the next ``n_bytes`` of ``fh``, read in chunks."""
+    digest = hashlib.sha256()
+    left = n_bytes
+    while left > 0:
+        chunk = fh.read(min(_CHUNK, left))
+        if not chunk:
+            break
+        digest.update(chunk)
+        left -= len(chunk)
+    return digest.hexdigest(), n_bytes - left
+
+
+def _zip_digest(zf):
+    """SHA-256 over a zip archive's members (name, size, content), in name order.
+
+    Reads each member in chunks and refuses one that holds more bytes than its header
+    declares; returns the hex digest.
+    """
+    digest = hashlib.sha256()
+    for info in sorted(zf.infolist(), key=lambda i: i.filename):
+        name = info.filename.encode("utf-8")
+        digest.update(len(name).to_bytes(8, "little") + name)
+        digest.update(info.file_size.to_bytes(8, "little"))
+        read = 0
+        with zf.open(info) as member:
+            while True:
+                chunk = member.read(_CHUNK)
+                if not chunk:
+                    break
+                read += len(chunk)
+                if read > info.file_size:
+                    raise ModelIntegrityError(
+                        f"member {info.filename!r} holds more bytes than its header declares"
+                    )
+                digest.update(chunk)
+        if read != info.file_size:
+            raise ModelIntegrityError(
+                f"member {info.filename!r} holds {read} bytes, its header declares "
+                f"{info.file_size}"
+            )
+    return digest.hexdigest()
+
+
 def save(estimator, path, *, format=None, overwrite=False):
-    """Save a fitted estimator or pipeline with version metadata, atomically.
+    """Save a fitted estimator or pipeline with version metadata and a checksum, atomically.
+
+    The file records a SHA-256 of its content, which :func:`load` verifies, and gets the
+    permissions the user's umask gives, like any file the user creates.
 
     Parameters
     ----------
@@ -276,6 +368,12 @@ def save(estimator, path, *, format=None, overwrite=False):
 
         def write(fh):
             joblib.dump(payload, fh)
+            fh.flush()
+            size = fh.tell()
+            fh.seek(0)
+            digest, _ = _sha256_stream(fh, size)
+            fh.seek(size)
+            fh.write(b"\n" + _DIGEST_TAG + digest.encode("ascii") + b"\n")
 
     else:
         import skops.io as sio
@@ -289,15 +387,18 @@ def save(estimator, path, *, format=None, overwrite=False):
                 "you trust), or give the estimator holding them a __getstate__ that turns "
                 "the weights into numpy arrays."
             )
+        try:
+            buffer = io.BytesIO(sio.dumps(payload))
+        except Exception as exc:
+            raise TypeError(
+                f"skops could not serialise this {type(estimator).__name__}: {exc}. "
+                "Save it with format='joblib' instead."
+            ) from exc
+        with zipfile.ZipFile(buffer, "a") as zf:
+            zf.comment = _DIGEST_TAG + _zip_digest(zf).encode("ascii")
 
         def write(fh):
-            try:
-                sio.dump(payload, fh)
-            except Exception as exc:
-                raise TypeError(
-                    f"skops could not serialise this {type(estimator).__name__}: {exc}. "
-                    "Save it with format='joblib' instead."
-                ) from exc
+            fh.write(buffer.getbuffer())
 
     _write_atomic(path, write, overwrite)
     return path
@@ -382,9 +483,117 @@ def _check_loaded(obj):
     _walk(obj, visit)
 
 
+def _sniff(path):
+    """The kind of a file from its first bytes: "zip", "pickle", "compressed" or None."""
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+        return "zip"
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return "pickle"  # protocol 2-5: what joblib.dump writes
+    if any(head.startswith(magic) for magic in _COMPRESSED_MAGIC):
+        return "compressed"
+    return None
+
+
+def _describe(kind):
+    return {"pickle": "a pickle (joblib) file",
+            "compressed": "a compressed joblib file (a pickle)",
+            "zip": "a zip archive that is not a skops file"}.get(kind, "not a model file")
+
+
+def _check_budget(path, n_bytes):
+    """Refuse a file whose content would not fit in the memory available."""
+    avail = available_memory()
+    need = _LOAD_OVERHEAD * n_bytes
+    if avail is not None and need > avail:
+        raise MemoryError(
+            f"{path} would need about {need / 2**30:.3g} GiB of memory to load "
+            f"({n_bytes / 2**30:.3g} GiB of content), more than the "
+            f"{avail / 2**30:.3g} GiB available; nothing was loaded."
+        )
+
+
+def _check_npy_header(zf, info):
+    """The shape and dtype a ``.npy`` member declares must match the bytes it holds."""
+    from numpy.lib import format as npy
+
+    with zf.open(info) as member:
+        try:
+            version = npy.read_magic(member)
+            read_header = (npy.read_array_header_1_0 if version == (1, 0)
+                           else npy.read_array_header_2_0)
+            shape, _, dtype = read_header(member, max_header_size=10000)
+        except Exception as exc:  # a header numpy cannot parse
+            raise ModelIntegrityError(
+                f"member {info.filename!r} is not a valid .npy array ({exc})"
+            ) from None
+        offset = member.tell()
+    if dtype.hasobject:
+        raise ModelIntegrityError(f"member {info.filename!r} is an object array (pickled)")
+    n_values = 1
+    for dim in shape:
+        n_values *= int(dim)
+    if n_values * dtype.itemsize != info.file_size - offset:
+        raise ModelIntegrityError(
+            f"member {info.filename!r} declares an array of shape {shape} ({dtype}, "
+            f"{n_values * dtype.itemsize} bytes) but holds {info.file_size - offset} bytes"
+        )
+
+
+def _open_skops(path):
+    """Check a skops archive before skops reads it: layout, sizes, array headers, checksum.
+
+    Returns nothing; raises :class:`ModelIntegrityError` (or ``ValueError`` when the zip is
+    not a skops file, ``MemoryError`` when it would not fit in memory).
+    """
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ModelIntegrityError(f"{path} is a damaged zip archive ({exc}).") from None
+    with zf:
+        infos = zf.infolist()
+        names = [i.filename for i in infos]
+        if "schema.json" not in names:
+            raise ValueError(
+                f"{path} is {_describe('zip')} (no schema.json): not a skcpcae model file."
+            )
+        if len(set(names)) != len(names):
+            raise ModelIntegrityError(f"{path} has two zip members of the same name.")
+        _check_budget(path, sum(i.file_size for i in infos))
+        try:
+            for info in infos:
+                if info.filename.endswith(".npy"):
+                    _check_npy_header(zf, info)
+            digest = _zip_digest(zf)
+        except ModelIntegrityError as exc:
+            raise ModelIntegrityError(f"{path} is damaged: {exc}; nothing was loaded.") from None
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:  # CRC, truncation
+            raise ModelIntegrityError(
+                f"{path} is damaged ({exc}); nothing was loaded."
+            ) from None
+        _check_digest(path, zf.comment, digest)
+
+
+def _check_digest(path, recorded, digest):
+    if not recorded.startswith(_DIGEST_TAG):
+        raise ModelIntegrityError(
+            f"{path} records no checksum: it was not written by this version of "
+            "skcpcae.persistence.save (or the record was removed); nothing was loaded. "
+            "Re-save the model with skcpcae.persistence.save."
+        )
+    if recorded[len(_DIGEST_TAG):].decode("ascii", "replace") != digest:
+        raise ModelIntegrityError(
+            f"{path} is damaged or was modified: the SHA-256 of its content does not match "
+            "the one recorded when it was saved; nothing was loaded. Use an intact copy or "
+            "refit the model."
+        )
+
+
 def _load_skops(path, trusted):
     import skops.io as sio
 
+    _open_skops(path)
     try:
         untrusted = sio.get_untrusted_types(file=path)
     except Exception as exc:
@@ -401,6 +610,26 @@ def _load_skops(path, trusted):
     payload = sio.load(path, trusted=list(untrusted))
     _check_loaded(payload)
     return payload
+
+
+def _load_joblib(path):
+    """Verify a joblib file's trailer checksum, then unpickle it."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        if size > _TRAILER_LEN:
+            fh.seek(size - _TRAILER_LEN)
+            trailer = fh.read(_TRAILER_LEN)
+        else:
+            trailer = b""
+        recorded = trailer[1:-1] if trailer[:1] == b"\n" and trailer[-1:] == b"\n" else b""
+        fh.seek(0)
+        digest, _ = _sha256_stream(fh, max(0, size - _TRAILER_LEN))
+    _check_digest(path, recorded, digest)
+    _check_budget(path, size)
+    try:
+        return joblib.load(path)
+    except Exception as exc:
+        raise ValueError(f"{path} is not a readable joblib file: {exc}") from exc
 
 
 def _compare_versions(saved, path):
@@ -423,10 +652,13 @@ def _compare_versions(saved, path):
         )
 
 
-def load(path, *, trusted=None):
-    """Load a model written by :func:`save`, checking its format and versions.
+def load(path, *, trusted=None, allow_pickle=False):
+    """Load a model written by :func:`save`, checking its format, checksum and versions.
 
-    The format is recognised from the file's content (skops files are zip archives).
+    The format is recognised from the file's first bytes, never from its name. Before
+    anything is built from the file, :func:`load` checks the SHA-256 recorded by
+    :func:`save` and that every size the file declares fits the bytes it holds and the
+    memory available.
 
     Parameters
     ----------
@@ -435,9 +667,12 @@ def load(path, *, trusted=None):
     trusted : list of str, default=None
         skops only: extra type names to trust, on top of skops' defaults,
         :data:`TRUSTED_TYPES` and skcpcae's public classes. Unknown types raise
-        :class:`UntrustedTypesError` listing them, before anything is loaded. Ignored for
-        joblib files, which are pickles: loading one runs code chosen by its author, so
-        load only joblib files you trust.
+        :class:`UntrustedTypesError` listing them, before anything is loaded.
+    allow_pickle : bool, default=False
+        Read pickle (joblib) files. Unpickling runs code chosen by whoever wrote the file:
+        pass ``True`` only for files you trust. Without it a pickle raises
+        :class:`PickleNotAllowedError` and nothing is unpickled. A pickle whose name ends
+        in ``.skops`` is refused either way (rename it if you trust it).
 
     Returns
     -------
@@ -448,8 +683,14 @@ def load(path, *, trusted=None):
     ------
     UntrustedTypesError
         A skops file holds untrusted types.
+    PickleNotAllowedError
+        The file is a pickle and ``allow_pickle`` is false, or its name ends in ``.skops``.
+    ModelIntegrityError
+        The file is damaged or was modified (checksum, sizes or shapes do not match).
+    MemoryError
+        Loading the file would need more memory than is available.
     ValueError
-        The file is not a skcpcae model file, or was written in a newer file format.
+        The file is not a skcpcae model file, or was written in another file format.
 
     Warns
     -----
@@ -461,18 +702,43 @@ def load(path, *, trusted=None):
     --------
     save : write a model file.
     """
+    if not isinstance(allow_pickle, bool):
+        raise TypeError(f"allow_pickle must be True or False, got {allow_pickle!r}.")
+    if trusted is not None and (
+        isinstance(trusted, str) or not all(isinstance(t, str) for t in trusted)
+    ):
+        raise TypeError(f"trusted must be a list of type names (str), got {trusted!r}.")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No model file at {path}.")
-    if zipfile.is_zipfile(path):
+    kind = _sniff(path)
+    if kind == "zip":
         payload = _load_skops(path, trusted)
-    else:
-        try:
-            payload = joblib.load(path)
-        except Exception as exc:
+    elif kind in ("pickle", "compressed"):
+        if path.suffix.lower() == ".skops":
+            raise PickleNotAllowedError(
+                f"{path} is named .skops but is {_describe(kind)}, not a skops archive; it "
+                "was refused without unpickling anything (a .skops file never runs code). "
+                "If you trust its origin, rename it .joblib and load it with "
+                "allow_pickle=True."
+            )
+        if not allow_pickle:
+            raise PickleNotAllowedError(
+                f"{path} is {_describe(kind)}: loading it runs code chosen by whoever wrote "
+                "it, so it was not unpickled. If you trust the file, pass "
+                "allow_pickle=True (command line: --allow-pickle)."
+            )
+        if kind == "compressed":
             raise ValueError(
-                f"{path} is neither a skops file nor a readable joblib file: {exc}"
-            ) from exc
+                f"{path} is {_describe(kind)}, which skcpcae.persistence.save never writes: "
+                "not a skcpcae model file."
+            )
+        payload = _load_joblib(path)
+    else:
+        raise ValueError(
+            f"{path} is neither a skops archive nor a joblib file (unknown first bytes): "
+            "not a skcpcae model file."
+        )
     if not (isinstance(payload, dict) and _MARKER in payload and "estimator" in payload):
         raise ValueError(
             f"{path} is not a skcpcae model file (it was not written by "
@@ -480,10 +746,19 @@ def load(path, *, trusted=None):
             "skops.io.load."
         )
     version = payload[_MARKER]
-    if not isinstance(version, numbers.Integral) or version > FORMAT_VERSION:
+    if type(version) is not int or version != FORMAT_VERSION:
+        if type(version) is int and version > FORMAT_VERSION:
+            raise ValueError(
+                f"{path} uses model-file format {version}, newer than this skcpcae reads "
+                f"({FORMAT_VERSION}); upgrade skcpcae."
+            )
         raise ValueError(
-            f"{path} uses model-file format {version!r}, newer than this skcpcae reads "
-            f"({FORMAT_VERSION}); upgrade skcpcae."
+            f"{path} has model-file format marker {version!r}; this skcpcae reads format "
+            f"{FORMAT_VERSION} only (files of format 1 carry no checksum: re-save the model "
+            "with skcpcae.persistence.save)."
         )
-    _compare_versions(payload.get("metadata") or {}, path)
+    metadata = payload.get("metadata")
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{path} has no valid metadata; it is not a skcpcae model file.")
+    _compare_versions(metadata, path)
     return payload["estimator"]

@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._base import image_tags, iter_batches, validate_images
 from ..utils._torch import (
+    check_weight_shapes,
     device_after_unpickling,
     load_numpy_weights,
     resolve_device,
@@ -57,6 +58,7 @@ class PretrainedBackboneMixin:
         import torch
 
         self.device_ = device_after_unpickling(self, self.__dict__.get("device_", "cpu"))
+        check_weight_shapes(self._backbone_skeleton, weights, self)  # before allocating
         with torch.random.fork_rng(devices=[]):  # the skeleton's random init is overwritten
             model = self._backbone_skeleton()
         load_numpy_weights(model, weights)

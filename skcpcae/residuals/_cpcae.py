@@ -20,6 +20,7 @@ from skorch.utils import to_tensor
 
 from .._base import image_tags, iter_batches, restore_layout, validate_images
 from ..utils._torch import (
+    check_weight_shapes,
     load_numpy_weights,
     resolve_device,
     seed_from,
@@ -372,6 +373,15 @@ class CPCAEResidualMap(TransformerMixin, BaseEstimator):
                     device = "cuda"
         self.device_ = device
         net = self._make_net()
+        # the network's size comes from parameters in the file: check it against the stored
+        # weights before allocating it, and the patch count against the stored patch grid
+        check_weight_shapes(lambda: net.module(**net.get_params_for("module")), weights, self)
+        if np.shape(self.patch_corners_) != (self.n_patches_, 2):
+            raise ValueError(
+                f"The model file's CPCAEResidualMap has n_patches_={self.n_patches_!r} but "
+                f"a patch grid of shape {np.shape(self.patch_corners_)}; the file is damaged "
+                "or was edited."
+            )
         with torch.random.fork_rng(devices=[]):  # initialize() draws random weights
             net.initialize()
         load_numpy_weights(net.module_, weights)

@@ -78,6 +78,41 @@ def load_numpy_weights(module, weights):
     return module
 
 
+def check_weight_shapes(build, weights, owner):
+    """Refuse stored ``weights`` that do not fit the network ``build()`` makes, allocating
+    nothing: the network is built on torch's ``meta`` device first.
+
+    Estimators rebuild their networks from their own (unpickled) parameters before filling
+    them with the stored weights; without this check, a model file with edited parameters
+    (a huge ``n_patches_``, another backbone name) could make loading allocate gigabytes
+    before the weights are found not to fit.
+    """
+    import torch
+
+    try:
+        with torch.device("meta"):
+            skeleton = build()
+    except Exception as exc:  # parameters that describe no network at all
+        raise ValueError(
+            f"The model file's {type(owner).__name__} describes no valid network ({exc}); "
+            "the file is damaged or was edited."
+        ) from None
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    stored = {k: tuple(np.shape(v)) for k, v in weights.items()}
+    if expected != stored:
+        wrong = sorted(set(expected) ^ set(stored))
+        wrong += sorted(k for k in set(expected) & set(stored) if expected[k] != stored[k])
+        detail = ", ".join(
+            f"{k}: network {expected.get(k, 'none')} vs stored {stored.get(k, 'none')}"
+            for k in wrong[:3]
+        )
+        raise ValueError(
+            f"The model file's {type(owner).__name__} holds weights that do not fit the "
+            f"network its parameters describe ({detail}); the file is damaged or was "
+            "edited, and nothing was allocated for it."
+        )
+
+
 def device_after_unpickling(estimator, device):
     """The device a fitted estimator runs on after loading: ``device`` when available, else
     CPU with a warning."""
