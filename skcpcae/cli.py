@@ -152,9 +152,9 @@ def _prepare_dir(path):
 
 def _default_file_mode():
     """The permissions a plain ``open(path, "w")`` would give (mkstemp makes 0o600 files)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+    from .utils._system import default_file_mode
+
+    return default_file_mode()
 
 
 def _write_atomic(path, data):
@@ -267,19 +267,25 @@ def _fitted_layout(model):
     return (int(shape[0]), int(shape[1])), color
 
 
-def _load_model(path, trusted=None):
+def _load_model(path, trusted=None, allow_pickle=False):
     path = Path(path)
     if not path.is_file():
         raise CLIError(f"No such model file: {str(path)!r}.")
     from . import persistence
 
     try:
-        model = persistence.load(path, trusted=list(trusted or []) or None)
+        model = persistence.load(path, trusted=list(trusted or []) or None,
+                                 allow_pickle=bool(allow_pickle))
     except persistence.UntrustedTypesError as exc:
         raise CLIError(
             f"{str(path)!r} holds types that are not trusted: {', '.join(exc.types)}. If you "
             "trust the file, pass each with --trust TYPE."
         ) from None
+    except persistence.PickleNotAllowedError as exc:
+        raise CLIError(str(exc).replace("pass allow_pickle=True (command line: --allow-pickle)",
+                                        "add --allow-pickle")) from None
+    except (persistence.ModelIntegrityError, MemoryError) as exc:
+        raise CLIError(str(exc)) from None
     except Exception as exc:  # any failure to read is the file's fault, not ours
         raise CLIError(
             f"{str(path)!r} is not a usable skcpcae model file ({type(exc).__name__}: {exc}) "
@@ -422,7 +428,9 @@ else is taken as a string. Parameter names are `<step>__<param>` as in scikit-le
 (`skcpcae fit --preset NAME --list-params` shows them).
 
 Model files: `.skops` (the default: loading it never runs code, unknown types are listed
-and refused) or `.joblib` (a pickle: load only files you trust). Should a `.skops` save fail,
+and refused) or `.joblib` (a pickle: load only files you trust; `score` and `evaluate` read
+it only with `--allow-pickle`). Both record a SHA-256 of their content: a damaged file is
+refused. Should a `.skops` save fail,
 the fitted model is saved as `.joblib` instead, with exit code 2, so a long fit is not lost.
 """
 
@@ -597,6 +605,11 @@ def score(
         typer.Option("--trust", metavar="TYPE",
                      help="A type to trust in a .skops model file (repeatable)."),
     ] = None,
+    allow_pickle: Annotated[
+        bool, typer.Option("--allow-pickle",
+                           help="Read a .joblib (pickle) model file: loading it runs code "
+                           "chosen by whoever wrote it; only for files you trust.")
+    ] = False,
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Images read and scored at a time.")
     ] = 32,
@@ -619,7 +632,7 @@ def score(
             raise CLIError(f"Output {str(out_dir)!r} exists and is not a folder.")
         csv_path = out_dir / "scores.csv"
         _check_new_file(csv_path, force)
-        pipe = _load_model(model, trust)
+        pipe = _load_model(model, trust, allow_pickle)
         source = None
         names = []
         if heatmaps:
@@ -759,6 +772,11 @@ def evaluate(
         typer.Option("--trust", metavar="TYPE",
                      help="A type to trust in a .skops model file (repeatable)."),
     ] = None,
+    allow_pickle: Annotated[
+        bool, typer.Option("--allow-pickle",
+                           help="Read a .joblib (pickle) model file: loading it runs code "
+                           "chosen by whoever wrote it; only for files you trust.")
+    ] = False,
     force: Annotated[
         bool, typer.Option("--force", "-f", help="Overwrite existing report files.")
     ] = False,
@@ -786,7 +804,7 @@ def evaluate(
                  (("metrics", "json"), ("roc", "png"), ("pr", "png"))}
         for path in files.values():
             _check_new_file(path, force)
-        pipe = _load_model(model, trust)
+        pipe = _load_model(model, trust, allow_pickle)
         size_hw, color = _fitted_layout(pipe)
         reads_files = _reads_files(pipe)
         verbose = 0 if quiet else 1

@@ -52,7 +52,7 @@ def data(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model(data):
-    path = data["root"] / "model.joblib"
+    path = data["root"] / "model.skops"
     result = invoke("fit", data["good"], "-o", path, *FAST, "--quiet")
     assert result.exit_code == 0, result.output
     return path
@@ -220,7 +220,7 @@ def test_score_heatmaps_unavailable_for_a_model_without_maps(data, tmp_path):
     from skcpcae import persistence
     from skcpcae.outlier import KNNAnomalyScorer
 
-    path = tmp_path / "knn.joblib"
+    path = tmp_path / "knn.skops"
     persistence.save(KNNAnomalyScorer(n_neighbors=2).fit(np.random.rand(5, 1024)), path)
     line = _one_line_error(invoke("score", path, data["defect"], "-o", tmp_path / "r",
                                   "--heatmaps"))
@@ -296,7 +296,7 @@ def test_score_and_evaluate_a_model_that_reads_files(data, tmp_path):
     path = tmp_path / "reader.joblib"
     persistence.save(pipe, path)
     out = tmp_path / "results"
-    result = invoke("score", path, data["defect"], "-o", out, "--quiet")
+    result = invoke("score", path, data["defect"], "-o", out, "--quiet", "--allow-pickle")
     assert result.exit_code == 0, result.output
     rows = _read_csv(out / "scores.csv")
     expected = -pipe.score_samples(list_images(data["defect"]))
@@ -304,7 +304,7 @@ def test_score_and_evaluate_a_model_that_reads_files(data, tmp_path):
     # k-NN offset_ gives the threshold column
     assert float(rows[0]["threshold"]) == pytest.approx(-pipe[-1].offset_)
     result = invoke("evaluate", path, "--good", data["test_good"], "--defect", data["defect"],
-                    "-o", tmp_path / "report", "--quiet")
+                    "-o", tmp_path / "report", "--quiet", "--allow-pickle")
     assert result.exit_code == 0, result.output
 
 

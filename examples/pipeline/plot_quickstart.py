@@ -116,11 +116,12 @@ fig.savefig(OUT / "pipeline_quickstart_roc_pr.png", dpi=80)
 # Save and load
 # -------------
 # :func:`skcpcae.persistence.save` stores the fitted pipeline with the versions it was made
-# with; a pipeline holding torch modules must be saved as ``.joblib`` (a pickle: load only
-# files you trust). The reloaded pipeline gives the same scores.
+# with and a SHA-256 of its content (checked on load). ``.skops`` files load without
+# running any code; a ``.joblib`` file is a pickle, read only with ``allow_pickle=True``
+# (load only files you trust). The reloaded pipeline gives the same scores.
 
 with tempfile.TemporaryDirectory() as tmp:
-    path = persistence.save(pipe, Path(tmp) / "parts.joblib")
+    path = persistence.save(pipe, Path(tmp) / "parts.skops")
     same = persistence.load(path)
     assert np.array_equal(same.score_samples(X_test), pipe.score_samples(X_test))
     print(f"saved and reloaded {path.name}: identical scores")
