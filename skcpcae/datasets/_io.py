@@ -36,6 +36,8 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from ..utils._system import default_file_mode
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "MAX_PIXELS",
@@ -663,6 +665,7 @@ def save_image(path, image):
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(buf.tobytes())
+            os.fchmod(fh.fileno(), default_file_mode())  # the umask's mode, not mkstemp's 0o600
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -500,3 +500,22 @@ def test_load_parameters_are_validated(tmp_path):
         load(path, allow_pickle="yes")
     with pytest.raises(TypeError, match="trusted must be a list"):
         load(path, trusted="sklearn.tree._tree.Tree")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_other_writers_follow_the_umask(tmp_path, umask):
+    from skcpcae import cli
+    from skcpcae.datasets import save_image
+    from skcpcae.utils._report import update_section
+
+    old = os.umask(umask)
+    try:
+        paths = [save_image(tmp_path / "heat.png", np.zeros((4, 4), np.float32))]
+        cli._write_atomic(tmp_path / "scores.csv", "a,b\n")
+        paths.append(tmp_path / "scores.csv")
+        update_section(tmp_path / "b.md", "x", "text")
+        paths.append(tmp_path / "b.md")
+    finally:
+        os.umask(old)
+    for path in paths:
+        assert stat.S_IMODE(Path(path).stat().st_mode) == 0o666 & ~umask, path

@@ -6,6 +6,8 @@ import re
 import tempfile
 from pathlib import Path
 
+from ._system import default_file_mode
+
 __all__ = ["update_section", "machine_description"]
 
 
@@ -21,6 +23,7 @@ def update_section(path, name, text):
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(new)
+        os.fchmod(f.fileno(), default_file_mode())  # the umask's mode, not mkstemp's 0o600
     os.replace(tmp, path)
 
 
