@@ -29,9 +29,12 @@ _LAZY = {
     "make_best_pipeline": "_pipelines",
     "make_union_pipeline": "_pipelines",
     "PRESETS": "_pipelines",
+    "anomaly_maps": "inspection",
+    "inspect_images": "inspection",
+    "location_summary": "inspection",
 }
 _SUBMODULES = {
-    "baselines", "datasets", "embedding", "metrics", "model_selection", "outlier",
+    "baselines", "datasets", "embedding", "inspection", "metrics", "model_selection", "outlier",
     "persistence", "plotting", "preprocessing", "residuals", "utils",
 }
 
