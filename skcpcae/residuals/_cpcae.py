@@ -16,9 +16,11 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
+from skorch.callbacks import LRScheduler
+from torch.optim.lr_scheduler import CosineAnnealingLR
 from skorch.utils import to_tensor
 
-from .._base import image_tags, iter_batches, restore_layout, validate_images
+from .._base import ImageOutputMixin, image_tags, iter_batches, restore_layout, validate_images
 from ..utils._torch import (
     check_weight_shapes,
     load_numpy_weights,
@@ -56,7 +58,7 @@ class _SparseAENet(NeuralNet):
         return loss
 
 
-class CPCAEResidualMap(TransformerMixin, BaseEstimator):
+class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
     """Residual maps of a conditional patch-based convolutional autoencoder (CPCAE).
 
     Implements Sec. 3.2 of Saeedi & Giusti (2023). Each image is downsized to
@@ -109,6 +111,9 @@ class CPCAEResidualMap(TransformerMixin, BaseEstimator):
         Learning rate of Adam.
     max_epochs : int, default=20
         Number of passes over all training patches.
+    lr_schedule : {"constant", "cosine"}, default="constant"
+        Learning rate over the epochs: constant, or cosine annealing from ``lr`` to 0 over
+        ``max_epochs`` (stepped once per epoch).
     batch_size : int, default=128
         Patches per training step.
     cv : int or None, default=None
@@ -195,6 +200,7 @@ class CPCAEResidualMap(TransformerMixin, BaseEstimator):
         "sparsity": [Interval(numbers.Real, 0, None, closed="left")],
         "lr": [Interval(numbers.Real, 0, None, closed="neither")],
         "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
+        "lr_schedule": [StrOptions({"constant", "cosine"})],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "cv": [Interval(numbers.Integral, 2, None, closed="left"), None],
         "residual": [StrOptions({"absolute", "squared"})],
@@ -214,6 +220,7 @@ class CPCAEResidualMap(TransformerMixin, BaseEstimator):
         sparsity=1e-4,
         lr=1e-3,
         max_epochs=20,
+        lr_schedule="constant",
         batch_size=128,
         cv=None,
         residual="absolute",
@@ -229,6 +236,7 @@ class CPCAEResidualMap(TransformerMixin, BaseEstimator):
         self.sparsity = sparsity
         self.lr = lr
         self.max_epochs = max_epochs
+        self.lr_schedule = lr_schedule
         self.batch_size = batch_size
         self.cv = cv
         self.residual = residual
@@ -458,11 +466,18 @@ class CPCAEResidualMap(TransformerMixin, BaseEstimator):
             lr=self.lr,
             max_epochs=self.max_epochs,
             batch_size=self.batch_size,
+            callbacks=self._callbacks(),
             iterator_train__shuffle=True,
             train_split=None,
             device=self.device_,
             verbose=int(self.verbose),
         )
+
+    def _callbacks(self):
+        if self.lr_schedule == "cosine":
+            return [("lr_schedule", LRScheduler(policy=CosineAnnealingLR,
+                                                T_max=self.max_epochs))]
+        return None
 
     def _train(self, images, seed):
         """Train a fresh skorch net on all patches of ``images``."""

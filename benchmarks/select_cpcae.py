@@ -1,0 +1,335 @@
+"""What the CPCAE and its residual embedding need on ELPV (validation data only).
+
+    python benchmarks/select_cpcae.py [--phase residual|ae|backbone|all] [--write]
+
+Selection data, per ELPV cell type, exactly as ``select_preset.py`` and ``select_patch.py``:
+the protocol's *training* normals only, split 3/4 (fit) / 1/4 (validation normals) with
+``default_rng(1)``, and the *uncertain* cells (defect probability 1/3 and 2/3) as validation
+anomalies. The protocol's test split is never read here.
+
+For each autoencoder configuration, the CPCAE is trained on the fit cells; reconstructions of
+every cell are computed once (out of fold for the fit cells when ``cv`` is set), the residual
+variants are derived from them, and each residual map set is embedded once with
+EfficientNet-Lite0 stages 2-4 and the head map under the parallel+cascade head, whose first
+blocks are the max and max+avg heads, so one forward pass scores 12 embeddings. Every
+embedding is scored by StandardScaler -> k-NN (k=15) fitted on the fit cells.
+
+Phases: ``residual`` (the residual variants on the default autoencoder), ``ae`` (one factor at
+a time: resolution, patch size, depth and latent size, epochs and schedule, sparsity,
+cross-fitting), ``backbone`` (Lite0/1/2 on the best autoencoder), ``colour`` (fit time on
+gray vs 3-channel input). Results are cached per configuration in ``benchmarks/out``, keyed by
+the configuration, the data and this file's code, so an interrupted run resumes.
+"""
+
+import argparse
+import datetime
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skcpcae.datasets import load_elpv
+from skcpcae.embedding import DeepPoolEmbedder
+from skcpcae.metrics import image_auroc
+from skcpcae.outlier import KNNAnomalyScorer
+from skcpcae.residuals import CPCAEResidualMap
+from skcpcae.residuals._patches import downsize, upsize
+from skcpcae.utils._report import machine_description, update_section
+
+OUT = Path("benchmarks/out/select_cpcae")
+# Cache key: the autoencoder's code and the data (below), plus this version, bumped by hand
+# when this script changes how a cached array is computed.
+CACHE_VERSION = 1
+CODE = hashlib.sha256(b"".join(
+    Path(__file__).parent.joinpath("..", "skcpcae", "residuals", name).resolve().read_bytes()
+    for name in ("_modules.py", "_patches.py"))).hexdigest()[:10] + f"v{CACHE_VERSION}"
+BASE = dict(image_size=128, patch_size=32, stride=None, latent_dim=64, channels=(16, 32, 64),
+            sparsity=1e-4, lr=1e-3, max_epochs=20, lr_schedule="constant", cv=None)
+AE_VARIANTS = [
+    ("default", {}),
+    ("native 300, 10 epochs", dict(image_size=300, max_epochs=10)),
+    ("200 px", dict(image_size=200)),
+    ("patch 16 / stride 8", dict(patch_size=16)),
+    ("patch 64 / stride 32", dict(patch_size=64)),
+    ("latent 16", dict(latent_dim=16)),
+    ("latent 256", dict(latent_dim=256)),
+    ("wide (32, 64, 128)", dict(channels=(32, 64, 128))),
+    ("deep (16, 32, 64, 128)", dict(channels=(16, 32, 64, 128))),
+    ("50 epochs", dict(max_epochs=50)),
+    ("cosine lr 3e-3", dict(lr=3e-3, lr_schedule="cosine")),
+    ("10 epochs, cosine lr 3e-3", dict(max_epochs=10, lr=3e-3, lr_schedule="cosine")),
+    ("batch 512, cosine lr 3e-3", dict(batch_size=512, lr=3e-3, lr_schedule="cosine")),
+    ("sparsity 0", dict(sparsity=0.0)),
+    ("sparsity 1e-2", dict(sparsity=1e-2)),
+    ("cv=5", dict(cv=5)),
+    ("adaptive gamma first", dict(gamma=True)),
+]
+RESIDUALS = ["absolute", "squared", "smoothed", "working", "standardized"]
+STAGES = (2, 3, 4)
+EMBEDDINGS = [(st, pool) for st in [("final",), ("s3",), ("s3", "s4"), ("s2", "s3", "s4")]
+              for pool in ("max", "max+avg", "pc")]
+
+
+def load_split(cell_type):
+    b = load_elpv(cell_type, include_uncertain=True)
+    proba = np.asarray(b.proba_test)
+    X_unc = b.X_test[(proba > 0) & (proba < 1)]
+    perm = np.random.default_rng(1).permutation(len(b.X_train))
+    n_fit = (3 * len(perm)) // 4
+    return b.X_train[perm[:n_fit]], b.X_train[perm[n_fit:]], X_unc
+
+
+def _key(*parts):
+    text = json.dumps([CODE, *parts], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def reconstructions(cell_type, data, params):
+    """Reconstructions of fit / validation / uncertain cells, fit time, working size (cached).
+
+    With ``cv`` set, the fit cells' reconstructions are out of fold, from the same folds as
+    ``CPCAEResidualMap.fit_transform``; the validation and uncertain cells are reconstructed
+    by the net trained on all fit cells, as ``transform`` does.
+    """
+    X_fit, X_val, X_unc = data
+    path = OUT / f"recon_{cell_type}_{_key(cell_type, len(X_fit), float(X_fit.sum()), params)}.npz"
+    if path.exists():
+        d = np.load(path)
+        return d["fit"], d["val"], d["unc"], float(d["fit_s"]), d["working"]
+    t = time.perf_counter()
+    if params.get("cv"):
+        ae, R_fit = oof_reconstructions(X_fit, params)
+    else:
+        ae = CPCAEResidualMap(**{**BASE, **params}, random_state=0).fit(X_fit)
+    fit_s = time.perf_counter() - t
+    if not params.get("cv"):
+        R_fit = ae.reconstruct(X_fit)
+    out = dict(fit=R_fit, val=ae.reconstruct(X_val), unc=ae.reconstruct(X_unc),
+               fit_s=fit_s, working=np.asarray(ae.working_shape_))
+    np.savez(path, **out)
+    return out["fit"], out["val"], out["unc"], fit_s, out["working"]
+
+
+def oof_reconstructions(X_fit, params):
+    """Out-of-fold reconstructions, with the same folds as ``fit_transform``."""
+    from sklearn.model_selection import KFold
+    from sklearn.utils import check_random_state
+
+    from skcpcae.utils._torch import seed_from
+
+    ae = CPCAEResidualMap(**{**BASE, **params}, random_state=0)
+    ae._fit_setup(X_fit)
+    rng = check_random_state(0)
+    ae.net_ = ae._train(X_fit, seed_from(rng))
+    folds = KFold(n_splits=ae.cv, shuffle=True, random_state=seed_from(rng))
+    out = np.empty_like(X_fit)
+    for train, test in folds.split(X_fit):
+        net = ae._train(X_fit[train], seed_from(rng))
+        out[test] = ae._reconstruct(net, X_fit[test])
+    return ae, out
+
+
+def residual_maps(kind, X, R, X_fit, R_fit, working):
+    """One residual variant for the images ``X`` with reconstructions ``R``."""
+    if kind == "absolute":
+        return np.abs(X - R)
+    if kind == "squared":
+        return np.square(X - R)
+    if kind == "smoothed":  # |x - x_hat| blurred with a Gaussian of sigma 2 input pixels
+        return np.stack([cv2.GaussianBlur(r, (0, 0), 2.0) for r in np.abs(X - R)])
+    if kind == "working":  # compared at the autoencoder's resolution, then upsized
+        size = tuple(int(s) for s in working)
+        return upsize(np.abs(downsize(X, size) - downsize(R, size)), X.shape[1:3])
+    if kind == "standardized":  # per-pixel z-score against the fit cells' residuals, > 0 part
+        r_fit = np.abs(X_fit - R_fit)
+        mu, sd = r_fit.mean(0), r_fit.std(0) + 1e-3
+        z = np.maximum((np.abs(X - R) - mu) / sd, 0)
+        return np.clip(z / 10.0, 0, 1).astype(np.float32)
+    raise ValueError(kind)
+
+
+def embeddings(tag, maps, backbone="lite0"):
+    """``{s2, s3, s4, final}`` parallel+cascade blocks of a set of maps (cached)."""
+    path = OUT / f"emb_{tag}_{backbone}.npz"
+    if path.exists():
+        d = np.load(path)
+        return {k: d[k] for k in d.files}
+    name = f"tf_efficientnet_{backbone}"
+    emb_s = DeepPoolEmbedder(name, stages=STAGES, pooling="parallel_cascade",
+                             batch_size=8).fit(maps[:2])
+    emb_f = DeepPoolEmbedder(name, pooling="parallel_cascade", batch_size=8).fit(maps[:2])
+    fs = emb_s.transform(maps)
+    out, start = {}, 0
+    for idx, c in zip(STAGES, emb_s.n_channels_, strict=True):
+        out[f"s{idx}"] = fs[:, start:start + 6 * c]
+        start += 6 * c
+    out["final"] = emb_f.transform(maps)
+    np.savez(path, **out)
+    return out
+
+
+def _slice(block, pooling):
+    c = block.shape[1] // 6
+    return {"max": block[:, :c], "max+avg": block[:, :2 * c], "pc": block}[pooling]
+
+
+def score_embeddings(feats, n_fit, n_val):
+    """Validation AUROC of every (stages, pooling) embedding."""
+    y = np.r_[np.zeros(n_val), np.ones(len(feats["final"]) - n_fit - n_val)]
+    out = {}
+    for st, pool in EMBEDDINGS:
+        E = np.hstack([_slice(feats[s], pool) for s in st])
+        model = make_pipeline(StandardScaler(), KNNAnomalyScorer(n_neighbors=15)).fit(E[:n_fit])
+        out[(st, pool)] = image_auroc(y, -model.score_samples(E[n_fit:]))
+    return out
+
+
+def _preprocess(data, params):
+    """``AdaptiveGamma`` fitted on the fit cells first when ``params["gamma"]``, as the
+    ``aligned`` preset does; returns the data and the autoencoder's own parameters."""
+    if not params.get("gamma"):
+        return data, params
+    from skcpcae.preprocessing import AdaptiveGamma
+
+    gamma = AdaptiveGamma().fit(data[0])
+    return (tuple(gamma.transform(X) for X in data),
+            {k: v for k, v in params.items() if k != "gamma"})
+
+
+def evaluate(cell_type, data, params, residual="absolute", backbone="lite0"):
+    """AUROCs of every embedding for one autoencoder / residual / backbone, and fit time."""
+    tag_params = params
+    data, params = _preprocess(data, params)
+    X_fit, X_val, X_unc = data
+    R_fit, R_val, R_unc, fit_s, working = reconstructions(cell_type, data, params)
+    X = np.concatenate([X_fit, X_val, X_unc])
+    R = np.concatenate([R_fit, R_val, R_unc])
+    maps = residual_maps(residual, X, R, X_fit, R_fit, working).astype(np.float32)
+    tag = f"{cell_type}_{_key(cell_type, len(X_fit), tag_params, residual)}"
+    feats = embeddings(tag, maps, backbone)
+    return score_embeddings(feats, len(X_fit), len(X_val)), fit_s
+
+
+def raw_reference(cell_type, data):
+    X = np.concatenate(data)
+    feats = embeddings(f"{cell_type}_raw_{_key(cell_type, len(data[0]))}", X)
+    return score_embeddings(feats, len(data[0]), len(data[1]))
+
+
+def _fit_time(estimator, X):
+    t = time.perf_counter()
+    estimator.fit(X)
+    return time.perf_counter() - t
+
+
+def _name(emb):
+    st, pool = emb
+    return f"{'+'.join(st)}|{pool}"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--phase", default="all",
+                   choices=["residual", "ae", "backbone", "colour", "all"])
+    p.add_argument("--cell-types", nargs="+", default=["mono", "poly"])
+    p.add_argument("--write", action="store_true")
+    args = p.parse_args(argv)
+    OUT.mkdir(parents=True, exist_ok=True)
+    data = {ct: load_split(ct) for ct in args.cell_types}
+    sections = []
+
+    def mean_row(results):  # results: {ct: {emb: auc}} -> best embedding by mean over types
+        embs = list(next(iter(results.values())))
+        means = {e: np.mean([results[ct][e] for ct in results]) for e in embs}
+        best = max(means, key=means.get)
+        return best, means[best]
+
+    ref = {ct: raw_reference(ct, data[ct]) for ct in args.cell_types}
+    ref_line = ("| raw image (deep feature), final\\|max = the paper's comparator | | " +
+                " | ".join(f"{ref[ct][(('final',), 'max')]:.3f}" for ct in args.cell_types) +
+                " | |")
+    ref_best, _ = mean_row(ref)
+    ref_best_line = (f"| raw image, best embedding ({_name(ref_best)}) | | " +
+                     " | ".join(f"{ref[ct][ref_best]:.3f}" for ct in args.cell_types) + " | |")
+    header = ("| configuration | best residual embedding | " +
+              " | ".join(f"{ct} AUROC" for ct in args.cell_types) + " | fit s (" +
+              ", ".join(args.cell_types) + ") |\n|---|---|" +
+              "---|" * len(args.cell_types) + "---|")
+
+    def row(label, results, times):
+        best, _ = mean_row(results)
+        cells = " | ".join(f"{results[ct][best]:.3f}" for ct in args.cell_types)
+        line = (f"| {label} | {_name(best)} | {cells} | " +
+                ", ".join(f"{times[ct]:.0f}" for ct in args.cell_types) + " |")
+        print(line, flush=True)
+        return line
+
+    best_residual = "absolute"
+    if args.phase in ("residual", "all", "ae", "backbone"):
+        lines, scores = [], {}
+        for kind in RESIDUALS:
+            res = {}
+            times = {}
+            for ct in args.cell_types:
+                res[ct], times[ct] = evaluate(ct, data[ct], {}, residual=kind)
+            scores[kind] = mean_row(res)[1]
+            lines.append(row(f"residual = {kind}", res, times))
+        best_residual = max(scores, key=scores.get)
+        if args.phase in ("residual", "all"):
+            sections.append("**Residual variants** (default autoencoder)\n\n" + header + "\n" +
+                            "\n".join(lines + [ref_line, ref_best_line]))
+    best_params, best_score = {}, -1.0
+    if args.phase in ("ae", "all", "backbone"):
+        lines = []
+        for label, params in AE_VARIANTS:
+            res, times = {}, {}
+            for ct in args.cell_types:
+                res[ct], times[ct] = evaluate(ct, data[ct], params, residual=best_residual)
+            score = mean_row(res)[1]
+            if score > best_score:
+                best_params, best_score = params, score
+            lines.append(row(label, res, times))
+        if args.phase in ("ae", "all"):
+            sections.append(f"**Autoencoder, one factor at a time** (residual = {best_residual})"
+                            "\n\n" + header + "\n" + "\n".join(lines))
+    if args.phase in ("backbone", "all"):
+        lines = []
+        for bb in ("lite0", "lite1", "lite2"):
+            res, times = {}, {}
+            for ct in args.cell_types:
+                res[ct], times[ct] = evaluate(ct, data[ct], best_params, best_residual, bb)
+            lines.append(row(f"{bb}, {json.dumps(best_params) or 'default'}", res, times))
+        sections.append("**Backbone of the residual embedding** (best autoencoder)\n\n" +
+                        header + "\n" + "\n".join(lines))
+    if args.phase in ("colour", "all"):
+        X_fit = data[args.cell_types[0]][0]
+        t_gray = _fit_time(CPCAEResidualMap(**BASE, random_state=0), X_fit)
+        t_rgb = _fit_time(CPCAEResidualMap(**BASE, random_state=0),
+                          np.repeat(X_fit[..., None], 3, axis=-1))
+        line = (f"CPCAE fit on the {len(X_fit)} {args.cell_types[0]} fit cells: gray "
+                f"{t_gray:.1f} s, the same cells as 3-channel colour {t_rgb:.1f} s "
+                f"(x{t_rgb / t_gray:.2f})")
+        print(line, flush=True)
+        sections.append("**Colour vs gray**\n\n" + line)
+    if args.write:
+        cmd = "python benchmarks/select_cpcae.py " + " ".join(argv or sys.argv[1:])
+        update_section("docs/benchmarks.md", "select-cpcae",
+                       "### What the CPCAE needs on ELPV (validation data only)\n\n"
+                       f"Command: `{cmd}`  \nDate: {datetime.date.today()}  \n"
+                       f"Machine: {machine_description()}\n\n"
+                       "Validation: 3/4 of the training normals fit, 1/4 held out, against "
+                       "the uncertain (1/3, 2/3) cells; the test split is not used. Each row "
+                       "shows the embedding of the residual map (EfficientNet-Lite0 stages "
+                       "`s2..s4` or the head map `final`; pooling max, max+avg or "
+                       "parallel+cascade `pc`) that ranks first on the mean over cell types, "
+                       "then StandardScaler -> k-NN (k=15).\n\n" + "\n\n".join(sections))
+
+
+if __name__ == "__main__":
+    main()
