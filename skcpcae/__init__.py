@@ -29,6 +29,7 @@ _LAZY = {
     "make_best_pipeline": "_pipelines",
     "make_union_pipeline": "_pipelines",
     "PRESETS": "_pipelines",
+    "score_files": "_scoring",
     "anomaly_maps": "inspection",
     "inspect_images": "inspection",
     "location_summary": "inspection",

@@ -1,0 +1,504 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""Streaming scoring of image files: batches in, rows out, memory flat in the number of images.
+
+:func:`score_files` reads a batch of files, scores it, appends its rows to the output and
+forgets it, so that a folder of 100,000 images needs the memory of one batch. The output is
+claimed for the run (a second run on it is refused), every batch's rows are appended whole
+or not at all, and ``resume=True`` continues an interrupted run where it stopped. An image
+that cannot be read becomes a row with its error instead of ending the run.
+"""
+
+import csv
+import io
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+from sklearn.utils import Bunch
+
+from .datasets._io import MAX_PIXELS, _check_pixels, _read_batch, _read_header
+from .utils._files import append_atomic, claim_output
+
+__all__ = ["score_files"]
+
+#: First characters that make a spreadsheet read a cell as a formula; such text cells are
+#: written with a leading apostrophe (the apostrophe itself is doubled so the rule inverts).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def score_files(
+    model,
+    paths,
+    output,
+    *,
+    batch_size=32,
+    resume=False,
+    overwrite=False,
+    on_error="skip",
+    max_pixels=MAX_PIXELS,
+    score_batch=None,
+    verbose=0,
+):
+    """Score image files in batches, appending each batch's rows to a CSV or Parquet output.
+
+    Peak memory is that of one batch, whatever the number of files. Each finished batch is
+    appended to ``output`` at once (whole or not at all), so an interrupted run keeps every
+    finished batch and ``resume=True`` scores only the files that are not in the output yet.
+
+    Rows have the columns ``path``, ``anomaly_score`` (higher = more anomalous),
+    ``decision`` (``"ok"`` / ``"defect"``), ``threshold`` (on the anomaly score; empty when
+    the model has none) and ``error`` (empty, or why the image could not be scored: its
+    other cells are then empty). In the CSV, a text cell starting with ``=``, ``+``, ``-``,
+    ``@`` (or a tab, a carriage return, an apostrophe) gets a leading apostrophe, so that a
+    spreadsheet shows it as text instead of running it as a formula.
+
+    Parameters
+    ----------
+    model : estimator, pipeline, str or path-like
+        A fitted anomaly detector or pipeline (the last step has ``score_samples`` or
+        ``decision_function``), or a model file, read with :func:`skcpcae.persistence.load`.
+        Images are read in the size and colour mode the model was fitted on (the
+        ``image_shape_`` of its first step); a model that starts with
+        :class:`~skcpcae.datasets.ImageReader` gets the paths.
+    paths : list of str or path-like
+        Image files, scored in this order.
+    output : str or path-like
+        The output: a ``.csv`` file, or a ``.parquet`` folder (a Parquet dataset of one
+        part file per batch, read with ``pyarrow.parquet.read_table(output)``; needs
+        ``pyarrow``). The folder that holds it must exist. The output is claimed for the
+        run: a second run on it raises :class:`~skcpcae.utils._files.OutputInUseError`.
+    batch_size : int, default=32
+        Images read, scored and written at a time.
+    resume : bool, default=False
+        Continue the run that wrote ``output``: the files already in it (scored, or with
+        an error) are skipped and the new rows appended. Without ``resume`` nor
+        ``overwrite``, an existing ``output`` raises ``FileExistsError``.
+    overwrite : bool, default=False
+        Start ``output`` afresh when it exists.
+    on_error : {"skip", "fail"}, default="skip"
+        What an image that cannot be read or scored does: ``"skip"`` writes a row with its
+        error and goes on; ``"fail"`` raises a ``ValueError`` naming the file (the rows of
+        the batches finished before are kept).
+    max_pixels : int or None, default=MAX_PIXELS
+        Pixel budget of one image (height x width), checked from the file's header before
+        decoding (see :func:`~skcpcae.datasets.load_images`).
+    score_batch : callable or None, default=None
+        ``score_batch(model, X, paths) -> dict`` of columns (name -> one value per image,
+        in order) for one batch; ``X`` is the batch of images (or of paths, for a model
+        that reads files). ``None`` gives ``anomaly_score``, ``decision`` and
+        ``threshold``. Floats are written exactly (``repr``), other values as text.
+    verbose : int, default=0
+        Show a progress bar (images/s and time left) on stderr when positive.
+
+    Returns
+    -------
+    summary : :class:`~sklearn.utils.Bunch`
+        ``output`` (path), ``n_images`` (files given), ``n_skipped`` (already in the
+        output), ``n_scored``, ``n_errors`` and ``n_defect`` (of this run), ``threshold``.
+
+    Raises
+    ------
+    OutputInUseError
+        When another run holds ``output``.
+    FileExistsError
+        When ``output`` exists and neither ``resume`` nor ``overwrite`` is set.
+    OSError
+        When the output cannot be written (checked before any image is read) or the disk
+        fills up (the rows written before are kept; rerun with ``resume=True``).
+
+    See Also
+    --------
+    skcpcae.datasets.load_images : the reading and its conversions.
+
+    Examples
+    --------
+    >>> import csv, os, tempfile
+    >>> import numpy as np
+    >>> from skcpcae import score_files
+    >>> from skcpcae.datasets import make_parts, save_image
+    >>> from skcpcae.outlier import KNNAnomalyScorer
+    >>> X, _ = make_parts(10, size=(16, 16), random_state=0)
+    >>> model = KNNAnomalyScorer(n_neighbors=2).fit(X.reshape(10, -1)[:8])
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     paths = [save_image(os.path.join(tmp, f"{i}.png"), X[i]) for i in range(10)]
+    ...     out = os.path.join(tmp, "scores.csv")
+    ...     summary = score_files(model, paths, out, batch_size=4)
+    ...     rows = list(csv.DictReader(open(out, newline="")))
+    >>> summary.n_scored, len(rows), sorted(rows[0])
+    (10, 10, ['anomaly_score', 'decision', 'error', 'path', 'threshold'])
+    """
+    if on_error not in ("skip", "fail"):
+        raise ValueError(f"on_error must be 'skip' or 'fail'; got {on_error!r}.")
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
+    if isinstance(model, (str, os.PathLike)):
+        from . import persistence
+
+        model = persistence.load(model)
+    paths = [os.fspath(p) for p in paths]
+    output = Path(output)
+    sink = (_ParquetSink if output.suffix.lower() == ".parquet" else _CsvSink)(output)
+    score_batch = _default_score_batch if score_batch is None else score_batch
+    size, color = _fitted_layout(model)
+    reads_files = _reads_files(model)
+
+    with claim_output(output.parent):
+        done = sink.open(resume=resume, overwrite=overwrite)  # the first write: fails early
+        todo = [p for p in paths if p not in done]
+        summary = Bunch(output=str(output), n_images=len(paths),
+                        n_skipped=len(paths) - len(todo), n_scored=0, n_errors=0,
+                        n_defect=0, threshold=_threshold(_steps(model)[-1][1]))
+        from tqdm.auto import tqdm
+
+        with tqdm(total=len(todo), desc="Scoring", unit="img", disable=not verbose,
+                  file=sys.stderr, dynamic_ncols=True) as bar:
+            for start in range(0, len(todo), batch_size):
+                chunk = todo[start:start + batch_size]
+                rows = _score_chunk(model, chunk, score_batch, size=size, color=color,
+                                    reads_files=reads_files, max_pixels=max_pixels,
+                                    on_error=on_error)
+                sink.write(rows)
+                for row in rows:
+                    if row.get("error"):
+                        summary.n_errors += 1
+                    else:
+                        summary.n_scored += 1
+                        summary.n_defect += row.get("decision") == "defect"
+                bar.update(len(chunk))
+    return summary
+
+
+# ----------------------------------------------------------------------------- one batch
+
+
+def _score_chunk(model, chunk, score_batch, *, size, color, reads_files, max_pixels,
+                 on_error):
+    """Rows (dicts) of one batch: read each file, score the readable ones together."""
+    images, ok, errors = [], [], {}
+    for path in chunk:
+        try:
+            images.append(_read_one(path, size=size, color=color, reads_files=reads_files,
+                                    max_pixels=max_pixels))
+            ok.append(path)
+        except (OSError, ValueError) as exc:
+            if on_error == "fail":
+                raise ValueError(f"Cannot read {path!r}: {exc}") from exc
+            errors[path] = _one_line(exc)
+    columns = {}
+    if ok:
+        try:
+            columns = _run_batch(model, images, ok, score_batch, reads_files)
+        except (ValueError, TypeError) as exc:
+            if on_error == "fail" or len(ok) == 1:
+                if on_error == "fail":
+                    raise ValueError(
+                        f"Cannot score {ok[0]!r}" + (f" (or another of {len(ok)} files of "
+                                                     "its batch)" if len(ok) > 1 else "")
+                        + f": {exc}"
+                    ) from exc
+                errors[ok[0]] = _one_line(exc)
+                ok, columns = [], {}
+            else:  # find the image(s) at fault: score the batch one image at a time
+                parts = [_score_chunk(model, [p], score_batch, size=size, color=color,
+                                      reads_files=reads_files, max_pixels=max_pixels,
+                                      on_error=on_error)[0] for p in ok]
+                by_path = {r["path"]: r for r in parts}
+                return [by_path[p] if p in by_path else {"path": p, "error": errors[p]}
+                        for p in chunk]
+    index = {p: i for i, p in enumerate(ok)}
+    rows = []
+    for path in chunk:
+        if path in index:
+            row = {"path": path, **{k: v[index[path]] for k, v in columns.items()}}
+            row["error"] = ""
+        else:
+            row = {"path": path, "error": errors[path]}
+        rows.append(row)
+    return rows
+
+
+def _read_one(path, *, size, color, reads_files, max_pixels):
+    if reads_files:  # the model reads the file itself: check its header only
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"No such file: {path!r}.")
+        header = _read_header(path)
+        if header is not None:
+            _check_pixels(path, header[0], header[1], max_pixels)
+        return path
+    return _read_batch([path], size=size, color=color, verbose=0, max_pixels=max_pixels)[0][0]
+
+
+def _run_batch(model, images, paths, score_batch, reads_files):
+    """Call ``score_batch`` with warnings that name files instead of batch positions."""
+    X = list(images) if reads_files else np.stack(images)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        columns = score_batch(model, X, paths)
+    flagged = _flagged_files(model, paths)
+    for w in caught:
+        message = str(w.message)
+        if issubclass(w.category, (UserWarning, RuntimeWarning)) and len(paths) > 1:
+            names = flagged or paths
+            shown = ", ".join(repr(p) for p in names[:5])
+            more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+            message += (f" [image numbers count in the batch of files {shown}{more}]"
+                        if not flagged else f" [files: {shown}{more}]")
+        warnings.warn_explicit(message, w.category, w.filename, w.lineno)
+    columns = dict(columns)
+    for name, values in columns.items():
+        if len(values) != len(paths):
+            raise RuntimeError(
+                f"score_batch returned {len(values)} values for column {name!r} and "
+                f"{len(paths)} images."
+            )
+    return columns
+
+
+def _flagged_files(model, paths):
+    """Files that a step flagged on its latest call (failed registration, no object)."""
+    flagged = []
+    for _, step in _steps(model):
+        for attr in ("last_failed_", "last_empty_masks_"):
+            mask = getattr(step, attr, None)
+            if mask is not None and np.shape(mask) == (len(paths),):
+                flagged += [p for p, bad in zip(paths, np.asarray(mask)) if bad]
+    return list(dict.fromkeys(flagged))
+
+
+def _one_line(exc):
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+def _steps(model):
+    """``[(name, step), ...]`` of a pipeline (without 'passthrough' / None), or the model."""
+    steps = getattr(model, "steps", None)
+    if steps is None:
+        return [("model", model)]
+    return [(n, s) for n, s in steps if s is not None and s != "passthrough"]
+
+
+def _fitted_layout(model):
+    """``(size, color)`` the model was fitted on, from its first image stage."""
+    shape = getattr(_steps(model)[0][1], "image_shape_", None)
+    if shape is None or len(shape) < 2 or shape[0] == 1:
+        return None, "auto"
+    color = "rgb" if len(shape) == 3 and shape[2] == 3 else "gray"
+    return (int(shape[0]), int(shape[1])), color
+
+
+def _reads_files(model):
+    from .datasets import ImageReader
+
+    return isinstance(_steps(model)[0][1], ImageReader)
+
+
+def _threshold(final):
+    """Threshold on the anomaly score (higher = more anomalous), or None."""
+    value = getattr(final, "threshold_", None)
+    if value is not None:
+        return float(value)
+    if hasattr(final, "score_samples") and getattr(final, "offset_", None) is not None:
+        return -float(final.offset_)
+    if not hasattr(final, "score_samples") and hasattr(final, "decision_function"):
+        return 0.0
+    return None
+
+
+def _default_score_batch(model, X, paths):
+    """``anomaly_score``, ``decision`` and ``threshold`` of a batch (each step run once)."""
+    steps = _steps(model)
+    Xt = X
+    if isinstance(X, np.ndarray) and X.ndim >= 3 and not hasattr(steps[0][1], "image_shape_"):
+        Xt = X.reshape(len(X), -1)  # a model fitted on flattened images (a table)
+    for _, step in steps[:-1]:
+        Xt = step.transform(Xt)
+    final = steps[-1][1]
+    if (isinstance(Xt, np.ndarray) and Xt.ndim >= 3 and len(steps) == 1
+            and not hasattr(final, "image_shape_")):
+        Xt = Xt.reshape(len(Xt), -1)
+    if hasattr(final, "score_samples"):
+        scores = -np.asarray(final.score_samples(Xt), dtype=float)
+    else:
+        scores = -np.asarray(final.decision_function(Xt), dtype=float)
+    pred = np.asarray(final.predict(Xt))
+    threshold = _threshold(final)
+    return {
+        "anomaly_score": [float(s) for s in scores],
+        "decision": ["defect" if p == -1 else "ok" for p in pred],
+        "threshold": [threshold] * len(scores),
+    }
+
+
+# ----------------------------------------------------------------------------- outputs
+
+
+def _escape(text):
+    """A text cell a spreadsheet shows as text (OWASP CSV injection)."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _unescape(text):
+    return text[1:] if text.startswith("'") else text
+
+
+def _cell(value):
+    if value is None:
+        return ""
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return _escape(str(value))
+
+
+class _CsvSink:
+    """A CSV file, appended one batch at a time; the header comes with the first batch."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.columns = None
+
+    def open(self, *, resume, overwrite):
+        """Create (or reopen with ``resume``) the file; return the paths it holds."""
+        path = self.path
+        if path.is_dir():
+            raise IsADirectoryError(f"{str(path)!r} is a folder; give a file name.")
+        if path.exists() and resume:
+            return self._read_done()
+        if path.exists() and not overwrite:
+            raise FileExistsError(
+                f"{str(path)!r} already exists; resume the run that wrote it, or overwrite it."
+            )
+        _replace_with(path, b"")  # an empty file: proves the folder can be written
+        return set()
+
+    def _read_done(self):
+        data = self.path.read_bytes()
+        complete = data[: data.rfind(b"\n") + 1]  # a torn last line (a crash) is dropped
+        if len(complete) != len(data):
+            os.truncate(self.path, len(complete))
+        if not complete:
+            return set()
+        reader = csv.reader(io.StringIO(complete.decode("utf-8")))
+        header = next(reader)
+        if "path" not in header:
+            raise ValueError(f"Cannot resume {str(self.path)!r}: it has no 'path' column.")
+        self.columns = header
+        at = header.index("path")
+        return {_unescape(row[at]) for row in reader if len(row) > at}
+
+    def write(self, rows):
+        if not rows:
+            return
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        if self.columns is None:
+            self.columns = _columns(rows)
+            writer.writerow(self.columns)
+        else:
+            extra = [c for c in _columns(rows) if c not in self.columns]
+            if extra:
+                raise ValueError(
+                    f"Cannot append to {str(self.path)!r}: its columns are {self.columns}, "
+                    f"the new rows also have {extra} (a run with other options wrote it)."
+                )
+        for row in rows:
+            writer.writerow([_cell(row.get(c)) for c in self.columns])
+        append_atomic(self.path, buf.getvalue().encode("utf-8"))
+
+
+class _ParquetSink:
+    """A folder of Parquet part files (a dataset), one written atomically per batch."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.columns = None
+        self.n_parts = 0
+
+    def open(self, *, resume, overwrite):
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise ImportError(
+                "Parquet output needs pyarrow: pip install pyarrow (or write a .csv)."
+            ) from None
+        path = self.path
+        if path.exists() and not path.is_dir():
+            raise NotADirectoryError(
+                f"{str(path)!r} exists and is not a folder (a Parquet output is a folder)."
+            )
+        parts = sorted(path.glob("part-*.parquet")) if path.is_dir() else []
+        if parts and resume:
+            self.n_parts = len(parts)
+            table = pq.read_table(parts[0])
+            self.columns = table.column_names
+            done = set()
+            for part in parts:
+                done.update(pq.read_table(part, columns=["path"]).column("path").to_pylist())
+            return done
+        if parts and not overwrite:
+            raise FileExistsError(
+                f"{str(path)!r} already holds results; resume the run that wrote it, or "
+                "overwrite it."
+            )
+        for part in parts:
+            part.unlink()
+        path.mkdir(exist_ok=True)
+        _replace_with(path / ".write-check", b"")
+        (path / ".write-check").unlink()
+        return set()
+
+    def write(self, rows):
+        if not rows:
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if self.columns is None:
+            self.columns = _columns(rows)
+        table = pa.table({c: [_parquet_value(r.get(c)) for r in rows] for c in self.columns})
+        buf = pa.BufferOutputStream()
+        pq.write_table(table, buf)
+        _replace_with(self.path / f"part-{self.n_parts:06d}.parquet",
+                      buf.getvalue().to_pybytes())
+        self.n_parts += 1
+
+
+def _parquet_value(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _columns(rows):
+    """``path``, the scorer's columns in order, ``error`` last."""
+    names = list(dict.fromkeys(k for r in rows for k in r if k not in ("path", "error")))
+    return ["path", *names, "error"]
+
+
+def _replace_with(path, data):
+    """Write ``data`` to ``path`` through a hidden temporary file and ``os.replace``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
