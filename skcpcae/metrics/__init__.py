@@ -1,4 +1,4 @@
-"""Image AUROC / AP (anomalous = positive), pixel AUROC and GridSearchCV scorers."""
+"""Image AUROC / AP (anomalous = positive), pixel AUROC / AUPRO and GridSearchCV scorers."""
 
 from ._image import (
     anomaly_scores,
@@ -7,17 +7,19 @@ from ._image import (
     evaluate,
     image_auroc,
     image_average_precision,
-    pixel_auroc,
     to_anomaly_labels,
 )
+from ._pixel import aupro, pixel_auroc, pro_curve
 
 __all__ = [
     "anomaly_scores",
+    "aupro",
     "auroc_scorer",
     "average_precision_scorer",
     "evaluate",
     "image_auroc",
     "image_average_precision",
     "pixel_auroc",
+    "pro_curve",
     "to_anomaly_labels",
 ]

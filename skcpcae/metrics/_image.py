@@ -11,7 +11,6 @@ __all__ = [
     "anomaly_scores",
     "image_auroc",
     "image_average_precision",
-    "pixel_auroc",
     "auroc_scorer",
     "average_precision_scorer",
     "evaluate",
@@ -93,24 +92,6 @@ def image_average_precision(y_true, anomaly_score):
     y = to_anomaly_labels(y_true)
     _check_both_classes(y)
     return float(average_precision_score(y, anomaly_score))
-
-
-def pixel_auroc(masks, anomaly_maps):
-    """Pixel-level AUROC of anomaly maps against ground-truth defect masks.
-
-    Parameters
-    ----------
-    masks : array-like of shape (n_samples, height, width), bool
-    anomaly_maps : array-like of shape (n_samples, height, width)
-        Higher = more anomalous; must have the masks' shape.
-    """
-    masks = np.asarray(masks).astype(bool)
-    maps = np.asarray(anomaly_maps, dtype=float)
-    if maps.shape != masks.shape:
-        raise ValueError(f"anomaly_maps has shape {maps.shape}, masks have {masks.shape}.")
-    y = masks.ravel().astype(int)
-    _check_both_classes(y)
-    return float(roc_auc_score(y, maps.ravel()))
 
 
 def auroc_scorer(estimator, X, y):
