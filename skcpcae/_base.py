@@ -263,3 +263,39 @@ class OutlierScoresMixin:
         """
         return np.where(self.decision_function(X) < 0, -1, 1)
 
+
+class ImageOutputMixin:
+    """``set_output`` for stages whose output is an image batch, not a table.
+
+    ``Pipeline.set_output(transform="pandas")`` configures every step, and refuses a step
+    with ``transform`` but no ``set_output``. An image batch ``(n, H, W[, C])`` has no
+    columns, so these stages accept the setting, remember it, and keep returning ndarrays;
+    the table stages after them (embedders, scalers) return the DataFrames. Put the mixin
+    left of ``TransformerMixin``: it also turns off scikit-learn's automatic wrapping of
+    ``transform``, which would try to make a table of the images under
+    ``sklearn.set_config(transform_output="pandas")``.
+    """
+
+    def __init_subclass__(cls, auto_wrap_output_keys=None, **kwargs):
+        super().__init_subclass__(auto_wrap_output_keys=None, **kwargs)
+
+    def set_output(self, *, transform=None):
+        """Accept an output container for the pipeline; images stay ndarrays.
+
+        Parameters
+        ----------
+        transform : {"default", "pandas", "polars"}, default=None
+            Recorded (``None`` leaves it unchanged); the images this stage returns are
+            ndarrays whatever the setting, since an image batch is not a table.
+
+        Returns
+        -------
+        self : estimator instance
+        """
+        if transform is not None and transform not in ("default", "pandas", "polars"):
+            raise ValueError(
+                f"transform must be 'default', 'pandas', 'polars' or None; got {transform!r}."
+            )
+        if transform is not None:
+            self._sklearn_output_config = {"transform": transform}
+        return self

@@ -7,13 +7,13 @@ import numpy as np
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from .._base import iter_batches, validate_images
+from .._base import ImageOutputMixin, iter_batches, validate_images
 from ._deep_pool import DeepPoolEmbedder
 
 __all__ = ["DeepPatchEmbedder"]
 
 
-class DeepPatchEmbedder(DeepPoolEmbedder):
+class DeepPatchEmbedder(ImageOutputMixin, DeepPoolEmbedder):
     """Embed every patch of an image: the local feature maps of a pretrained CNN.
 
     Where :class:`DeepPoolEmbedder` pools a feature map into one vector per image, this

@@ -13,7 +13,13 @@ __all__ = [
     "image_average_precision",
     "auroc_scorer",
     "average_precision_scorer",
+    "balanced_accuracy_scorer",
     "evaluate",
+    "f1_scorer",
+    "get_scorer",
+    "get_scorer_names",
+    "precision_scorer",
+    "recall_scorer",
 ]
 
 
@@ -102,6 +108,112 @@ def auroc_scorer(estimator, X, y):
 def average_precision_scorer(estimator, X, y):
     """Scorer for ``GridSearchCV``: average precision, anomalous = positive."""
     return image_average_precision(y, anomaly_scores(estimator, X))
+
+
+def _anomaly_predictions(estimator, X):
+    """1 where a fitted detector predicts an anomaly (``predict == -1``), else 0."""
+    if not hasattr(estimator, "predict"):
+        raise TypeError(f"{type(estimator).__name__} has no predict method.")
+    pred = np.asarray(estimator.predict(X))
+    values = set(np.unique(pred).tolist())
+    if not values <= {-1, 1}:
+        raise ValueError(
+            "The detector's predict must return +1 (normal) / -1 (anomalous), scikit-learn's "
+            f"outlier convention; got values {sorted(values)[:6]}."
+        )
+    return (pred == -1).astype(int)
+
+
+def f1_scorer(estimator, X, y):
+    """Scorer for ``GridSearchCV``: F1 of the anomalous class at the model's threshold."""
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(to_anomaly_labels(y), _anomaly_predictions(estimator, X),
+                          zero_division=0.0))
+
+
+def precision_scorer(estimator, X, y):
+    """Scorer for ``GridSearchCV``: precision of the anomaly alarms at the model's threshold."""
+    from sklearn.metrics import precision_score
+
+    return float(precision_score(to_anomaly_labels(y), _anomaly_predictions(estimator, X),
+                                 zero_division=0.0))
+
+
+def recall_scorer(estimator, X, y):
+    """Scorer for ``GridSearchCV``: recall of the anomalies at the model's threshold."""
+    from sklearn.metrics import recall_score
+
+    return float(recall_score(to_anomaly_labels(y), _anomaly_predictions(estimator, X),
+                              zero_division=0.0))
+
+
+def balanced_accuracy_scorer(estimator, X, y):
+    """Scorer for ``GridSearchCV``: mean of recall and 1 - false-alarm rate at the threshold."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    return float(balanced_accuracy_score(to_anomaly_labels(y),
+                                         _anomaly_predictions(estimator, X)))
+
+
+_SCORERS = {
+    "roc_auc": auroc_scorer,
+    "average_precision": average_precision_scorer,
+    "f1": f1_scorer,
+    "precision": precision_scorer,
+    "recall": recall_scorer,
+    "balanced_accuracy": balanced_accuracy_scorer,
+}
+
+
+def get_scorer_names():
+    """Names accepted by :func:`get_scorer` (scikit-learn's names for the same metrics)."""
+    return sorted(_SCORERS)
+
+
+def get_scorer(scoring):
+    """A scorer for one-class pipelines, by scikit-learn's metric name; anomalous = positive.
+
+    scikit-learn's string scorers (``GridSearchCV(scoring="roc_auc")``) read an outlier
+    detector's ``decision_function`` (higher = more normal) and ``predict`` (+1 / -1)
+    against ``y`` as given: with this package's labels (0 normal, 1 anomalous) ``"roc_auc"``
+    returns 1 - AUROC, ``"average_precision"`` the AP of the wrong class, and ``"f1"``
+    fails ("Target is multiclass"). The scorers returned here read ``y`` as 0/1 or +1/-1
+    (:func:`to_anomaly_labels`) and score the anomalous class. A list or tuple of names
+    gives a dict, for multi-metric search (``refit="roc_auc"``).
+
+    Parameters
+    ----------
+    scoring : str or list of str
+        One of :func:`get_scorer_names`: ``"roc_auc"``, ``"average_precision"``
+        (from the scores), ``"f1"``, ``"precision"``, ``"recall"``,
+        ``"balanced_accuracy"`` (from ``predict``, at the model's threshold).
+
+    Returns
+    -------
+    scorer : callable ``scorer(estimator, X, y)``, or dict of them
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcpcae.metrics import get_scorer
+    >>> from skcpcae.outlier import KNNAnomalyScorer
+    >>> rng = np.random.RandomState(0)
+    >>> det = KNNAnomalyScorer(n_neighbors=5).fit(rng.normal(size=(100, 2)))
+    >>> X = np.r_[rng.normal(size=(50, 2)), rng.normal(5, 1, size=(10, 2))]
+    >>> y = np.r_[np.zeros(50), np.ones(10)]
+    >>> get_scorer("roc_auc")(det, X, y)
+    1.0
+    """
+    if isinstance(scoring, (list, tuple, set)):
+        return {name: get_scorer(name) for name in scoring}
+    if scoring not in _SCORERS:
+        raise ValueError(
+            f"Unknown scorer {scoring!r} for one-class pipelines; choose one of "
+            f"{get_scorer_names()} (skcpcae.metrics.get_scorer), or pass a callable "
+            "scorer(estimator, X, y) that scores the anomalous class."
+        )
+    return _SCORERS[scoring]
 
 
 def evaluate(estimator, X, y):

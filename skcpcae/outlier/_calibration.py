@@ -7,13 +7,192 @@ by least squares under this project's reading of eq. 7 (see
 :class:`~skcpcae.outlier.KDEThresholdClassifier`).
 """
 
+import math
+import numbers
+
 import numpy as np
 from scipy.optimize import minimize_scalar
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.utils import _safe_indexing
+from sklearn.utils.validation import check_is_fitted
 
 from ..metrics import to_anomaly_labels
-from ._kde_threshold import _GaussianKDE1D
+from ._kde_threshold import KDEThresholdClassifier, _GaussianKDE1D
 
-__all__ = ["best_threshold", "fit_alpha_beta"]
+__all__ = [
+    "best_threshold",
+    "conformal_threshold",
+    "fit_alpha_beta",
+    "fit_calibrated",
+    "set_operating_point",
+    "threshold_step",
+]
+
+
+def conformal_threshold(anomaly_scores, alpha):
+    """Split-conformal threshold: the ``ceil((n + 1)(1 - alpha))``-th smallest score.
+
+    If the ``n`` scores and the score of a new normal sample are exchangeable (the scores
+    of held-out normal samples, not of the samples the model was fitted on), the new
+    sample's score exceeds this threshold with probability at most ``alpha`` (and more
+    than ``alpha - 1 / (n + 1)``). With ``n < 1 / alpha - 1`` no order statistic is high
+    enough: the threshold is ``inf`` (nothing is flagged).
+
+    Parameters
+    ----------
+    anomaly_scores : array-like of shape (n_samples,)
+        Anomaly scores (higher = more anomalous) of held-out normal samples.
+    alpha : float in (0, 1)
+        Target false-alarm rate.
+
+    Returns
+    -------
+    threshold : float
+
+    Examples
+    --------
+    >>> from skcpcae.outlier import conformal_threshold
+    >>> conformal_threshold(range(1, 100), 0.05)
+    95.0
+    """
+    s = np.sort(np.asarray(anomaly_scores, dtype=np.float64).ravel())
+    if s.size == 0 or not np.all(np.isfinite(s)):
+        raise ValueError("anomaly_scores must be a non-empty array of finite values.")
+    if not (isinstance(alpha, numbers.Real) and 0 < alpha < 1):
+        raise ValueError(f"alpha must be a float in the open interval (0, 1); got {alpha!r}.")
+    rank = math.ceil((s.size + 1) * (1.0 - alpha) - 1e-9)
+    return float(s[rank - 1]) if rank <= s.size else math.inf
+
+
+def threshold_step(model):
+    """The :class:`~skcpcae.outlier.KDEThresholdClassifier` of a model: itself or its last step.
+
+    Parameters
+    ----------
+    model : KDEThresholdClassifier or Pipeline ending in one
+
+    Returns
+    -------
+    step : KDEThresholdClassifier
+    """
+    last = model.steps[-1][1] if isinstance(model, Pipeline) else model
+    if not isinstance(last, KDEThresholdClassifier):
+        raise TypeError(
+            "Expected a KDEThresholdClassifier or a pipeline ending in one (a preset built "
+            f"with threshold=True); got a model ending in {type(last).__name__}."
+        )
+    return last
+
+
+def set_operating_point(model, *, alpha=None, beta=None, threshold=None):
+    """Move the decision threshold of a fitted model without refitting it.
+
+    The threshold step stores the KDE of its training scores, so a new ``alpha`` (and
+    ``beta``) is read off it at once; a ``threshold`` on the raw anomaly score
+    (``-score_samples``) overrides both. The model is changed in place, as ``set_params``
+    does; the command line's ``skcpcae score --alpha A / --threshold T`` calls this.
+
+    Parameters
+    ----------
+    model : fitted KDEThresholdClassifier or Pipeline ending in one
+    alpha : float in (0, 1), default=None
+        New target false-alarm rate (clears a fixed ``threshold``). None keeps it.
+    beta : float, default=None
+        New offset of the threshold. None keeps it.
+    threshold : float, default=None
+        Fixed threshold on the anomaly score. Cannot be combined with ``alpha``.
+
+    Returns
+    -------
+    model : the same object, with its threshold moved.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcpcae.outlier import KDEThresholdClassifier, KNNAnomalyScorer
+    >>> from skcpcae.outlier import set_operating_point
+    >>> X = np.random.RandomState(0).normal(size=(200, 2))
+    >>> clf = KDEThresholdClassifier(KNNAnomalyScorer(5), random_state=0).fit(X)
+    >>> t05 = clf.threshold_
+    >>> t01 = set_operating_point(clf, alpha=0.01).threshold_
+    >>> bool(t01 > t05)
+    True
+    >>> set_operating_point(clf, threshold=2.5).threshold_
+    2.5
+    """
+    step = threshold_step(model)
+    check_is_fitted(step)
+    if alpha is not None and threshold is not None:
+        raise ValueError("Give alpha or threshold, not both: a threshold overrides alpha.")
+    params = {}
+    if alpha is not None:
+        params.update(alpha=alpha, threshold=None)
+    if beta is not None:
+        params["beta"] = beta
+    if threshold is not None:
+        threshold = float(threshold)
+        if not math.isfinite(threshold):
+            raise ValueError(f"threshold must be a finite number; got {threshold!r}.")
+        params["threshold"] = threshold
+    step.set_params(**params)
+    step._validate_params()
+    step.threshold_  # noqa: B018  (compute now: a bad alpha fails here, not at predict)
+    return model
+
+
+def fit_calibrated(model, X, y=None, *, calibration_size=1 / 3, random_state=None):
+    """Fit a whole pipeline on part of the normal samples, calibrate its threshold on the rest.
+
+    Split-conformal calibration at the pipeline level: ``model`` is fitted on the first
+    part, every step included (a scaler, an autoencoder, a registration reference); the
+    held-out normal samples are passed through the fitted steps and their anomaly scores
+    replace the threshold step's KDE (:meth:`KDEThresholdClassifier.recalibrate`). Those
+    scores come from a model that never saw the samples, so the false-alarm rate on new
+    normal samples is ``alpha`` for any steps before the threshold, at the price of fitting
+    on fewer samples. At small ``alpha`` the calibration set must be large: the KDE's
+    ``1 - alpha`` quantile of ``n`` scores is set by its ``n * alpha`` largest values.
+
+    Parameters
+    ----------
+    model : KDEThresholdClassifier or Pipeline ending in one (unfitted)
+        Fitted in place.
+    X : array-like of shape (n_samples, ...)
+        Normal samples, in the form ``model`` accepts.
+    y : Ignored
+    calibration_size : float in (0, 1) or int, default=1/3
+        Fraction (or number) of samples held out for calibration
+        (:func:`~sklearn.model_selection.train_test_split`'s ``test_size``).
+    random_state : int, RandomState instance or None, default=None
+        Shuffles the samples before the split.
+
+    Returns
+    -------
+    model : the same object, fitted and calibrated.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skcpcae.outlier import KDEThresholdClassifier, KNNAnomalyScorer, fit_calibrated
+    >>> X = np.random.RandomState(0).normal(size=(300, 4))
+    >>> pipe = make_pipeline(StandardScaler(), KDEThresholdClassifier(KNNAnomalyScorer()))
+    >>> pipe = fit_calibrated(pipe, X, random_state=0)
+    >>> pipe[-1].train_scores_.shape
+    (100,)
+    """
+    step = threshold_step(model)
+    n = len(X)
+    index_fit, index_cal = train_test_split(
+        np.arange(n), test_size=calibration_size, random_state=random_state
+    )
+    model.fit(_safe_indexing(X, index_fit))
+    X_cal = _safe_indexing(X, index_cal)
+    if isinstance(model, Pipeline):
+        X_cal = model[:-1].transform(X_cal)
+    step.recalibrate(X_cal)
+    return model
 
 
 def best_threshold(y_true, anomaly_score, *, criterion="f1"):

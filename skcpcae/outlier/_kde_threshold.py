@@ -9,12 +9,14 @@ import numbers
 import warnings
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.optimize import brentq
 from scipy.special import ndtr
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, OutlierMixin, _fit_context, clone
 from sklearn.model_selection import KFold, check_cv
 from sklearn.neighbors import LocalOutlierFactor
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
 from sklearn.utils import _safe_indexing, get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metadata_routing import (
@@ -170,13 +172,47 @@ def _raw_scores(estimator, X):
     return np.asarray(scores, dtype=np.float64).ravel()
 
 
-def _fit_and_score_fold(estimator, X, y, train, test, fit_params):
-    """Fit ``estimator`` on the ``train`` indices and score the held-out ``test`` indices."""
+def _fit_and_score_fold(estimator, X, y, train, test, fit_params, restandardize=False):
+    """Fit ``estimator`` on the ``train`` indices and score the held-out ``test`` indices.
+
+    With ``restandardize``, a :class:`~sklearn.preprocessing.StandardScaler` is fitted on the
+    training fold first and applied to both folds, as if it were inside the estimator.
+    """
     X_train, X_test = _safe_indexing(X, train), _safe_indexing(X, test)
     y_train = None if y is None else _safe_indexing(y, train)
     params = _check_method_params(X, params=fit_params, indices=train)
+    if restandardize:
+        scaler = StandardScaler().fit(X_train)
+        if hasattr(X_train, "columns"):
+            scaler.set_output(transform="pandas")
+        X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
     estimator.fit(X_train, y_train, **params)
     return _raw_scores(estimator, X_test)
+
+
+def _standardized_on_itself(X, *, atol=1e-3):
+    """Whether every column of ``X`` has mean 0 and standard deviation 1 (or is constant 0).
+
+    That is what :class:`~sklearn.preprocessing.StandardScaler` returns on the samples it
+    was fitted on, and practically never happens otherwise. Only dense 2-D numeric input of
+    at least 3 samples is examined; anything else gives False.
+    """
+    if sp.issparse(X) or not hasattr(X, "shape") or len(X.shape) != 2 or X.shape[0] < 3:
+        return False
+    try:
+        data = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    if not np.all(np.isfinite(data)):
+        return False
+    mean = data.mean(axis=0)
+    std = data.std(axis=0)
+    constant = std <= atol
+    return bool(
+        np.all(np.abs(mean) <= atol)
+        and np.all(np.abs(std[~constant] - 1.0) <= atol)
+        and not np.all(constant)
+    )
 
 
 def _final_step(estimator):
@@ -198,6 +234,35 @@ def _check_detector(estimator):
             "decision_function; KDEThresholdClassifier needs an outlier detector that scores "
             "new samples (higher = more normal)."
         )
+
+
+def _warn_if_labelled_cv(y):
+    """Warn when ``y`` looks like the all-normal training fold of a labelled search.
+
+    ``GridSearchCV(..., cv=NormalOnlyKFold(...))`` passes the training fold's labels to
+    ``fit``: all 0 in this package's convention. scikit-learn's string scorers then read
+    the scores the wrong way round; this is the one place the wrapper can tell.
+    """
+    if y is None:
+        return
+    values = np.unique(np.asarray(y))
+    if values.size == 1 and values[0] == 0:
+        warnings.warn(
+            "KDEThresholdClassifier.fit got y = 0 for every sample (labelled cross-validation "
+            "with 0 = normal, 1 = anomalous?). y is ignored here, but scikit-learn's string "
+            "scorers are not made for one-class detectors: scoring='roc_auc' returns "
+            "1 - AUROC with these labels, 'average_precision' scores the normal class and "
+            "'f1' fails. Use skcpcae.metrics.get_scorer('roc_auc') (or auroc_scorer, "
+            "average_precision_scorer, f1_scorer) as scoring; skcpcae.metrics.get_scorer_names() "
+            "lists them.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def _check_alpha(alpha):
+    if not (isinstance(alpha, numbers.Real) and 0 < alpha < 1):
+        raise ValueError(f"alpha must be a float in the open interval (0, 1); got {alpha!r}.")
 
 
 def _check_finite_scores(scores, what, name):
@@ -281,7 +346,7 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
         ``-threshold_``, so that ``decision_function = score_samples - offset_``.
     n_features_in_ : int
         Number of features seen during fit (when ``estimator_`` exposes it).
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit (when ``estimator_`` exposes them).
 
     See Also
@@ -348,6 +413,8 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
             StrOptions({"scott", "silverman"}),
             Interval(numbers.Real, 0, None, closed="neither"),
         ],
+        "threshold": [Interval(numbers.Real, None, None, closed="neither"), None],
+        "restandardize": [StrOptions({"auto"}), "boolean"],
         "random_state": ["random_state"],
         "n_jobs": [numbers.Integral, None],
     }
@@ -360,6 +427,8 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
         beta=0.0,
         cv=5,
         bandwidth="scott",
+        threshold=None,
+        restandardize="auto",
         random_state=None,
         n_jobs=None,
     ):
@@ -368,6 +437,8 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
         self.beta = beta
         self.cv = cv
         self.bandwidth = bandwidth
+        self.threshold = threshold
+        self.restandardize = restandardize
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -399,10 +470,12 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
         routed = process_routing(self, "fit", **params)
         fit_params = routed.estimator.fit
         X, y = indexable(X, y)  # sparse inputs become CSR, which folds can index
+        _warn_if_labelled_cv(y)
         n_samples = _num_samples(X)
         name = type(self.estimator).__name__
 
         if self.cv is None:
+            self.restandardized_ = False
             self.estimator_ = clone(self.estimator).fit(X, y, **fit_params)
             scores = _raw_scores(self.estimator_, X)
         else:
@@ -417,9 +490,13 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
                     f"{int(np.sum(counts == 0))} samples are never held out and "
                     f"{int(np.sum(counts > 1))} are held out more than once."
                 )
+            restandardize = self.restandardize is True or (
+                self.restandardize == "auto" and _standardized_on_itself(X)
+            )
+            self.restandardized_ = restandardize
             fold_scores = Parallel(n_jobs=self.n_jobs)(
                 delayed(_fit_and_score_fold)(
-                    clone(self.estimator), X, y, train, test, fit_params
+                    clone(self.estimator), X, y, train, test, fit_params, restandardize
                 )
                 for train, test in splits
             )
@@ -440,14 +517,113 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
                 UserWarning,
                 stacklevel=2,
             )
-        self.threshold_ = float(self.kde_.ppf(1.0 - self.alpha)) - float(self.beta)
-        self.offset_ = -self.threshold_
+        self._operating_point = None  # threshold_ is computed on first use
 
         if hasattr(self.estimator_, "n_features_in_"):
             self.n_features_in_ = self.estimator_.n_features_in_
         if hasattr(self.estimator_, "feature_names_in_"):
             self.feature_names_in_ = self.estimator_.feature_names_in_
         return self
+
+    @property
+    def threshold_(self):
+        """Threshold on the anomaly score, from the stored KDE and the current parameters.
+
+        ``threshold`` when it is set, else ``kde_.ppf(1 - alpha) - beta``. Computed from the
+        stored KDE, so ``set_params(alpha=...)``, ``beta=`` or ``threshold=`` on a fitted
+        model move the operating point without refitting.
+        """
+        check_is_fitted(self, "kde_")
+        point = (self.alpha, self.beta, self.threshold)
+        cached = getattr(self, "_operating_point", None)
+        if cached is None or cached[0] != point:
+            if self.threshold is not None:
+                value = float(self.threshold)
+            else:
+                _check_alpha(self.alpha)
+                value = float(self.kde_.ppf(1.0 - self.alpha)) - float(self.beta)
+            self._operating_point = (point, value)
+        return self._operating_point[1]
+
+    @property
+    def offset_(self):
+        """``-threshold_``, so that ``decision_function = score_samples - offset_``."""
+        return -self.threshold_
+
+    def recalibrate(self, X):
+        """Refit the KDE on the scores of held-out normal samples; the detector is kept.
+
+        The split-conformal step of :func:`~skcpcae.outlier.fit_calibrated`: when the
+        samples the detector (and any pipeline step before it) was fitted on are not used,
+        their scores are exchangeable with those of new normal samples, whatever came
+        before this step. ``train_scores_`` and ``kde_`` are replaced; ``estimator_`` is not
+        refitted.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Normal samples that the fitted model has not seen, in the form
+            ``estimator_`` accepts (inside a pipeline: transformed by the steps before).
+
+        Returns
+        -------
+        self : object
+        """
+        check_is_fitted(self)
+        anomaly = -_raw_scores(self.estimator_, X)
+        _check_finite_scores(anomaly, "calibration scores", type(self.estimator_).__name__)
+        self.train_scores_ = anomaly
+        self.kde_ = _GaussianKDE1D(anomaly, bandwidth=self.bandwidth)
+        self._operating_point = None
+        return self
+
+    def normalized_score(self, X):
+        """Anomaly score rescaled so that 0 is a typical normal sample and 1 the threshold.
+
+        ``(a - m) / (threshold_ - m)``, with ``a = -score_samples(X)`` and ``m`` the median
+        of ``train_scores_``. Above 1 a sample is flagged (``predict`` gives -1); 2 is twice
+        as far from a typical normal sample as the threshold. Unlike the raw score, the
+        scale is the same for every detector and preset.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples, as accepted by the wrapped detector.
+
+        Returns
+        -------
+        normalized : ndarray of shape (n_samples,)
+        """
+        anomaly = -self.score_samples(X)
+        median = float(np.median(self.train_scores_))
+        span = self.threshold_ - median
+        if not span > 0:
+            raise ValueError(
+                f"The threshold ({self.threshold_!r}) is not above the median training "
+                f"anomaly score ({median!r}), so the score cannot be normalized to put it at "
+                "1; use an alpha below 0.5 (or a higher threshold)."
+            )
+        return (anomaly - median) / span
+
+    def normality_pvalue(self, X):
+        """Probability that a normal sample scores at least as high: ``1 - kde_.cdf(a)``.
+
+        Read off the stored KDE of the normal training scores (``a = -score_samples(X)``).
+        With ``beta=0`` and no fixed ``threshold``, a sample is flagged exactly when its
+        p-value is below ``alpha``. A small p-value says "rare for a good part"; it is not
+        the probability of a defect, which would need the defects' score distribution.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples, as accepted by the wrapped detector.
+
+        Returns
+        -------
+        pvalue : ndarray of shape (n_samples,)
+        """
+        anomaly = -self.score_samples(X)
+        return 1.0 - self.kde_.cdf(anomaly)
 
     def score_samples(self, X):
         """Scores of the wrapped detector: higher is more normal.

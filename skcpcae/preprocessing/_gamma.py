@@ -11,7 +11,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from .._base import image_tags, restore_layout, validate_images
+from .._base import ImageOutputMixin, image_tags, restore_layout, validate_images
 
 __all__ = ["AdaptiveGamma", "object_mask"]
 
@@ -129,7 +129,7 @@ def _segment(intensity, low, high, sigma, dilation_size):
     return labels == largest
 
 
-class AdaptiveGamma(TransformerMixin, BaseEstimator):
+class AdaptiveGamma(ImageOutputMixin, TransformerMixin, BaseEstimator):
     """Gamma correction that brings the object's mean intensity to a target value.
 
     For each image (Saeedi & Giusti 2023, Sec. 3.1): take the intensity ``I`` of the IHS

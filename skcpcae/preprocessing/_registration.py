@@ -13,7 +13,14 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .._base import _to_float, image_tags, iter_batches, restore_layout, validate_images
+from .._base import (
+    ImageOutputMixin,
+    _to_float,
+    image_tags,
+    iter_batches,
+    restore_layout,
+    validate_images,
+)
 
 __all__ = ["ECCRegistrar"]
 
@@ -37,7 +44,7 @@ _THUMBNAIL = 128  # larger side of the thumbnails used to pick the default refer
 _CHUNK = 16  # images per joblib task
 
 
-class ECCRegistrar(TransformerMixin, BaseEstimator):
+class ECCRegistrar(ImageOutputMixin, TransformerMixin, BaseEstimator):
     """Align every image onto a reference part with OpenCV's ECC image registration.
 
     Each image is warped so that it best matches the reference in the sense of the

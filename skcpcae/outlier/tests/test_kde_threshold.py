@@ -367,3 +367,193 @@ def test_best_threshold_errors():
         best_threshold([0, 0], [0.1, 0.2])
     with pytest.raises(ValueError, match="criterion"):
         best_threshold([0, 1], [0.1, 0.2], criterion="auc")
+
+
+# --------------------------------------------------------------------------------------
+# calibration that survives composition (#12), operating point without refit (#17)
+# --------------------------------------------------------------------------------------
+
+
+def _heavy(n, d, seed):
+    """Few samples in many dimensions: where a scaler fitted on them biases the threshold."""
+    return np.random.RandomState(seed).standard_t(df=5, size=(n, d))
+
+
+def test_restandardize_auto_matches_scaler_inside():
+    X = _heavy(120, 40, 0)
+    inner = KDEThresholdClassifier(
+        make_pipeline(StandardScaler(), KNNAnomalyScorer(n_neighbors=5)), random_state=0
+    ).fit(X)
+    outer = make_pipeline(
+        StandardScaler(), KDEThresholdClassifier(KNNAnomalyScorer(n_neighbors=5), random_state=0)
+    ).fit(X)
+    assert outer[-1].restandardized_
+    assert not inner.restandardized_  # its input is not standardized
+    np.testing.assert_allclose(outer[-1].train_scores_, inner.train_scores_, rtol=1e-6)
+    assert outer[-1].threshold_ == pytest.approx(inner.threshold_, rel=1e-6)
+    np.testing.assert_allclose(outer.score_samples(X[:5]), inner.score_samples(X[:5]),
+                               rtol=1e-6)
+
+
+def test_restandardize_false_keeps_the_biased_threshold():
+    X = _heavy(120, 40, 0)
+    auto = make_pipeline(StandardScaler(), KDEThresholdClassifier(
+        KNNAnomalyScorer(n_neighbors=5), random_state=0)).fit(X)
+    off = make_pipeline(StandardScaler(), KDEThresholdClassifier(
+        KNNAnomalyScorer(n_neighbors=5), restandardize=False, random_state=0)).fit(X)
+    assert not off[-1].restandardized_
+    # the scaler saw the held-out folds: their scores, hence the threshold, are lower
+    assert off[-1].threshold_ < auto[-1].threshold_
+
+
+def test_restandardize_keeps_far_on_new_samples():
+    """Scaler outside the wrapper, many dimensions: FAR close to alpha only with the fix."""
+    rng = np.random.RandomState(1)
+    far = {"auto": [], False: []}
+    for seed in range(4):
+        X = rng.standard_t(df=5, size=(150, 60))
+        X_new = rng.standard_t(df=5, size=(2000, 60))
+        for mode in far:
+            pipe = make_pipeline(StandardScaler(), KDEThresholdClassifier(
+                KNNAnomalyScorer(n_neighbors=10), alpha=0.1, restandardize=mode,
+                random_state=seed)).fit(X)
+            far[mode].append(np.mean(pipe.predict(X_new) == -1))
+    assert abs(np.mean(far["auto"]) - 0.1) < 0.03
+    assert np.mean(far[False]) > np.mean(far["auto"]) + 0.02
+
+
+def test_standardized_detection_ignores_raw_and_centered_data():
+    from skcpcae.outlier._kde_threshold import _standardized_on_itself
+
+    X = _normal(50, d=3)
+    assert not _standardized_on_itself(X)
+    assert not _standardized_on_itself(X - X.mean(axis=0))
+    assert _standardized_on_itself(StandardScaler().fit_transform(X))
+    Z = StandardScaler().fit_transform(np.c_[X, np.ones(50)])  # a constant column
+    assert _standardized_on_itself(Z)
+    assert not _standardized_on_itself(StandardScaler().fit_transform(X)[:2])
+
+
+def test_set_params_moves_threshold_without_refit():
+    X = _normal(300)
+    clf = KDEThresholdClassifier(KNNAnomalyScorer(n_neighbors=5), alpha=0.05,
+                                 random_state=0).fit(X)
+    kde, est = clf.kde_, clf.estimator_
+    t05 = clf.threshold_
+    clf.set_params(alpha=0.01)
+    assert clf.kde_ is kde and clf.estimator_ is est
+    assert clf.threshold_ == pytest.approx(float(kde.ppf(0.99)))
+    assert clf.threshold_ > t05
+    assert np.mean(clf.predict(X) == -1) < np.mean(
+        clf.set_params(alpha=0.2).predict(X) == -1)
+    clf.set_params(threshold=1.5)
+    assert clf.threshold_ == 1.5 and clf.offset_ == -1.5
+    a = -clf.score_samples(X)
+    np.testing.assert_array_equal(clf.predict(X) == -1, a > 1.5)
+    # the same as a fit with that alpha
+    refit = KDEThresholdClassifier(KNNAnomalyScorer(n_neighbors=5), alpha=0.2,
+                                   random_state=0).fit(X)
+    clf.set_params(threshold=None, alpha=0.2)
+    assert clf.threshold_ == pytest.approx(refit.threshold_)
+
+
+def test_set_operating_point_on_a_pipeline():
+    from skcpcae.outlier import set_operating_point
+
+    X = _normal(200)
+    pipe = make_pipeline(StandardScaler(), KDEThresholdClassifier(
+        KNNAnomalyScorer(n_neighbors=5), random_state=0)).fit(X)
+    before = pipe.predict(X)
+    assert set_operating_point(pipe, alpha=0.3) is pipe
+    assert pipe[-1].alpha == 0.3 and (pipe.predict(X) == -1).sum() > (before == -1).sum()
+    set_operating_point(pipe, threshold=1e9)
+    assert np.all(pipe.predict(X) == 1)
+    set_operating_point(pipe, alpha=0.05)  # alpha clears the fixed threshold
+    assert pipe[-1].threshold is None
+    np.testing.assert_array_equal(pipe.predict(X), before)
+    with pytest.raises(ValueError, match="not both"):
+        set_operating_point(pipe, alpha=0.1, threshold=2.0)
+    with pytest.raises(ValueError, match="alpha"):
+        set_operating_point(pipe, alpha=1.5)
+    with pytest.raises(ValueError, match="finite"):
+        set_operating_point(pipe, threshold=float("nan"))
+    with pytest.raises(TypeError, match="KDEThresholdClassifier"):
+        set_operating_point(make_pipeline(StandardScaler(), KNNAnomalyScorer()), alpha=0.1)
+
+
+def test_normalized_score_puts_threshold_at_one():
+    X = _normal(300)
+    clf = KDEThresholdClassifier(KNNAnomalyScorer(n_neighbors=5), random_state=0).fit(X)
+    X_new = np.r_[_normal(200, seed=3), [[6.0, 6.0]]]
+    z = clf.normalized_score(X_new)
+    np.testing.assert_array_equal(z > 1, clf.predict(X_new) == -1)
+    assert np.median(clf.normalized_score(X)) == pytest.approx(
+        np.median((-clf.score_samples(X) - np.median(clf.train_scores_))
+                  / (clf.threshold_ - np.median(clf.train_scores_))))
+    assert z[-1] > 2
+    clf.set_params(alpha=0.01)
+    np.testing.assert_array_equal(clf.normalized_score(X_new) > 1,
+                                  clf.predict(X_new) == -1)
+    clf.set_params(alpha=0.9)
+    with pytest.raises(ValueError, match="median"):
+        clf.normalized_score(X_new)
+
+
+def test_normality_pvalue_below_alpha_iff_flagged():
+    X = _normal(300)
+    clf = KDEThresholdClassifier(KNNAnomalyScorer(n_neighbors=5), alpha=0.1,
+                                 random_state=0).fit(X)
+    X_new = _normal(400, seed=5)
+    p = clf.normality_pvalue(X_new)
+    assert np.all((p >= 0) & (p <= 1))
+    flagged = clf.predict(X_new) == -1
+    near = np.abs(p - 0.1) < 1e-9  # the threshold itself: p == alpha
+    np.testing.assert_array_equal((p < 0.1)[~near], flagged[~near])
+
+
+def test_conformal_threshold_order_statistic():
+    from skcpcae.outlier import conformal_threshold
+
+    s = np.arange(1, 100, dtype=float)
+    assert conformal_threshold(s, 0.05) == 95.0  # ceil(100 * 0.95) = 95th smallest
+    assert conformal_threshold(s[::-1], 0.1) == 90.0
+    assert conformal_threshold(s[:10], 0.05) == np.inf  # too few for alpha = 0.05
+    with pytest.raises(ValueError, match="finite"):
+        conformal_threshold([1.0, np.nan], 0.1)
+    # false-alarm rate of fresh exchangeable scores is at most alpha, and close to it
+    rng = np.random.RandomState(0)
+    rates = [np.mean(rng.normal(size=5000) > conformal_threshold(rng.normal(size=199), 0.05))
+             for _ in range(200)]
+    assert 0.04 < np.mean(rates) <= 0.055
+
+
+def test_fit_calibrated_holds_out_and_recalibrates():
+    from skcpcae.outlier import fit_calibrated
+
+    X = _heavy(240, 30, 2)
+    pipe = make_pipeline(StandardScaler(), KDEThresholdClassifier(
+        KNNAnomalyScorer(n_neighbors=5), random_state=0))
+    assert fit_calibrated(pipe, X, calibration_size=0.25, random_state=0) is pipe
+    step = pipe[-1]
+    assert step.train_scores_.shape == (60,)
+    assert step.estimator_.n_samples_fit_ == 180 if hasattr(
+        step.estimator_, "n_samples_fit_") else True
+    assert pipe[0].n_samples_seen_ == 180
+    # the KDE is that of the held-out scores
+    from sklearn.model_selection import train_test_split
+    _, cal = train_test_split(np.arange(240), test_size=0.25, random_state=0)
+    np.testing.assert_allclose(step.train_scores_, -pipe.score_samples(X[cal]))
+    assert step.threshold_ == pytest.approx(float(step.kde_.ppf(0.95)))
+
+
+def test_fit_warns_about_string_scorers_in_labelled_search():
+    X = _normal(60)
+    clf = KDEThresholdClassifier(KNNAnomalyScorer(n_neighbors=3), cv=3, random_state=0)
+    with pytest.warns(UserWarning, match="get_scorer"):
+        clf.fit(X, np.zeros(60))
+    import warnings as _w
+
+    with _w.catch_warnings():
+        _w.simplefilter("error")
+        clf.fit(X)
+        clf.fit(X, np.ones(60))  # +1 = normal: roc_auc is right with these labels
