@@ -174,14 +174,130 @@ def _write_atomic(path, data):
         raise
 
 
+#: Largest image side ``--size`` accepts (32768 x 32768 is already a gigapixel).
+MAX_SIDE = 32768
+#: Largest ``--sigma``, in pixels (a Gaussian kernel of about 6 sigma per side).
+MAX_SIGMA = 1000.0
+
+
 def _parse_size(size):
     if size is None:
         return None
     text = size.lower().replace(" ", "")
     parts = text.split("x")
-    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+    if len(parts) != 2 or not all(p.isascii() and p.isdigit() and int(p) > 0 for p in parts):
         raise CLIError(f"--size must look like HEIGHTxWIDTH, e.g. 256x256; got {size!r}.")
-    return int(parts[0]), int(parts[1])
+    height, width = int(parts[0]), int(parts[1])
+    if max(height, width) > MAX_SIDE:
+        raise CLIError(
+            f"--size {height}x{width} is too large: each side must be at most {MAX_SIDE} "
+            "pixels."
+        )
+    return height, width
+
+
+def _check_number(option, value, *, low=None, high=None, low_open=False):
+    """Refuse NaN, infinity and values outside [low, high] (``(low`` when ``low_open``)."""
+    import math
+
+    if value is None:
+        return None
+    if not math.isfinite(value):
+        raise CLIError(f"{option} must be a finite number; got {value}.")
+    if low is not None and (value < low or (low_open and value == low)):
+        word = "greater than" if low_open else "at least"
+        raise CLIError(f"{option} must be {word} {low:g}; got {value:g}.")
+    if high is not None and value > high:
+        raise CLIError(f"{option} must be at most {high:g}; got {value:g}.")
+    return value
+
+
+def _finite_literals(value):
+    """Whether every float inside a ``--set`` literal (tuples, lists, dicts) is finite."""
+    import math
+
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, complex):
+        return False
+    if isinstance(value, (tuple, list, set, frozenset)):
+        return all(_finite_literals(v) for v in value)
+    if isinstance(value, dict):
+        return all(_finite_literals(k) and _finite_literals(v) for k, v in value.items())
+    return True
+
+
+def _validate_steps(pipe):
+    """Run each step's own parameter validation (what its ``fit`` does first), so that a
+    bad ``--set`` value is refused before the images are read."""
+    estimators = [pipe] + [v for v in pipe.get_params(deep=True).values()
+                           if hasattr(v, "get_params") and not isinstance(v, type)]
+    for est in estimators:
+        validate = getattr(est, "_validate_params", None)  # scikit-learn's, as in fit
+        if validate is not None:
+            validate()
+
+
+def _parse_memory_limit(text):
+    if text is None:
+        return None
+    from ._memory import parse_memory
+
+    try:
+        return parse_memory(text)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _gib(n_bytes):
+    return f"{n_bytes / 2**30:.3g} GiB"
+
+
+def _check_fit_memory(preset, n_images, shape, limit):
+    """Refuse a fit whose estimated peak memory exceeds the budget, saying what would fit."""
+    from ._memory import estimate_fit, max_fit_images, max_fit_shape, memory_budget
+
+    budget = memory_budget(limit)
+    need = estimate_fit(preset, n_images, shape)
+    if budget is None or need <= budget:
+        return
+    h, w = shape[:2]
+    fits = []
+    n_max = max_fit_images(preset, shape, budget)
+    if n_max >= 1:
+        fits.append(f"at most {n_max} images of {h}x{w}")
+    hw = max_fit_shape(preset, n_images, shape, budget)
+    if hw is not None:
+        fits.append(f"--size {hw[0]}x{hw[1]} or smaller for {n_images} images")
+    raise CLIError(
+        f"Fitting preset {preset!r} on {n_images} images of {h}x{w} needs about "
+        f"{_gib(need)} of memory (estimate), more than the {_gib(budget)} "
+        + ("available" if limit is None else "of --memory-limit")
+        + "; " + (" or ".join(fits) + " would fit" if fits else
+                  "the preset alone needs more than that")
+        + " (--memory-limit off skips this check)."
+    )
+
+
+def _check_score_memory(model, batch_size, shape, limit):
+    """Refuse a score run whose batches would not fit in memory; suggest a batch size."""
+    from ._memory import estimate_score, max_score_batch, memory_budget, preset_of
+
+    budget = memory_budget(limit)
+    preset = preset_of(model)
+    need = estimate_score(preset, batch_size, shape)
+    if budget is None or need <= budget:
+        return
+    h, w = shape[:2]
+    fit = max_score_batch(preset, shape, budget)
+    raise CLIError(
+        f"Scoring batches of {batch_size} images of {h}x{w} needs about {_gib(need)} of "
+        f"memory (estimate), more than the {_gib(budget)} "
+        + ("available" if limit is None else "of --memory-limit") + "; "
+        + (f"--batch-size {fit} would fit" if fit >= 1 else
+           "not even one image of this size fits")
+        + " (--memory-limit off skips this check)."
+    )
 
 
 def _parse_set(assignments):
@@ -200,6 +316,8 @@ def _parse_set(assignments):
             value = ast.literal_eval(raw)
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             value = raw
+        if not _finite_literals(value):
+            raise CLIError(f"--set {key}: values must be finite numbers; got {raw!r}.")
         params[key] = value
     return params
 
@@ -480,6 +598,12 @@ def fit(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")
     ] = False,
+    memory_limit: Annotated[
+        str, typer.Option("--memory-limit", metavar="SIZE",
+                          help="Memory the run may use, e.g. 8G (default: what the system "
+                          "has available); the run is refused before loading images when "
+                          "the estimate exceeds it. 'off' skips the check.")
+    ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback on errors.")] = False,
 ):
     """Fit an anomaly detector on images of good parts and save it."""
@@ -503,9 +627,11 @@ def fit(
             if color not in ("auto", "gray", "rgb"):
                 raise CLIError(f"--color must be auto, gray or rgb; got {color!r}.")
             size_hw = _parse_size(size)
+            limit = _parse_memory_limit(memory_limit)
             paths = _expand_inputs(good, recursive=recursive, role="good-image")
         try:
             pipe = make_preset(preset, **params)
+            _validate_steps(pipe)  # every parameter checked before any image is read
         except (ValueError, TypeError) as exc:
             raise CLIError(
                 f"Bad --set for preset {preset!r}: {exc} (`skcpcae fit --preset {preset} "
@@ -518,6 +644,8 @@ def fit(
             return
         if size_hw is None:
             size_hw = tuple(_load(paths[:1], size=None, color=color).shape[1:3])
+        _check_fit_memory(preset, len(paths), size_hw + ((3,) if color == "rgb" else ()),
+                          limit)
         X = _load(paths, size=size_hw, color=color, verbose=0 if quiet else 1)
         _set_verbose(pipe, 0 if quiet else 1)
         _echo(f"Fitting preset {preset!r} on {len(X)} images of {size_hw[0]}x{size_hw[1]} "
@@ -622,10 +750,19 @@ def score(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")
     ] = False,
+    memory_limit: Annotated[
+        str, typer.Option("--memory-limit", metavar="SIZE",
+                          help="Memory the run may use, e.g. 8G (default: what the system "
+                          "has available); the run is refused before loading images when "
+                          "the estimate exceeds it. 'off' skips the check.")
+    ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback on errors.")] = False,
 ):
     """Score images with a fitted model: a CSV of anomaly scores and ok/defect decisions."""
     with _errors(debug):
+        _check_number("--sigma", sigma, low=0, high=MAX_SIGMA)
+        _check_number("--vmax", vmax, low=0, low_open=True)
+        limit = _parse_memory_limit(memory_limit)
         paths = _expand_inputs(inputs, recursive=recursive, role="input")
         out_dir = Path(output)
         if out_dir.exists() and not out_dir.is_dir():
@@ -656,6 +793,9 @@ def score(
         _prepare_dir(out_dir)
         size_hw, color = _fitted_layout(pipe)
         reads_files = _reads_files(pipe)
+        if size_hw is not None:
+            _check_score_memory(pipe, batch_size, size_hw + ((3,) if color == "rgb" else ()),
+                                limit)
         _set_verbose(pipe, 0)
         final = _steps(pipe)[-1][1]
         threshold = _threshold(final)
