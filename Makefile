@@ -28,9 +28,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check skcpcae tests benchmarks examples
 
+# -n -W: an unresolved reference or any warning fails the build (--keep-going lists them all)
 docs: $(STAMP)
 	$(BIN)/pip install --quiet -e ".[docs]"
-	$(BIN)/sphinx-build -b html docs docs/_build/html
+	$(BIN)/sphinx-build -n -W --keep-going -b html docs docs/_build/html
 
 clean:
 	rm -rf $(VENV) docs/_build build *.egg-info

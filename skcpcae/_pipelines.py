@@ -123,7 +123,7 @@ def make_union_pipeline(*, register=False, gamma=False, threshold=True, n_neighb
     Parameters
     ----------
     register, gamma : bool, default=False
-        Put :class:`~skcpcae.preprocessing.ECCRegistrar` / :class:`AdaptiveGamma` first. The
+        Put :class:`~skcpcae.preprocessing.ECCRegistrar` / :class:`~skcpcae.preprocessing.AdaptiveGamma` first. The
         selection ran on ELPV, whose cells are aligned and evenly lit; turn these on for parts
         that move or shine.
     threshold, n_neighbors, alpha, random_state, verbose, **params
@@ -174,7 +174,7 @@ def make_best_pipeline(*, register=False, gamma=False, threshold=True, stages=(3
     Parameters
     ----------
     register, gamma : bool, default=False
-        Put :class:`~skcpcae.preprocessing.ECCRegistrar` / :class:`AdaptiveGamma` first.
+        Put :class:`~skcpcae.preprocessing.ECCRegistrar` / :class:`~skcpcae.preprocessing.AdaptiveGamma` first.
     threshold : bool, default=True
         Wrap the scorer in :class:`~skcpcae.outlier.KDEThresholdClassifier` (false-alarm
         rate ``alpha``). The embedder stays outside the wrapper: it learns nothing, so the
@@ -202,6 +202,8 @@ def make_best_pipeline(*, register=False, gamma=False, threshold=True, stages=(3
     return _assemble(steps, params)
 
 
+#: The named presets, ``{name: (factory, default keyword arguments)}``, shared by
+#: :func:`make_preset` and ``skcpcae fit --preset NAME``.
 PRESETS = {
     "paper": (make_cpcae_pipeline, {}),
     "aligned": (make_cpcae_pipeline, {"register": False}),

@@ -50,8 +50,8 @@ OUT.mkdir(parents=True, exist_ok=True)
 # Data
 # ----
 # 40 good parts to fit on; a test set of 30 good parts and 10 parts with each kind of
-# faint defect. The labels are the defect kinds, which :func:`~skcpcae.plotting.
-# plot_embedding_tsne` shows as they are.
+# faint defect. The labels are the defect kinds, which
+# :func:`~skcpcae.plotting.plot_embedding_tsne` shows as they are.
 
 X_train, _ = make_parts(40, size=(96, 96), random_state=0)
 X_new, _ = make_parts(60, size=(96, 96), random_state=1)

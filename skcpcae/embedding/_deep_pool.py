@@ -154,7 +154,7 @@ class DeepPoolEmbedder(
         negative counted from the end, e.g. ``(-2, -1)``), each pooled, concatenated from
         shallow to deep.
     pooling : {"max", "avg", "gem", "max+avg", "parallel_cascade"}, default="max"
-        Pooling head (see :mod:`skcpcae.embedding._pooling`): global max (the paper's
+        Pooling head (see :func:`~skcpcae.embedding.pool_features`): global max (the paper's
         baseline), global average, GeM with ``p=3``, max and average concatenated, or this
         project's reading of the paper's parallel-and-cascade head (``6 C`` features). The
         CPCAE pipeline uses ``"parallel_cascade"``.
@@ -308,7 +308,7 @@ class DeepPoolEmbedder(
 
         Returns
         -------
-        X_emb : ndarray of shape (n_samples, n_features_out_), dtype float32
+        X_emb : ndarray of shape (n_samples, `n_features_out_`), dtype float32
             Embeddings, in the order of ``X``.
         """
         import torch

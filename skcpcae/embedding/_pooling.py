@@ -46,6 +46,8 @@ __all__ = [
     "pooled_n_features",
 ]
 
+#: Names of the pooling heads that :func:`pool_features` and ``DeepPoolEmbedder(pooling=...)``
+#: accept.
 POOLINGS = ("max", "avg", "gem", "max+avg", "parallel_cascade")
 
 

@@ -69,7 +69,7 @@ class GMMAnomalyScorer(_DensityDetectorMixin, OutlierMixin, BaseEstimator):
         ``decision_function = score_samples - offset_``.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when X has string feature names.
 
     See Also
@@ -221,7 +221,7 @@ class KDEAnomalyScorer(_DensityDetectorMixin, OutlierMixin, BaseEstimator):
         ``decision_function = score_samples - offset_``.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when X has string feature names.
 
     See Also

@@ -71,7 +71,7 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
     residual ``|x - x_hat|`` (or its square) at the **input** size, one channel per input
     channel, as float32.
 
-    The autoencoder (:class:`~skcpcae.residuals._modules.ConditionalPatchAE`) has a strided
+    The autoencoder (``ConditionalPatchAE``, a torch module) has a strided
     convolutional encoder without pooling, a dense bottleneck and strided transposed
     convolutions; it is not fully convolutional, which would copy defects through. It is
     trained with skorch (a :class:`skorch.NeuralNet` stored in ``net_``) and Adam on all
