@@ -119,8 +119,13 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
     cv : int or None, default=None
         Number of folds for the cross-fitted :meth:`fit_transform` (shuffled
         :class:`~sklearn.model_selection.KFold`); ``None`` disables cross-fitting.
-    residual : {"absolute", "squared"}, default="absolute"
-        Per-pixel residual ``|x - x_hat|`` or ``(x - x_hat) ** 2``.
+    residual : {"absolute", "squared", "relative", "log"}, default="absolute"
+        Per-pixel residual: ``|x - x_hat|``, ``(x - x_hat) ** 2``, the *relative*
+        ``|x - x_hat| / max(x_hat, 0.05)`` or the log-ratio ``|log(x + 0.02) - log(x_hat +
+        0.02)| / 2``, the last two clipped to [0, 1]. The relative and log residuals are in
+        units of the expected intensity, so a defect in a dark region of a dark part weighs
+        as much as one in a bright region (see ``docs/benchmarks.md``, "What the CPCAE needs
+        on ELPV").
     device : str, default="auto"
         torch device; ``"auto"`` uses CUDA when available, else the CPU. The device used is
         stored in ``device_``.
@@ -203,7 +208,7 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
         "lr_schedule": [StrOptions({"constant", "cosine"})],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "cv": [Interval(numbers.Integral, 2, None, closed="left"), None],
-        "residual": [StrOptions({"absolute", "squared"})],
+        "residual": [StrOptions({"absolute", "squared", "relative", "log"})],
         "device": [str],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -521,10 +526,23 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
         return out
 
     def _residuals(self, net, images):
-        diff = images - self._reconstruct(net, images)
-        if self.residual == "squared":
-            return np.square(diff, dtype=np.float32)
-        return np.abs(diff, dtype=np.float32)
+        return residual_map(images, self._reconstruct(net, images), self.residual)
+
+
+def residual_map(images, reconstructions, kind="absolute"):
+    """Per-pixel residual of ``images`` against their ``reconstructions`` (float32).
+
+    ``kind`` is the ``residual`` parameter of :class:`CPCAEResidualMap`.
+    """
+    if kind == "squared":
+        return np.square(images - reconstructions, dtype=np.float32)
+    if kind == "relative":
+        out = np.abs(images - reconstructions) / np.maximum(reconstructions, 0.05)
+        return np.clip(out, 0, 1).astype(np.float32, copy=False)
+    if kind == "log":
+        out = np.abs(np.log(np.maximum(images, 0) + 0.02) - np.log(reconstructions + 0.02)) / 2
+        return np.clip(out, 0, 1).astype(np.float32, copy=False)
+    return np.abs(images - reconstructions, dtype=np.float32)
 
 
 def _warn_out_of_range(estimator, images):

@@ -147,6 +147,29 @@ def test_residual_is_absolute_or_squared_difference_to_the_reconstruction(parts,
     np.testing.assert_array_equal(squared.transform(parts), np.square(parts - recon))
 
 
+def test_relative_and_log_residuals_are_in_units_of_the_expected_intensity(parts, fitted):
+    recon = fitted.reconstruct(parts)
+    relative = CPCAEResidualMap(**{**FAST, "residual": "relative"}).fit(parts)
+    expected = np.clip(np.abs(parts - recon) / np.maximum(recon, 0.05), 0, 1)
+    np.testing.assert_allclose(relative.transform(parts), expected, rtol=1e-6)
+    log = CPCAEResidualMap(**{**FAST, "residual": "log"}).fit(parts)
+    expected = np.clip(np.abs(np.log(parts + 0.02) - np.log(recon + 0.02)) / 2, 0, 1)
+    np.testing.assert_allclose(log.transform(parts), expected, rtol=1e-5, atol=1e-7)
+    # the same absolute error weighs more where the expected intensity is low
+    from skcpcae.residuals._cpcae import residual_map
+
+    dark, bright = residual_map(np.array([[0.1, 0.8]]), np.array([[0.2, 0.9]]), "relative")[0]
+    assert dark > bright
+
+
+def test_cosine_schedule_anneals_the_learning_rate(parts):
+    est = CPCAEResidualMap(**{**FAST, "max_epochs": 4, "lr": 1e-2, "lr_schedule": "cosine"})
+    est.fit(parts)
+    lrs = [group["lr"] for group in est.net_.optimizer_.param_groups]
+    assert lrs[0] < 1e-2 * 0.2  # after 4 of 4 epochs the cosine is near 0
+    assert CPCAEResidualMap(**FAST).fit(parts).net_.optimizer_.param_groups[0]["lr"] == 1e-3
+
+
 def test_random_state_makes_training_reproducible_bit_for_bit(parts):
     state = torch.random.get_rng_state()
     a = CPCAEResidualMap(**FAST).fit(parts).transform(parts)
