@@ -808,10 +808,190 @@ def _loader_rows():
     return rows
 
 
+# ----------------------------------------------------------------------------- CLI and model files
+def _cli(*args):
+    from typer.testing import CliRunner
+
+    from skcpcae import cli
+
+    return CliRunner().invoke(cli.app, [str(a) for a in args], catch_exceptions=True)
+
+
+def _exit_2(pattern):
+    """A check: exit code 2 and one line on stderr, ``Error: ...`` matching ``pattern``."""
+    def check(result, ctx):
+        assert result.exit_code == 2, result.output
+        lines = [ln for ln in result.stderr.splitlines()
+                 if ln.strip() and not ln.startswith("warning: ")]
+        assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+        assert re.search(pattern, lines[0]), lines[0]
+    return check
+
+
+class _Evil:
+    """Unpickling it creates the folder ``marker`` (a stand-in for any code a pickle runs)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def _model_files(ctx):
+    """A fitted model as .skops and .joblib, a pickle named .skops, a damaged .skops."""
+    import pickle
+    import zipfile
+
+    from skcpcae import persistence
+
+    folder = ctx.tmp / "models"
+    if folder.exists():
+        return folder
+    folder.mkdir()
+    det = ctx.fitted("VariationDetector")
+    good = persistence.save(det, folder / "good.skops")
+    persistence.save(det, folder / "good.joblib")
+    (folder / "evil.skops").write_bytes(pickle.dumps(
+        {"__skcpcae_model__": persistence.FORMAT_VERSION, "metadata": {}, "estimator": det,
+         "hook": _Evil(folder / "MARKER")}))
+    weights = np.ascontiguousarray(det.mean_).tobytes()
+    with zipfile.ZipFile(good) as zf:  # one bit flipped in a weight, CRCs rebuilt
+        members = [(i.filename, zf.read(i)) for i in zf.infolist()]
+        comment = zf.comment
+    with zipfile.ZipFile(folder / "flipped.skops", "w") as zf:
+        for name, data in members:
+            if weights in data:
+                at = data.index(weights) + len(weights) // 2
+                data = data[:at] + bytes([data[at] ^ 1]) + data[at + 1:]
+            zf.writestr(name, data)
+        zf.comment = comment
+    return folder
+
+
+def _no_marker(pattern):
+    check = _exit_2(pattern)
+
+    def both(result, ctx):
+        check(result, ctx)
+        assert not (_model_files(ctx) / "MARKER").exists()
+    return both
+
+
+def _cli_rows():
+    rows = []
+
+    def row(component, case, how, expected, call, **kw):
+        rows.append(Row(component=component, case=case, how=how, expected=expected,
+                        call=call, **kw))
+
+    def fit(*args):
+        return lambda c: _cli("fit", c.files["good_dir"], "-o", c.tmp / "cli_model.skops",
+                              "--preset", "best", *args)
+
+    def score(*args, model="good.skops"):
+        return lambda c: _cli("score", _model_files(c) / model, c.files["good_dir"],
+                              "-o", c.tmp / "cli_results", *args)
+
+    for case, args, expected, pattern in [
+        ("size-huge", ("--size", "99999999x99999999"),
+         "Exit 2, one line: each side at most 32768 pixels (before any image is read).",
+         r"--size 99999999x99999999 is too large: each side must be at most 32768"),
+        ("size-not-ascii-digits", ("--size", "²x3"),
+         "Exit 2, one line: --size must look like HEIGHTxWIDTH.",
+         r"--size must look like HEIGHTxWIDTH"),
+        ("set-nan", ("--set", "kdethresholdclassifier__alpha=nan"),
+         "Exit 2, one line: the step's own parameter validation, before any image is read.",
+         r"Bad --set .*'alpha' parameter of KDEThresholdClassifier must be a float in the "
+         r"range \(0\.0, 1\.0\)"),
+        ("set-out-of-range", ("--set", "kdethresholdclassifier__alpha=2.0"),
+         "Exit 2, one line: the step's own parameter validation.",
+         r"'alpha' parameter .* Got 2\.0"),
+        ("set-inf", ("--set", "patchknnscorer__radius=1e999"),
+         "Exit 2, one line: --set values must be finite.",
+         r"--set patchknnscorer__radius: values must be finite numbers"),
+        ("memory-estimate", ("--size", "30000x30000", "--memory-limit", "8G"),
+         "Exit 2, one line, before any image is read: the estimated memory, the budget, and "
+         "the image count and --size that would fit.",
+         r"needs about [\d.e+]+ GiB of memory \(estimate\), more than the 8 GiB of "
+         r"--memory-limit; .*--size \d+x\d+ or smaller for 4 images would fit"),
+        ("memory-limit-not-a-size", ("--memory-limit", "lots"),
+         "Exit 2, one line: --memory-limit must be a size such as 8G.",
+         r"--memory-limit must be a size such as 8G"),
+    ]:
+        row("skcpcae fit", case, f"`skcpcae fit good/ --preset best {' '.join(args)}`",
+            expected, fit(*args), check=_exit_2(pattern))
+
+    for case, args, expected, pattern in [
+        ("sigma-nan", ("--sigma", "nan"), "Exit 2, one line: --sigma must be finite.",
+         r"--sigma must be a finite number; got nan"),
+        ("sigma-negative", ("--sigma", "-1"), "Exit 2, one line: --sigma at least 0.",
+         r"--sigma must be at least 0; got -1"),
+        ("sigma-absurd", ("--sigma", "1e9"), "Exit 2, one line: --sigma at most 1000.",
+         r"--sigma must be at most 1000"),
+        ("vmax-inf", ("--vmax", "inf"), "Exit 2, one line: --vmax must be finite.",
+         r"--vmax must be a finite number; got inf"),
+        ("vmax-zero", ("--vmax", "0"), "Exit 2, one line: --vmax must be positive.",
+         r"--vmax must be greater than 0"),
+        ("batch-beyond-memory", ("--batch-size", "100000000", "--memory-limit", "1G"),
+         "Exit 2, one line, before any image is read: the estimate and the --batch-size "
+         "that fits.",
+         r"Scoring batches of 100000000 images of 24x24 needs about .* --batch-size \d+ "
+         r"would fit"),
+    ]:
+        row("skcpcae score", case, f"`skcpcae score good.skops good/ {' '.join(args)}`",
+            expected, score(*args), check=_exit_2(pattern))
+    row("skcpcae score", "pickle-named-skops",
+        "`skcpcae score evil.skops good/`: a pickle whose `__reduce__` creates a marker",
+        "Exit 2, one line: refused before unpickling (also with --allow-pickle); the "
+        "marker is never created.",
+        score(model="evil.skops"),
+        check=_no_marker(r"named \.skops but is a pickle .* refused without unpickling"))
+    row("skcpcae score", "pickle-named-skops-allow-pickle",
+        "`skcpcae score evil.skops good/ --allow-pickle`",
+        "Exit 2, one line: a .skops name never loads a pickle; no marker.",
+        score("--allow-pickle", model="evil.skops"),
+        check=_no_marker(r"named \.skops but is a pickle"))
+    row("skcpcae score", "joblib-without-allow-pickle", "`skcpcae score good.joblib good/`",
+        "Exit 2, one line: a pickle is read only with --allow-pickle.",
+        score(model="good.joblib"),
+        check=_exit_2(r"is a pickle \(joblib\) file: loading it runs code .* add "
+                      r"--allow-pickle"))
+    row("skcpcae score", "flipped-bit-in-weights",
+        "one bit flipped in a weight array of `good.skops`, zip CRCs rebuilt",
+        "Exit 2, one line: the SHA-256 recorded at save does not match.",
+        score(model="flipped.skops"),
+        check=_exit_2(r"damaged or was modified: the SHA-256 of its content does not match"))
+    row("skcpcae evaluate", "joblib-without-allow-pickle",
+        "`skcpcae evaluate good.joblib --good good/ --defect good/`",
+        "Exit 2, one line: a pickle is read only with --allow-pickle.",
+        lambda c: _cli("evaluate", _model_files(c) / "good.joblib", "--good",
+                       c.files["good_dir"], "--defect", c.files["good_dir"],
+                       "-o", c.tmp / "cli_report"),
+        check=_exit_2(r"add --allow-pickle"))
+
+    from skcpcae.persistence import load
+
+    row("persistence.load", "pickle-named-skops", "`load('evil.skops', allow_pickle=True)`",
+        "PickleNotAllowedError: named .skops but a pickle; nothing unpickled.",
+        lambda c: load(_model_files(c) / "evil.skops", allow_pickle=True),
+        raises=ValueError, match=r"named \.skops but is a pickle")
+    row("persistence.load", "joblib-without-allow-pickle", "`load('good.joblib')`",
+        "PickleNotAllowedError saying to pass allow_pickle=True for trusted files.",
+        lambda c: load(_model_files(c) / "good.joblib"),
+        raises=ValueError, match=r"runs code .* allow_pickle=True")
+    row("persistence.load", "flipped-bit-in-weights", "one bit flipped in a .skops weight, "
+        "CRCs rebuilt", "ModelIntegrityError: the SHA-256 does not match; nothing built.",
+        lambda c: load(_model_files(c) / "flipped.skops"),
+        raises=ValueError, match=r"SHA-256 of its content does not match")
+    return rows
+
+
 CATALOGUE = (
     [r for name in IMAGE_STAGES for r in _image_rows(name)]
     + [r for name in TABULAR for r in _tabular_rows(name)]
     + _loader_rows()
+    + _cli_rows()
 )
 
 
