@@ -19,6 +19,7 @@ import numpy as np
 __all__ = [
     "overlay_heatmap",
     "plot_anomaly_overlay",
+    "plot_inspection",
     "plot_reconstruction_triplets",
     "plot_roc_pr",
     "plot_embedding_tsne",
@@ -216,6 +217,121 @@ def plot_anomaly_overlay(
     return ax
 
 
+def plot_inspection(
+    image,
+    anomaly_map,
+    *,
+    name=None,
+    score=None,
+    threshold=None,
+    decision=None,
+    map_threshold=None,
+    vmin=None,
+    vmax=None,
+    units="anomaly map",
+    alpha=0.5,
+    cmap="jet",
+    axes=None,
+):
+    """One image as a person reads it: the image, its anomaly map with a colour bar, and
+    the file name, score, threshold and decision written on the figure.
+
+    Parameters
+    ----------
+    image : ndarray of shape (height, width) or (height, width, 3)
+        Gray or RGB image, float in [0, 1] or ``uint8``.
+    anomaly_map : ndarray of shape (height, width)
+        Higher = more anomalous, over ``image`` (see :func:`skcpcae.anomaly_maps`).
+    name : str, default=None
+        File name shown in the title.
+    score, threshold : float, default=None
+        The image's anomaly score and the model's threshold on it
+        (:func:`skcpcae.inspection.decision_threshold`).
+    decision : str, default=None
+        E.g. ``"ok"`` / ``"defect"``; by default ``score > threshold`` when both are given.
+    map_threshold : float, default=None
+        Threshold in the map's units: marked on the colour bar, and the defect region (pixels
+        above it) outlined in white.
+    vmin, vmax : float, default=None
+        Colour limits; default: this map's own range (per-image scaling). Give the same
+        values to every image of a run to compare them on one scale.
+    units : str, default="anomaly map"
+        Label of the colour bar (the map's units, e.g. ``"CPCAEResidualMap residual"``).
+    alpha : float, default=0.5
+        Opacity of the map over the image.
+    cmap : str, default="jet"
+        Colormap.
+    axes : pair of matplotlib Axes, default=None
+        ``(ax_image, ax_map)``; a new figure when None.
+
+    Returns
+    -------
+    axes : ndarray of two matplotlib Axes
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from matplotlib.figure import Figure
+    >>> from skcpcae.plotting import plot_inspection
+    >>> amap = np.zeros((16, 16)); amap[4:8, 4:8] = 2.0
+    >>> fig = Figure()
+    >>> axes = plot_inspection(np.full((16, 16), 0.5), amap, name="a.png", score=3.1,
+    ...                        threshold=2.5, map_threshold=1.0, axes=fig.subplots(1, 2))
+    >>> fig.texts[0].get_text()
+    'a.png: DEFECT (score 3.1 > threshold 2.5)'
+    """
+    rgb = _to_rgb(image)
+    amap = _as_map(anomaly_map, rgb.shape[:2])
+    if axes is None:
+        fig, axes = _new_axes(1, 2, figsize=(8.5, 4))
+    axes = np.asarray(axes, dtype=object).ravel()
+    if axes.size != 2:
+        raise ValueError("axes must be a pair of axes (ax_image, ax_map).")
+    ax_img, ax_map = axes
+    fig = ax_img.figure
+    lo, hi = _limits(amap, vmin, vmax)
+    ax_img.imshow(rgb, interpolation="nearest")
+    ax_img.set_title("image")
+    ax_map.imshow(rgb, interpolation="nearest")
+    im = ax_map.imshow(amap, cmap=cmap, alpha=alpha, vmin=lo, vmax=hi,
+                       interpolation="bilinear")
+    from matplotlib.cm import ScalarMappable
+
+    bar = fig.colorbar(ScalarMappable(norm=im.norm, cmap=im.cmap), ax=ax_map, fraction=0.046,
+                       pad=0.04)
+    bar.set_label(units)
+    if map_threshold is not None:
+        if lo <= map_threshold <= hi:
+            bar.ax.axhline(map_threshold, color="white", lw=2)
+            bar.ax.axhline(map_threshold, color="black", lw=1, ls="--")
+        if np.any(amap > map_threshold) and np.any(amap <= map_threshold):
+            ax_map.contour(amap > map_threshold, levels=[0.5], colors="white", linewidths=1.2)
+    peak = np.unravel_index(int(np.argmax(amap)), amap.shape)
+    ax_map.plot(peak[1], peak[0], marker="+", color="white", ms=12, mew=2)
+    ax_map.set_title(f"anomaly map (max {float(amap.max()):.4g}"
+                     + (f", defect pixels > {map_threshold:.4g}" if map_threshold is not None
+                        else "") + ")", fontsize="medium")
+    for ax in axes:
+        ax.set_axis_off()
+    if decision is None and score is not None and threshold is not None:
+        decision = "defect" if score > threshold else "ok"
+    parts = []
+    if decision is not None:
+        parts.append(str(decision).upper())
+    if score is not None:
+        comparison = ""
+        if threshold is not None:
+            sign = ">" if score > threshold else "<="
+            comparison = f" {sign} threshold {threshold:.4g}"
+        parts.append(f"(score {score:.4g}{comparison})")
+    head = f"{name}: " if name else ""
+    text = head + " ".join(parts) if parts else (name or "")
+    if text:
+        color = "tab:red" if str(decision).lower() == "defect" else "black"
+        fig.suptitle(text, color=color, fontsize="large")
+    return axes
+
+
 def plot_reconstruction_triplets(
     images,
     reconstructions,
@@ -289,7 +405,7 @@ def plot_reconstruction_triplets(
     return axes
 
 
-def plot_roc_pr(y_true, anomaly_score, *, ax=None, label=None):
+def plot_roc_pr(y_true, anomaly_score, *, ax=None, label=None, threshold=None):
     """ROC and precision-recall curves, anomalous = positive, with AUROC / AP in the legends.
 
     Parameters
@@ -303,6 +419,11 @@ def plot_roc_pr(y_true, anomaly_score, *, ax=None, label=None):
         when None.
     label : str, default=None
         Name of the model in the legends (several calls on the same axes compare models).
+    threshold : float, default=None
+        The model's threshold on the anomaly score
+        (:func:`skcpcae.inspection.decision_threshold`): its operating point (a sample is
+        flagged when its score is above it) is marked on both curves, with its false-positive
+        rate, recall and precision in the legends.
 
     Returns
     -------
@@ -333,7 +454,16 @@ def plot_roc_pr(y_true, anomaly_score, *, ax=None, label=None):
     fpr, tpr, _ = roc_curve(y, s)
     auroc = float(roc_auc_score(y, s))
     prefix = f"{label}, " if label else ""
-    ax_roc.plot(fpr, tpr, lw=2, label=f"{prefix}AUROC = {auroc:.3f}")
+    line, = ax_roc.plot(fpr, tpr, lw=2, label=f"{prefix}AUROC = {auroc:.3f}")
+    point = None
+    if threshold is not None:
+        flagged = s > float(threshold)
+        tp, fp = int(np.sum(flagged & (y == 1))), int(np.sum(flagged & (y == 0)))
+        point = (fp / max(1, int(np.sum(y == 0))), tp / max(1, int(np.sum(y == 1))),
+                 tp / max(1, tp + fp))
+        ax_roc.plot(point[0], point[1], "o", ms=9, mfc="none", mew=2, color=line.get_color(),
+                    label=f"threshold {float(threshold):.4g}: FPR {point[0]:.3f}, "
+                    f"TPR {point[1]:.3f}")
     if not _has_chance_line(ax_roc):  # the first curve on these axes draws the chance level
         ax_roc.plot([0, 1], [0, 1], ls="--", color="gray", lw=1, label="chance (0.5)")
     ax_roc.set_xlabel("false positive rate (good parts flagged)")
@@ -346,7 +476,11 @@ def plot_roc_pr(y_true, anomaly_score, *, ax=None, label=None):
 
     precision, recall, _ = precision_recall_curve(y, s)
     ap = float(average_precision_score(y, s))
-    ax_pr.step(recall, precision, where="post", lw=2, label=f"{prefix}AP = {ap:.3f}")
+    step, = ax_pr.step(recall, precision, where="post", lw=2, label=f"{prefix}AP = {ap:.3f}")
+    if point is not None:
+        ax_pr.plot(point[1], point[2], "o", ms=9, mfc="none", mew=2, color=step.get_color(),
+                   label=f"threshold {float(threshold):.4g}: recall {point[1]:.3f}, "
+                   f"precision {point[2]:.3f}")
     if not _has_chance_line(ax_pr):
         prevalence = float(y.mean())
         ax_pr.axhline(prevalence, ls="--", color="gray", lw=1,
@@ -507,10 +641,9 @@ def plot_score_histogram(
         scores = np.asarray(est.train_scores_, dtype=float).ravel()
         kde = getattr(est, "kde_", None)
         if threshold is None:
-            if getattr(est, "threshold_", None) is not None:
-                threshold = float(est.threshold_)
-            elif getattr(est, "offset_", None) is not None:
-                threshold = -float(est.offset_)
+            from ..inspection import decision_threshold
+
+            threshold = decision_threshold(est)
     if scores.size == 0:
         raise ValueError("No scores to plot.")
     if test_scores is not None:

@@ -219,3 +219,42 @@ def test_plot_score_histogram_real_kde_threshold_pipeline(tmp_path):
     labels = ax.get_legend_handles_labels()[1]
     assert "KDE" in labels and any(lab.startswith("threshold") for lab in labels)
     _save_and_check(ax.figure, tmp_path / "hist_real.png")
+
+
+def test_plot_inspection_writes_name_score_decision_and_colour_bar(parts, tmp_path):
+    from skcpcae.plotting import plot_inspection
+
+    X = parts[0]
+    amap = np.zeros(X[0].shape[:2])
+    amap[5:12, 8:20] = 3.0
+    fig = Figure(figsize=(8, 4), layout="constrained")
+    axes = plot_inspection(X[0], amap, name="cell_07.png", score=12.5, threshold=10.0,
+                           map_threshold=1.5, units="patch distance",
+                           axes=fig.subplots(1, 2))
+    title = fig.texts[0].get_text()
+    assert title == "cell_07.png: DEFECT (score 12.5 > threshold 10)"
+    bar_axes = [ax for ax in fig.axes if ax not in list(axes)]
+    assert len(bar_axes) == 1 and bar_axes[0].get_ylabel() == "patch distance"
+    # the map threshold is drawn on the colour bar, the defect region outlined
+    assert any(abs(line.get_ydata()[0] - 1.5) < 1e-9 for line in bar_axes[0].get_lines())
+    assert axes[1].collections  # the contour
+    _save_and_check(fig, tmp_path / "inspection.png")
+    fig = Figure()
+    plot_inspection(X[0], amap, name="ok.png", score=2.0, threshold=10.0,
+                    axes=fig.subplots(1, 2))
+    assert fig.texts[0].get_text() == "ok.png: OK (score 2 <= threshold 10)"
+
+
+def test_plot_roc_pr_marks_the_operating_point(tmp_path):
+    y = np.r_[np.zeros(50, int), np.ones(50, int)]
+    s = np.r_[np.linspace(0, 1, 50), np.linspace(0.5, 1.5, 50)]
+    ax_roc, ax_pr = plot_roc_pr(y, s, threshold=0.9)
+    fp = int(np.sum(s[:50] > 0.9))
+    tp = int(np.sum(s[50:] > 0.9))
+    marker = [ln for ln in ax_roc.get_lines() if ln.get_marker() == "o"]
+    assert len(marker) == 1
+    assert marker[0].get_xdata()[0] == pytest.approx(fp / 50)
+    assert marker[0].get_ydata()[0] == pytest.approx(tp / 50)
+    pr_marker = [ln for ln in ax_pr.get_lines() if ln.get_marker() == "o"]
+    assert pr_marker[0].get_ydata()[0] == pytest.approx(tp / (tp + fp))
+    assert any("threshold 0.9" in t.get_text() for t in ax_roc.get_legend().get_texts())
