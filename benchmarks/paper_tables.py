@@ -8,7 +8,7 @@ normals = probability 0, ``default_rng(0)`` shuffle, first half) and then scored
 * the protocol's **test split** (the other half of the normals vs every probability-1 cell):
   image AUROC and AP, as the paper's Tables 8/9;
 * a **synthetic-defect set** built here from the *test* normals, so its masks are exact: every
-  other test normal gets one pasted defect (``skcpcae.datasets.paste_defect``: a dark blob, a
+  other test normal gets one pasted defect (``skcpcae.datasets.paste_defect``, strength 0.15: a dark blob, a
   bright scratch or a dark crack, in turn, at a seeded random place), the rest stay clean.
   Reported: image AUROC on that set, and, from ``skcpcae.inspection.anomaly_maps`` at the input
   size, pixel AUROC and AUPRO up to 30 % FPR (``skcpcae.metrics``). A method without maps of
