@@ -10,8 +10,14 @@ Every image stage accepts
   returns a table again.
 
 Pixel values are floats in ``[0, 1]``. Documented conversions: ``uint8`` is divided by 255,
-``uint16`` by 65535, ``bool`` becomes 0/1; any other numeric dtype is cast to float32 as is.
-Lists of arrays are stacked (they must share one shape). NaN and inf are refused.
+``uint16`` by 65535, ``bool`` becomes 0/1; floats are cast to float32 as is. Other integer
+types (``int8`` ... ``int64``, ``uint32``, ``uint64``, and lists of Python ints) are never used
+as they come when their values leave ``[0, 1]``: values in ``[0, 1]`` (masks) are cast as is,
+values in ``[0, 255]`` are on the 8-bit scale (divided by 255), values in ``[0, 65535]`` on
+the 16-bit scale (divided by 65535), and anything else (negative, larger) is refused.
+Lists of arrays are stacked (they must share one shape). NaN and inf are refused. A 2-D
+``uint8`` / ``uint16`` array, or a square 2-D array of side 32 or more, is a single image
+without its batch axis, not a table: it is refused with a hint (``X[None]``).
 """
 
 import numbers
@@ -61,7 +67,9 @@ def _to_float(X, estimator_name):
         return X.astype(np.float32) / np.float32(65535.0)
     if X.dtype == np.bool_:
         return X.astype(np.float32)
-    if X.dtype.kind in "iuf":
+    if X.dtype.kind in "iu":
+        return _int_to_float(X, estimator_name)
+    if X.dtype.kind == "f":
         return X.astype(np.float32, copy=False)
     if X.dtype.kind == "c":
         raise ValueError(
@@ -69,6 +77,31 @@ def _to_float(X, estimator_name):
             f"(dtype {X.dtype})."
         )
     return X  # object / str: let check_array give its error message
+
+
+def _int_to_float(X, estimator_name):
+    """Integers other than uint8 / uint16: as is in [0, 1], else on the 8- or 16-bit scale."""
+    if X.size == 0:
+        return X.astype(np.float32)
+    lo, hi = int(X.min()), int(X.max())
+    if lo >= 0 and hi <= 1:
+        return X.astype(np.float32)
+    if lo >= 0 and hi <= 255:
+        return X.astype(np.float32) / np.float32(255.0)
+    if lo >= 0 and hi <= 65535:
+        return X.astype(np.float32) / np.float32(65535.0)
+    raise ValueError(
+        f"{estimator_name} got {X.dtype} pixel values in [{lo}, {hi}]: integer images must "
+        "be on the 8-bit (0..255) or 16-bit (0..65535) scale, or 0/1 masks. Convert them to "
+        "floats in [0, 1] first, e.g. (X - X.min()) / (X.max() - X.min())."
+    )
+
+
+def _looks_like_one_image(X):
+    """A 2-D array that is a single image rather than a table of samples."""
+    return X.ndim == 2 and (
+        X.dtype in (np.uint8, np.uint16) or (X.shape[0] == X.shape[1] and X.shape[0] >= 32)
+    )
 
 
 def validate_images(
@@ -119,6 +152,14 @@ def validate_images(
             f"table (n_samples, n_features); got an array with {X.ndim} dimension(s), "
             f"shape {X.shape}."
             + (" Reshape your data, e.g. a single image with X[None]." if X.ndim in (0, 1) else "")
+        )
+    if _looks_like_one_image(X):
+        raise ValueError(
+            f"{name} expects images of shape (n_samples, height, width[, channels]); got a "
+            f"2-D {X.dtype} array of shape {X.shape}, which looks like a single image without "
+            "the batch axis: pass X[None] (shape (1, height, width)). A table of "
+            "n_samples == n_features values is accepted as X[:, None, :] (one-pixel-high "
+            "images)."
         )
     X = _to_float(X, name)
     was_2d = X.ndim == 2
@@ -264,6 +305,7 @@ class OutlierScoresMixin:
         return np.where(self.decision_function(X) < 0, -1, 1)
 
 
+
 class ImageOutputMixin:
     """``set_output`` for stages whose output is an image batch, not a table.
 
@@ -299,3 +341,92 @@ class ImageOutputMixin:
         if transform is not None:
             self._sklearn_output_config = {"transform": transform}
         return self
+
+
+class ImageDetectorMixin(OutlierScoresMixin):
+    """``decision_function``, ``predict`` and image tags of the detectors that take images.
+
+    Subclasses define ``score_samples`` (higher = more normal) and set ``offset_`` in ``fit``.
+    """
+
+    def __sklearn_tags__(self):
+        return image_tags(super().__sklearn_tags__())
+
+
+class PretrainedBackboneMixin:
+    """Backbone plumbing shared by the estimators that run a timm CNN on image batches.
+
+    Reads ``backbone``, ``weights``, ``pretrained``, ``input_size`` (parameters) and
+    ``device_``, ``mean_``, ``std_`` (set in ``fit``). Pickling stores the fitted
+    ``backbone_`` as its weights in numpy arrays: the pickle holds no torch object (skops can
+    store it safely; a model fitted on a GPU loads on a CPU-only machine), and unpickling
+    rebuilds the network from ``_backbone_skeleton()``, which subclasses define. The work
+    itself is done by :mod:`skcpcae._components.backbones`.
+    """
+
+    def __getstate__(self):
+        from .utils._torch import weights_to_numpy
+
+        state = dict(super().__getstate__())  # a copy: never touch the live backbone
+        backbone = state.pop("backbone_", None)
+        if backbone is not None:
+            state["_backbone_weights"] = weights_to_numpy(backbone)
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        weights = state.pop("_backbone_weights", None)
+        super().__setstate__(state)
+        if weights is None:
+            return
+        import torch
+
+        from .utils._torch import (
+            check_weight_shapes,
+            device_after_unpickling,
+            load_numpy_weights,
+        )
+
+        self.device_ = device_after_unpickling(self, self.__dict__.get("device_", "cpu"))
+        check_weight_shapes(self._backbone_skeleton, weights, self)  # before allocating
+        with torch.random.fork_rng(devices=[]):  # the skeleton's random init is overwritten
+            model = self._backbone_skeleton()
+        load_numpy_weights(model, weights)
+        self.backbone_ = self._finish_backbone(model)
+
+    def _finish_backbone(self, model):
+        import torch
+
+        # channels_last: about twice as fast on CPU for these depthwise-separable CNNs
+        model = model.to(self.device_, memory_format=torch.channels_last).eval()
+        for param in model.parameters():
+            param.requires_grad_(False)
+        return model
+
+    def _weights_source(self):
+        from ._components.backbones import OFFLINE_WEIGHTS
+
+        if self.weights is not None:
+            return self.weights
+        if not self.pretrained:
+            return None
+        if self.backbone in OFFLINE_WEIGHTS:
+            return "offline"
+        raise ValueError(
+            f"pretrained=True but no offline weights are shipped for backbone "
+            f"{self.backbone!r} (offline weights exist for {sorted(OFFLINE_WEIGHTS)}). Pass "
+            "weights='timm' to download timm's weights (needs network access), "
+            "weights=<path to a local checkpoint file>, or pretrained=False for random weights."
+        )
+
+    def _target_size(self, height, width):
+        from ._components.backbones import target_size
+
+        return target_size(self.input_size, height, width)
+
+    def _prepare(self, images):
+        """float32 numpy batch -> normalised (n, 3, H', W') tensor on the device."""
+        from ._components.backbones import prepare_images
+
+        return prepare_images(images, self.mean_, self.std_, input_size=self.input_size,
+                              device=self.device_)
