@@ -183,9 +183,9 @@ def _load(dataset, quick):
 
 
 def _anomaly(est, X):
-    if hasattr(est, "score_samples"):
-        return -np.asarray(est.score_samples(X), float)
-    return -np.asarray(est.decision_function(X), float)
+    from .metrics import anomaly_scores
+
+    return anomaly_scores(est, X)
 
 
 def run(methods, datasets, *, quick=False, verbose=True, on_row=None):

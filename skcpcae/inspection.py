@@ -409,8 +409,9 @@ def inspect_images(pipeline, X, *, maps=True, method="auto", frame="input", sigm
         ``"input"``: maps lie over the images given (a registration warp is undone; pixels
         of the input that the registered image does not cover get 0). ``"registered"``: maps
         lie over the registered images, returned as ``images``.
-    sigma : float, default=0.0
-        Standard deviation, in pixels, of a Gaussian smoothing of the maps (0: none).
+    sigma : float or "auto", default=0.0
+        Standard deviation, in pixels, of a Gaussian smoothing of the maps (0: none;
+        ``"auto"``: the image's shorter side / 64, at least 1, as ``skcpcae score`` does).
     grid : int, default=8
         Cells per side of the occlusion partition.
 
@@ -429,7 +430,9 @@ def inspect_images(pipeline, X, *, maps=True, method="auto", frame="input", sigm
         - ``map_threshold`` : float or None, the threshold in the maps' units when it is
           known: the image threshold when the maps are the final detector's own and every
           image's score lies within its map's range (the score is an average of map values,
-          as for :class:`~skcpcae.outlier.PatchKNNScorer` and the PatchCore detector).
+          as for :class:`~skcpcae.outlier.PatchKNNScorer` and the PatchCore detector);
+        - ``final_input`` : what the final step received (``pipeline[:-1].transform(X)``,
+          e.g. the embeddings), for further use without another pass.
 
     Examples
     --------
@@ -444,8 +447,8 @@ def inspect_images(pipeline, X, *, maps=True, method="auto", frame="input", sigm
     """
     _check_choice(method, _METHODS, "method")
     _check_choice(frame, _FRAMES, "frame")
-    if not isinstance(sigma, numbers.Real) or not sigma >= 0:
-        raise ValueError(f"sigma must be a number >= 0, got {sigma!r}.")
+    if not (sigma == "auto" or (isinstance(sigma, numbers.Real) and sigma >= 0)):
+        raise ValueError(f"sigma must be a number >= 0 or 'auto', got {sigma!r}.")
     if not isinstance(grid, numbers.Integral) or isinstance(grid, bool) or grid < 1:
         raise ValueError(f"grid must be a positive integer, got {grid!r}.")
     steps = _flat_steps(pipeline)
@@ -464,7 +467,8 @@ def inspect_images(pipeline, X, *, maps=True, method="auto", frame="input", sigm
     scores = _score(final, Xt)
     result = Bunch(anomaly_score=scores, prediction=_predict(final, Xt),
                    threshold=decision_threshold(final), anomaly_maps=None,
-                   images=run.images, map_source=source, map_threshold=None)
+                   images=run.images, map_source=source, map_threshold=None,
+                   final_input=Xt)
     if not maps:
         return result
     if source == "occlusion":
@@ -491,6 +495,8 @@ def inspect_images(pipeline, X, *, maps=True, method="auto", frame="input", sigm
             # the map was made before the registration: move it onto the registered image
             out = _warp_maps(out, run.warps, inverse=True)
             result.images = run.registered
+    if sigma == "auto":
+        sigma = max(1.0, min(out.shape[1:3]) / 64.0)
     result.anomaly_maps = _smooth(np.ascontiguousarray(out, dtype=np.float32), sigma)
     return result
 
@@ -535,7 +541,7 @@ def anomaly_maps(pipeline, X, *, method="auto", frame="input", sigma=0.0, grid=8
     X : array-like of shape (n_samples, height, width[, channels]), or file paths
     method : {"auto", "model", "occlusion"}, default="auto"
     frame : {"input", "registered"}, default="input"
-    sigma : float, default=0.0
+    sigma : float or "auto", default=0.0
     grid : int, default=8
     return_images : bool, default=False
         Also return the images the maps lie over.
