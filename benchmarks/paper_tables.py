@@ -72,6 +72,43 @@ def synthetic_set(X_normal, random_state=0):
     return images, masks, labels
 
 
+# The embeddings drawn by --tsne: the comparator's and the CPCAE pipeline's.
+TSNE = ("Deep feature (`deep-feature`)", "CPCAE (`aligned` preset)")
+
+
+def _embed(model, data):
+    """Test-split embeddings (everything before the last step), standardised with the
+    training embeddings' statistics as the pipeline's scaler does; and the labels."""
+    from sklearn.preprocessing import StandardScaler
+
+    X_tr, X_te, y_te = data
+    head = model[:-1]
+    scaler = StandardScaler().fit(head.transform(X_tr))
+    return scaler.transform(head.transform(X_te)), y_te
+
+
+def plot_tsne(embedded, cell_types, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from skcpcae.plotting import plot_embedding_tsne
+
+    fig, axes = plt.subplots(len(cell_types), len(TSNE), squeeze=False,
+                             figsize=(5.5 * len(TSNE), 5 * len(cell_types)),
+                             constrained_layout=True)
+    for i, ct in enumerate(cell_types):
+        for j, name in enumerate(TSNE):
+            if (ct, name) in embedded:
+                Z, y = embedded[(ct, name)]
+                plot_embedding_tsne(Z, y, ax=axes[i, j], random_state=0,
+                                    title=f"ELPV {ct}: {name.replace('`', '')}")
+                axes[i, j].title.set_fontsize(10)
+    fig.savefig(path, dpi=72)
+    return path
+
+
 def _anomaly(model, X):
     return -np.asarray(model.score_samples(X), float)
 
@@ -98,7 +135,7 @@ def run_method(make, data, syn):
         masks = M_syn[:OCCLUSION_IMAGES]
     row["pixel_auroc"] = pixel_auroc(masks, maps)
     row["aupro"] = aupro(masks, maps)
-    return row
+    return row, model
 
 
 def load(cell_type, quick):
@@ -119,12 +156,15 @@ def main(argv=None):
                    help="substrings of the method names to run (default: all)")
     p.add_argument("--quick", action="store_true", help="a smoke run on a few images")
     p.add_argument("--write", action="store_true")
+    p.add_argument("--tsne", default=None, metavar="PNG",
+                   help="also draw the t-SNE of the deep-feature and CPCAE embeddings of the "
+                        "test split (the paper's Figs. 9/10), e.g. docs/_static/elpv_tsne.png")
     args = p.parse_args(argv)
     methods = _methods(args.quick)
     if args.methods:
         methods = {k: v for k, v in methods.items()
                    if any(m.lower() in k.lower() for m in args.methods)}
-    blocks = []
+    blocks, embedded = [], {}
     for ct in args.cell_types:
         data = load(ct, args.quick)
         syn = synthetic_set(data[1][data[2] == 0])
@@ -134,7 +174,9 @@ def main(argv=None):
                  "| method | AUROC | AP | fit s | images/s | synthetic AUROC | pixel AUROC "
                  "| AUPRO (30 %) | maps |", "|---|---|---|---|---|---|---|---|---|"]
         for name, make in methods.items():
-            r = run_method(make, data, syn)
+            r, model = run_method(make, data, syn)
+            if name in TSNE:
+                embedded[(ct, name)] = _embed(model, data)
             line = (f"| {name} | {r['auroc']:.3f} | {r['ap']:.3f} | {r['fit_s']:.0f} | "
                     f"{r['ips']:.1f} | {r['syn_auroc']:.3f} | {r['pixel_auroc']:.3f} | "
                     f"{r['aupro']:.3f} | {r['maps']} |")
@@ -143,6 +185,8 @@ def main(argv=None):
         blocks.append("\n".join(lines))
     table = "\n\n".join(blocks)
     print(table)
+    if args.tsne and embedded:
+        print(f"wrote {plot_tsne(embedded, args.cell_types, args.tsne)}")
     if args.write and not args.quick:
         cmd = "python benchmarks/paper_tables.py " + " ".join(argv or sys.argv[1:])
         update_section("docs/benchmarks.md", "paper-tables",
