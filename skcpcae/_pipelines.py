@@ -57,6 +57,11 @@ def make_cpcae_pipeline(
 ):
     """The paper's pipeline: ECC → gamma → CPCAE residual map → deep pooling → scaler → k-NN.
 
+    The residual map is the *relative* residual ``|x - x_hat| / x_hat`` and it is embedded
+    from EfficientNet-Lite0's mid-level stages 3 and 4 with the parallel+cascade head: the
+    configuration ranked first on validation data by ``benchmarks/select_cpcae.py``
+    (its table is in ``docs/benchmarks.md``).
+
     Parameters
     ----------
     register : bool, default=True
@@ -87,9 +92,12 @@ def make_cpcae_pipeline(
     from .residuals import CPCAEResidualMap
 
     steps = _preprocessing_steps(register, gamma)
-    steps.append(CPCAEResidualMap(random_state=random_state, verbose=verbose))
-    steps.append(DeepPoolEmbedder(pooling="parallel_cascade", random_state=random_state,
+    # Defaults from benchmarks/select_cpcae.py (validation data only): the relative residual
+    # and mid-level stages 3+4 under the parallel+cascade head ranked first.
+    steps.append(CPCAEResidualMap(residual="relative", random_state=random_state,
                                   verbose=verbose))
+    steps.append(DeepPoolEmbedder(stages=(3, 4), pooling="parallel_cascade",
+                                  random_state=random_state, verbose=verbose))
     steps.extend(_scoring_steps(n_neighbors, threshold, alpha, random_state))
     return _assemble(steps, params)
 
