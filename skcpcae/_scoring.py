@@ -12,13 +12,13 @@ import csv
 import io
 import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 from sklearn.utils import Bunch
 
+from ._components.atomic import write_atomic
 from .datasets._io import MAX_PIXELS, _check_pixels, _read_batch, _read_header
 from .utils._files import append_atomic, claim_output
 
@@ -486,19 +486,5 @@ def _columns(rows):
 
 def _replace_with(path, data):
     """Write ``data`` to ``path`` through a hidden temporary file and ``os.replace``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_atomic(path, data)
 

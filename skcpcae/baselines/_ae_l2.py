@@ -7,17 +7,18 @@ from sklearn.utils._param_validation import HasMethods
 
 from .._base import (
     CONTAMINATION_CONSTRAINT,
+    ImageDetectorMixin,
     iter_batches,
     offset_from_scores,
     restore_layout,
     validate_images,
 )
-from ._variation import _CHUNK, _ImageDetectorMixin
+from ._variation import _CHUNK
 
 __all__ = ["AEL2Detector"]
 
 
-class AEL2Detector(_ImageDetectorMixin, OutlierMixin, BaseEstimator):
+class AEL2Detector(ImageDetectorMixin, OutlierMixin, BaseEstimator):
     """Outlier detector scoring an image by its summed squared autoencoder residual.
 
     The "AE (L2)" baseline of Saeedi & Giusti (2023, Sec. 4.4): the same conditional

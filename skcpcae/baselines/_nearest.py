@@ -11,12 +11,13 @@ from sklearn.utils._param_validation import Interval
 
 from .._base import (
     CONTAMINATION_CONSTRAINT,
+    ImageDetectorMixin,
     iter_batches,
     offset_from_scores,
     restore_layout,
     validate_images,
 )
-from ._variation import _CHUNK, _ImageDetectorMixin
+from ._variation import _CHUNK
 
 __all__ = ["NearestImageDetector"]
 
@@ -48,7 +49,7 @@ def _resize(images, size):
     return out
 
 
-class NearestImageDetector(_ImageDetectorMixin, OutlierMixin, BaseEstimator):
+class NearestImageDetector(ImageDetectorMixin, OutlierMixin, BaseEstimator):
     """Outlier detector scoring an image by its squared L2 distance to the nearest normal image.
 
     The "NN" baseline of Saeedi & Giusti (2023, Sec. 4.4): the anomaly of ``x`` is

@@ -2,13 +2,11 @@
 """PatchCore-style detector: a memory bank of mid-level CNN patch features (Roth et al. 2022).
 
 The torch model / sklearn wrapper split follows anomalib's
-``src/anomalib/models/image/patchcore/torch_model.py``: the heavy numeric work (coreset
-selection, chunked nearest-neighbour search, feature aggregation) lives in module-level
-functions; the estimator only orchestrates them.
+``src/anomalib/models/image/patchcore/torch_model.py``: the numeric work (backbone loading and
+batch-norm folding, patch aggregation, coreset selection, the nearest-neighbour kernel) lives in
+:mod:`skcpcae._components`; the estimator only orchestrates it.
 """
 
-import contextlib
-import copy
 import numbers
 import os
 import warnings
@@ -21,243 +19,31 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._base import (
     CONTAMINATION_CONSTRAINT,
+    ImageDetectorMixin,
+    PretrainedBackboneMixin,
     iter_batches,
     offset_from_scores,
     restore_layout,
     validate_images,
 )
-from ..embedding._deep_patch import aggregate_patch_maps
-from ..embedding._deep_pool import MIN_SIZE as _MIN_SIZE
-from ..embedding._deep_pool import PretrainedBackboneMixin
+from .._components.backbones import MIN_SIZE as _MIN_SIZE
+from .._components.backbones import backbone_normalization, load_backbone
+from .._components.coreset import CORESET_CHUNK as _CORESET_CHUNK
+from .._components.coreset import select_coreset
+from .._components.knn import make_search
+from .._components.patch_features import aggregate_patch_maps
+from .._components.surgery import fold_batchnorm
 from ..utils._torch import (
     resolve_device,
     seed_from,
     torch_seeded,
 )
-from ._variation import _ImageDetectorMixin
 
 __all__ = ["PatchCoreDetector"]
 
-# The greedy coreset runs on a random projection of the features to this many dimensions...
-_CORESET_DIM = 32
-# ...on random chunks of at most this many patches (one selection per chunk, see Notes).
-_CORESET_CHUNK = 50_000
-# Bytes of one block of the query x memory-bank distance matrix (bounded memory).
-_DIST_BLOCK_BYTES = 64 * 2**20
-
-
-@contextlib.contextmanager
-def _single_thread():
-    """Run torch single-threaded: the greedy loop is thousands of tiny ops, which thread
-    synchronisation slows down (by 10x on a busy 2-core machine)."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
-
-
-def _greedy_kcenter(z, n_select, start):
-    """Greedy k-center (farthest-point) selection on the rows of the tensor ``z``.
-
-    Returns the indices of ``n_select`` rows: the first is ``start``, each next one is the
-    row farthest from those already selected (Sener & Savarese 2018).
-    """
-    import torch
-
-    n = z.shape[0]
-    sqnorm = (z * z).sum(1)
-    min_d2 = torch.full((n,), float("inf"), dtype=z.dtype)
-    selected = np.empty(n_select, dtype=np.int64)
-    idx = int(start)
-    for i in range(n_select):
-        selected[i] = idx
-        d2 = torch.addmv(sqnorm + sqnorm[idx], z, z[idx], alpha=-2.0)
-        torch.minimum(min_d2, d2, out=min_d2)
-        min_d2[idx] = -1.0  # never pick a selected row again (guards against ties at 0)
-        idx = int(torch.argmax(min_d2))
-    return selected
-
-
-def greedy_coreset(features, n_select, *, random_state=None, n_dims=_CORESET_DIM,
-                   chunk_size=_CORESET_CHUNK):
-    """Indices of a greedy k-center coreset of the rows of ``features``.
-
-    The rows are projected to ``n_dims`` random Gaussian directions (as PatchCore does, to
-    speed up the distance computations), randomly split into chunks of at most
-    ``chunk_size`` rows, and each chunk contributes its share of ``n_select`` rows by greedy
-    farthest-point selection (a composable coreset: the union of per-chunk greedy centres).
-
-    Parameters
-    ----------
-    features : ndarray of shape (n_samples, n_features)
-        Rows to select from (patch features).
-    n_select : int
-        Number of rows to keep, at most ``n_samples``.
-    random_state : int, RandomState instance or None, default=None
-        Projection, chunking and starting points.
-    n_dims : int, default=32
-        Dimension of the random projection (no projection when ``n_features`` is smaller).
-    chunk_size : int, default=50000
-        Largest number of rows handled by one greedy selection.
-
-    Returns
-    -------
-    indices : ndarray of shape (n_select,), int64
-        Sorted row indices.
-    """
-    import torch
-
-    rng = check_random_state(random_state)
-    features = np.asarray(features, dtype=np.float32)
-    n, d = features.shape
-    n_select = int(min(max(n_select, 1), n))
-    if d > n_dims:
-        proj = rng.normal(size=(d, n_dims)).astype(np.float32) / np.float32(np.sqrt(n_dims))
-        z = features @ proj
-    else:
-        z = features
-    z = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))
-    n_chunks = -(-n // chunk_size)
-    parts = np.array_split(rng.permutation(n), n_chunks)
-    # Largest-remainder apportionment of n_select over the chunks.
-    quota = np.array([n_select * len(p) / n for p in parts])
-    counts = np.floor(quota).astype(int)
-    for i in np.argsort(counts - quota)[: n_select - counts.sum()]:
-        counts[i] += 1
-    selected = []
-    with _single_thread():
-        for part, k in zip(parts, counts, strict=True):
-            if k == 0:
-                continue
-            local = _greedy_kcenter(z[torch.from_numpy(part)], int(k), rng.randint(len(part)))
-            selected.append(part[local])
-    return np.sort(np.concatenate(selected))
-
-
-def nearest_distances(queries, bank, n_neighbors=1, *, query_groups=None, bank_groups=None):
-    """Mean Euclidean distance of each query row to its ``n_neighbors`` nearest bank rows.
-
-    Neighbours are found block by block from ``||b||^2 - 2 q.b`` (one block of at most
-    64 MiB at a time), in float32, on the device of ``bank``; their distances are then
-    recomputed exactly as ``||q - b||`` (the expansion loses precision when distances are
-    small compared with the feature norms).
-
-    Parameters
-    ----------
-    queries : torch.Tensor of shape (n_queries, n_features)
-        Query rows (patch features of the images to score).
-    bank : torch.Tensor of shape (n_bank, n_features)
-        Memory bank rows.
-    n_neighbors : int, default=1
-        Number of nearest bank rows whose distances are averaged.
-    query_groups, bank_groups : torch.Tensor of shape (n_queries,) and (n_bank,) or None
-        Integer group labels; when given, a query never matches a bank row of its own group
-        (leave-one-out). The search is fastest when ``bank_groups`` is sorted and equal query
-        groups are consecutive.
-
-    Returns
-    -------
-    distances : torch.Tensor of shape (n_queries,)
-    """
-    import torch
-
-    bank_sq = (bank * bank).sum(1)
-    rows = max(1, _DIST_BLOCK_BYTES // (4 * max(1, bank.shape[0])))
-    out = torch.empty(queries.shape[0], dtype=torch.float32, device=bank.device)
-    sorted_bank = bank_groups is not None and bool(torch.all(bank_groups[1:] >= bank_groups[:-1]))
-    for start in range(0, queries.shape[0], rows):
-        q = queries[start : start + rows]
-        # argmin over b of ||q - b||^2 = argmin of ||b||^2 - 2 q.b (||q||^2 is constant).
-        d2 = torch.addmm(bank_sq[None, :], q, bank.T, alpha=-2.0)
-        if query_groups is not None:
-            qg = query_groups[start : start + rows]
-            if sorted_bank:  # blank out each run of equal query groups' own bank rows
-                values, counts = torch.unique_consecutive(qg, return_counts=True)
-                lo = torch.searchsorted(bank_groups, values, right=False).tolist()
-                hi = torch.searchsorted(bank_groups, values, right=True).tolist()
-                r0 = 0
-                for c, a, b in zip(counts.tolist(), lo, hi, strict=True):
-                    d2[r0 : r0 + c, a:b] = float("inf")
-                    r0 += c
-            else:
-                d2.masked_fill_(qg[:, None] == bank_groups[None, :], float("inf"))
-        if n_neighbors == 1:
-            idx = d2.argmin(1)[:, None]
-        else:
-            idx = torch.topk(d2, n_neighbors, dim=1, largest=False).indices
-        diff = q[:, None, :] - bank[idx]
-        out[start : start + rows] = (diff * diff).sum(-1).sqrt_().mean(1)
-    return out
-
-
-def _fold_batchnorm(model, probe=None):
-    """``model`` with every batch norm that follows a convolution folded into it.
-
-    At inference a batch norm is an affine map per channel, so it can be absorbed into the
-    weights and bias of the convolution before it; this removes a full pass over every
-    feature map (a third of EfficientNet's time on a CPU). A ``BatchNorm2d`` (or timm's
-    ``BatchNormAct2d``, whose activation is kept) is folded when it is the next sibling of a
-    ``Conv2d`` in its parent module. The result is checked on ``probe``; when the outputs
-    differ (a model whose module order is not its execution order), ``model`` is returned
-    unchanged. Without ``probe`` (rebuilding the structure of a model folded before) the
-    folded copy is returned unchecked.
-    """
-    import torch
-    from torch import nn
-
-    try:
-        from timm.layers import BatchNormAct2d
-    except ImportError:  # pragma: no cover - timm is a dependency
-        BatchNormAct2d = None
-
-    fused = copy.deepcopy(model)
-    n_folded = 0
-    with torch.no_grad():
-        for parent in list(fused.modules()):
-            kids = list(parent.named_children())
-            for (_, conv), (name, bn) in zip(kids[:-1], kids[1:], strict=True):
-                if not (
-                    isinstance(conv, nn.Conv2d)
-                    and type(bn) in (nn.BatchNorm2d, BatchNormAct2d)
-                    and bn.running_mean is not None
-                    and conv.out_channels == bn.num_features
-                ):
-                    continue
-                scale = torch.rsqrt(bn.running_var + bn.eps)
-                if bn.weight is not None:
-                    scale = scale * bn.weight
-                shift = -bn.running_mean * scale
-                if bn.bias is not None:
-                    shift = shift + bn.bias
-                bias = conv.bias if conv.bias is not None else torch.zeros_like(shift)
-                conv.weight = nn.Parameter(conv.weight * scale.view(-1, 1, 1, 1),
-                                           requires_grad=False)
-                conv.bias = nn.Parameter(bias * scale + shift, requires_grad=False)
-                if type(bn) is nn.BatchNorm2d:
-                    setattr(parent, name, nn.Identity())
-                else:
-                    setattr(parent, name, nn.Sequential(bn.drop, bn.act))
-                n_folded += 1
-    if n_folded == 0:
-        return model
-    fused.eval()
-    if probe is None:
-        return fused
-    with torch.inference_mode():
-        ref, out = model(probe), fused(probe)
-    ok = all(
-        torch.allclose(a, b, rtol=1e-3, atol=1e-3 * float(a.abs().max()) + 1e-6)
-        for a, b in zip(ref, out, strict=True)
-    )
-    return fused if ok else model
-
 
 class PatchCoreDetector(
-    PretrainedBackboneMixin, _ImageDetectorMixin, OutlierMixin, BaseEstimator
+    PretrainedBackboneMixin, ImageDetectorMixin, OutlierMixin, BaseEstimator
 ):
     """PatchCore-style outlier detector: nearest-neighbour distance of local CNN features.
 
@@ -470,8 +256,6 @@ class PatchCoreDetector(
         import torch
         from tqdm.auto import tqdm
 
-        from ..embedding import backbone_normalization, load_backbone
-
         images, _ = validate_images(self, X, reset=True, allowed_channels=(1, 3))
         layers = self._check_params()
         rng = check_random_state(self.random_state)
@@ -484,7 +268,7 @@ class PatchCoreDetector(
         model.eval()
         probe = torch.rand(1, 3, 2 * _MIN_SIZE, 2 * _MIN_SIZE,
                            generator=torch.Generator().manual_seed(0))  # not the global RNG
-        fused = _fold_batchnorm(model, probe)
+        fused = fold_batchnorm(model, probe)
         # What __setstate__ needs to rebuild the network skeleton.
         self._backbone_spec = (self.backbone, layers, fused is not model)
         self.backbone_ = self._finish_backbone(fused)
@@ -500,14 +284,7 @@ class PatchCoreDetector(
             feats = feats @ self.projection_
         else:
             self.projection_ = None
-        n_total = feats.shape[0]
-        n_keep = max(1, int(round(self.coreset_ratio * n_total)))
-        if self.coreset is None or n_keep >= n_total:
-            keep = np.arange(n_total)
-        elif self.coreset == "random":
-            keep = np.sort(rng.choice(n_total, n_keep, replace=False))
-        else:
-            keep = greedy_coreset(feats, n_keep, random_state=rng)
+        keep = select_coreset(feats, self.coreset_ratio, method=self.coreset, random_state=rng)
         self.memory_bank_ = np.ascontiguousarray(feats[keep])
         k = min(self.n_neighbors, len(keep))
         if k < self.n_neighbors:
@@ -525,16 +302,16 @@ class PatchCoreDetector(
         loo = len(keep) - np.bincount(bank_groups, minlength=n).max() >= k
         bank = torch.from_numpy(self.memory_bank_).to(self.device_)
         bank_groups = torch.from_numpy(bank_groups).to(self.device_)
+        search = make_search(bank, groups=bank_groups if loo else None)
         patch = np.empty((n, h * w), np.float32)
         batches = list(iter_batches(n, max(1, _CORESET_CHUNK // (h * w))))
         for sl in tqdm(batches, disable=not self.verbose, desc="PatchCore training scores"):
             rows = slice(sl.start * h * w, sl.stop * h * w)
-            kw = {}
+            query_groups = None
             if loo:
-                kw = {"query_groups": torch.from_numpy(groups[rows]).to(self.device_),
-                      "bank_groups": bank_groups}
+                query_groups = torch.from_numpy(groups[rows]).to(self.device_)
             query = torch.from_numpy(feats[rows]).to(self.device_)
-            d = nearest_distances(query, bank, k, **kw)
+            d = search.search(query, k, groups=query_groups)[0].mean(-1)
             patch[sl] = d.reshape(-1, h * w).cpu().numpy()
         self.negative_outlier_score_ = -patch.reshape(n, -1).max(axis=1).astype(np.float64)
         self.offset_ = offset_from_scores(self.negative_outlier_score_, self.contamination)
@@ -590,12 +367,10 @@ class PatchCoreDetector(
 
     def _backbone_skeleton(self):
         """The network structure of a pickled detector (weights are loaded after)."""
-        from ..embedding import load_backbone
-
         name, layers, folded = self._backbone_spec
         model = load_backbone(name, weights=None, out_indices=tuple(layers))
         model.eval()
-        return _fold_batchnorm(model) if folded else model
+        return fold_batchnorm(model) if folded else model
 
     # -- private helpers --------------------------------------------------------------------
 
@@ -640,7 +415,7 @@ class PatchCoreDetector(
         from tqdm.auto import tqdm
 
         h, w = self.feature_shape_
-        bank = torch.from_numpy(self.memory_bank_).to(self.device_)
+        search = make_search(torch.from_numpy(self.memory_bank_).to(self.device_))
         proj = None
         if self.projection_ is not None:
             proj = torch.from_numpy(self.projection_).to(self.device_)
@@ -653,6 +428,6 @@ class PatchCoreDetector(
                 f = f.reshape(m * h * w, -1).float()
                 if proj is not None:
                     f = f @ proj
-                d = nearest_distances(f, bank, self.n_neighbors_)
+                d = search.search(f, self.n_neighbors_)[0].mean(-1)
                 out[sl] = d.reshape(m, h, w).cpu().numpy()
         return out

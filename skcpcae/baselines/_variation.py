@@ -10,8 +10,7 @@ from sklearn.utils._param_validation import Interval
 
 from .._base import (
     CONTAMINATION_CONSTRAINT,
-    OutlierScoresMixin,
-    image_tags,
+    ImageDetectorMixin,
     iter_batches,
     offset_from_scores,
     restore_layout,
@@ -23,17 +22,7 @@ __all__ = ["VariationDetector"]
 # Images processed at once by the numpy baselines (bounded memory).
 _CHUNK = 64
 
-class _ImageDetectorMixin(OutlierScoresMixin):
-    """``decision_function``, ``predict`` and image tags of the baseline detectors.
-
-    Subclasses define ``score_samples`` (higher = more normal) and set ``offset_`` in ``fit``.
-    """
-
-    def __sklearn_tags__(self):
-        return image_tags(super().__sklearn_tags__())
-
-
-class VariationDetector(_ImageDetectorMixin, OutlierMixin, BaseEstimator):
+class VariationDetector(ImageDetectorMixin, OutlierMixin, BaseEstimator):
     """Outlier detector scoring an image by its squared per-pixel z-scores.
 
     The "Variation" baseline of Saeedi & Giusti (2023, Sec. 4.4): the normal training set

@@ -1,6 +1,6 @@
 """Deep-feature embedding: pretrained timm backbones (offline by default) and pooling heads."""
 
-from ._backbones import backbone_normalization, load_backbone
+from .._components.backbones import backbone_normalization, load_backbone
 from ._deep_patch import DeepPatchEmbedder
 from ._deep_pool import DeepPoolEmbedder
 from ._pooling import (

@@ -8,6 +8,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import ImageOutputMixin, iter_batches, validate_images
+from .._components.patch_features import aggregate_patch_maps
 from ._deep_pool import DeepPoolEmbedder
 
 __all__ = ["DeepPatchEmbedder"]
@@ -167,23 +168,3 @@ class DeepPatchEmbedder(ImageOutputMixin, DeepPoolEmbedder):
             maps = self._feature_maps(x)
         return aggregate_patch_maps(maps, self.local_size)
 
-
-def aggregate_patch_maps(maps, local_size=3):
-    """Patch features from a list of NCHW stage maps (PatchCore's local aggregation).
-
-    Each map is averaged over ``local_size`` x ``local_size`` neighbours (borders average
-    what they have), the coarser maps are upsampled (bilinear) to the finest, and all are
-    concatenated along the channels: ``(n, sum of channels, h, w)``.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    k = int(local_size)
-    if k > 1:
-        maps = [F.avg_pool2d(m, k, stride=1, padding=k // 2, count_include_pad=False)
-                for m in maps]
-    size = max((tuple(m.shape[2:]) for m in maps), key=lambda s: s[0] * s[1])
-    maps = [m if tuple(m.shape[2:]) == size
-            else F.interpolate(m, size=size, mode="bilinear", align_corners=False)
-            for m in maps]
-    return torch.cat(maps, dim=1)

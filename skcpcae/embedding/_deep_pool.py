@@ -14,107 +14,17 @@ from sklearn.base import (
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .._base import image_tags, iter_batches, validate_images
-from ..utils._torch import (
-    check_weight_shapes,
-    device_after_unpickling,
-    load_numpy_weights,
-    resolve_device,
-    seed_from,
-    torch_seeded,
-    weights_to_numpy,
+from .._base import PretrainedBackboneMixin, image_tags, iter_batches, validate_images
+from .._components.backbones import (
+    MIN_SIZE,
+    backbone_normalization,
+    feature_maps,
+    load_backbone,
 )
-from ._backbones import OFFLINE_WEIGHTS, backbone_normalization, load_backbone
+from ..utils._torch import resolve_device, seed_from, torch_seeded
 from ._pooling import POOLINGS, pool_features
 
 __all__ = ["DeepPoolEmbedder"]
-
-MIN_SIZE = 32
-
-
-class PretrainedBackboneMixin:
-    """Backbone plumbing shared by the estimators that run a timm CNN on image batches.
-
-    Reads ``backbone``, ``weights``, ``pretrained``, ``input_size`` (parameters) and
-    ``device_``, ``mean_``, ``std_`` (set in ``fit``). Pickling stores the fitted
-    ``backbone_`` as its weights in numpy arrays: the pickle holds no torch object (skops can
-    store it safely; a model fitted on a GPU loads on a CPU-only machine), and unpickling
-    rebuilds the network from ``_backbone_skeleton()``, which subclasses define.
-    """
-
-    def __getstate__(self):
-        state = dict(super().__getstate__())  # a copy: never touch the live backbone
-        backbone = state.pop("backbone_", None)
-        if backbone is not None:
-            state["_backbone_weights"] = weights_to_numpy(backbone)
-        return state
-
-    def __setstate__(self, state):
-        state = dict(state)
-        weights = state.pop("_backbone_weights", None)
-        super().__setstate__(state)
-        if weights is None:
-            return
-        import torch
-
-        self.device_ = device_after_unpickling(self, self.__dict__.get("device_", "cpu"))
-        check_weight_shapes(self._backbone_skeleton, weights, self)  # before allocating
-        with torch.random.fork_rng(devices=[]):  # the skeleton's random init is overwritten
-            model = self._backbone_skeleton()
-        load_numpy_weights(model, weights)
-        self.backbone_ = self._finish_backbone(model)
-
-    def _finish_backbone(self, model):
-        import torch
-
-        # channels_last: about twice as fast on CPU for these depthwise-separable CNNs
-        model = model.to(self.device_, memory_format=torch.channels_last).eval()
-        for param in model.parameters():
-            param.requires_grad_(False)
-        return model
-
-    def _weights_source(self):
-        if self.weights is not None:
-            return self.weights
-        if not self.pretrained:
-            return None
-        if self.backbone in OFFLINE_WEIGHTS:
-            return "offline"
-        raise ValueError(
-            f"pretrained=True but no offline weights are shipped for backbone "
-            f"{self.backbone!r} (offline weights exist for {sorted(OFFLINE_WEIGHTS)}). Pass "
-            "weights='timm' to download timm's weights (needs network access), "
-            "weights=<path to a local checkpoint file>, or pretrained=False for random weights."
-        )
-
-    def _target_size(self, height, width):
-        if self.input_size is None:
-            size = (height, width)
-        elif isinstance(self.input_size, numbers.Integral):
-            size = (int(self.input_size), int(self.input_size))
-        else:
-            size = (int(self.input_size[0]), int(self.input_size[1]))
-        return max(size[0], MIN_SIZE), max(size[1], MIN_SIZE)
-
-    def _prepare(self, images):
-        """float32 numpy batch -> normalised (n, 3, H', W') tensor on the device."""
-        import torch
-        import torch.nn.functional as F
-
-        x = torch.tensor(images, dtype=torch.float32)  # copy: inputs may be read-only
-        if x.ndim == 3:
-            x = x[:, None]
-        else:
-            x = x.permute(0, 3, 1, 2)
-        x = x.to(self.device_)
-        size = self._target_size(x.shape[2], x.shape[3])
-        if size != tuple(x.shape[2:]):
-            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
-        if x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
-        mean = torch.tensor(self.mean_, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.std_, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-        return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
 class DeepPoolEmbedder(
@@ -395,29 +305,4 @@ class DeepPoolEmbedder(
 
     def _feature_maps(self, x):
         """List of NCHW feature maps of the batch ``x``."""
-        model = self.backbone_
-        if self.stages is None:
-            maps = model.forward_features(x)
-            if isinstance(maps, (list, tuple)):
-                maps = maps[-1]
-            if maps.ndim == 4 and getattr(model, "output_fmt", "NCHW") == "NHWC":
-                maps = maps.permute(0, 3, 1, 2)
-            maps = [maps]
-        else:
-            maps = list(model(x))
-        for m in maps:
-            if m.ndim != 4:
-                raise ValueError(
-                    f"Backbone {self.backbone!r} gives a feature tensor of shape "
-                    f"{tuple(m.shape)}, not a (n, C, h, w) map; {type(self).__name__} needs a "
-                    "convolutional backbone."
-                )
-        return maps
-
-
-def _on_accelerator(module):
-    for t in module.parameters():
-        return t.device.type != "cpu"
-    for t in module.buffers():
-        return t.device.type != "cpu"
-    return False
+        return feature_maps(self.backbone_, x, final=self.stages is None, name=self.backbone)

@@ -17,8 +17,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import check_is_fitted
 
+from .._components.kde import GaussianKDE1D
 from ..metrics import to_anomaly_labels
-from ._kde_threshold import KDEThresholdClassifier, _GaussianKDE1D
+from ._kde_threshold import KDEThresholdClassifier
 
 __all__ = [
     "best_threshold",
@@ -306,7 +307,7 @@ def fit_alpha_beta(score_sets, best_thresholds, *, bandwidth="scott", alpha_boun
     >>> print(round(alpha, 3), round(beta, 3))
     0.026 0.015
     """
-    kdes = [_GaussianKDE1D(s, bandwidth=bandwidth) for s in score_sets]
+    kdes = [GaussianKDE1D(s, bandwidth=bandwidth) for s in score_sets]
     t = np.asarray(best_thresholds, dtype=np.float64).ravel()
     if len(kdes) != t.size:
         raise ValueError(f"Got {len(kdes)} score sets but {t.size} best thresholds.")

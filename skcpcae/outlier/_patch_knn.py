@@ -18,80 +18,9 @@ from .._base import (
     restore_layout,
     validate_images,
 )
+from .._components.knn import local_patch_distances
 
 __all__ = ["PatchKNNScorer", "local_patch_distances"]
-
-# Bytes of one block of the (positions x queries x training images) distance tensor.
-_BLOCK_BYTES = 128 * 2**20
-
-
-def local_patch_distances(queries, memory, *, n_neighbors=1, radius=0, exclude=None):
-    """Distance of every query patch to its nearest patches at the same place in ``memory``.
-
-    The patch of a query at position ``(i, j)`` is compared with the patches of every
-    ``memory`` map at the positions ``(i + di, j + dj)``, ``|di|, |dj| <= radius`` (inside
-    the grid); its distance is the mean Euclidean distance to the ``n_neighbors`` nearest.
-
-    Parameters
-    ----------
-    queries : ndarray of shape (n_queries, h, w, d)
-        Patch features of the maps to score.
-    memory : ndarray of shape (n_memory, h, w, d)
-        Patch features of the normal maps.
-    n_neighbors : int, default=1
-        Nearest memory patches averaged (clipped to the number of candidates).
-    radius : int, default=0
-        Positions around the query's own one that count as "the same place".
-    exclude : ndarray of shape (n_queries,) of int or None, default=None
-        For each query, the index of a memory map it must not match (leave-one-out scores of
-        the training maps); ``-1`` for none.
-
-    Returns
-    -------
-    distances : ndarray of shape (n_queries, h, w), float32
-    """
-    import torch
-
-    q, t = _tensor(queries), _tensor(memory)
-    m, h, w, d = q.shape
-    n = t.shape[0]
-    n_cand = n * (2 * radius + 1) ** 2
-    k = max(1, min(int(n_neighbors), n_cand - (1 if exclude is not None else 0)))
-    qp = q.permute(1, 2, 0, 3)  # (h, w, m, d)
-    tp = t.permute(1, 2, 0, 3)  # (h, w, n, d)
-    q_sq = (qp * qp).sum(-1)
-    t_sq = (tp * tp).sum(-1)
-    rows = cols = None
-    if exclude is not None:
-        excl = torch.as_tensor(np.asarray(exclude), dtype=torch.long)
-        rows = torch.nonzero(excl >= 0)[:, 0]
-        cols = excl[rows]
-    best = torch.full((h, w, m, k), float("inf"))
-    for di in range(-radius, radius + 1):
-        for dj in range(-radius, radius + 1):
-            i0, i1 = max(0, -di), min(h, h - di)
-            j0, j1 = max(0, -dj), min(w, w - dj)
-            if i0 >= i1 or j0 >= j1:
-                continue
-            a = qp[i0:i1, j0:j1].reshape(-1, m, d)
-            b = tp[i0 + di:i1 + di, j0 + dj:j1 + dj].reshape(-1, n, d)
-            d2 = torch.baddbmm(
-                q_sq[i0:i1, j0:j1].reshape(-1, m, 1)
-                + t_sq[i0 + di:i1 + di, j0 + dj:j1 + dj].reshape(-1, 1, n),
-                a, b.transpose(1, 2), alpha=-2.0,
-            )
-            if rows is not None:
-                d2[:, rows, cols] = float("inf")
-            cand = torch.topk(d2, min(k, n), dim=2, largest=False).values
-            cur = best[i0:i1, j0:j1].reshape(-1, m, k)
-            merged = torch.topk(torch.cat([cur, cand], dim=2), k, dim=2, largest=False).values
-            best[i0:i1, j0:j1] = merged.reshape(i1 - i0, j1 - j0, m, k)
-    dist = best.clamp_min_(0).sqrt_()
-    # a border patch of a tiny training set can have fewer than k candidates: average those
-    finite = torch.isfinite(dist)
-    dist = torch.where(finite, dist, 0.0).sum(-1) / finite.sum(-1).clamp_min(1)
-    return dist.permute(2, 0, 1).contiguous().numpy()
-
 
 class PatchKNNScorer(OutlierScoresMixin, OutlierMixin, BaseEstimator):
     """Outlier detector comparing each patch with the same place on normal parts.
@@ -284,12 +213,3 @@ def _as_4d(maps):
         return maps[..., None]
     return maps
 
-
-def _tensor(a):
-    """float32 torch view of ``a`` (a copy when ``a`` is read-only: torch needs writable)."""
-    import torch
-
-    a = np.ascontiguousarray(a, dtype=np.float32)
-    if not a.flags.writeable:
-        a = a.copy()
-    return torch.from_numpy(a)

@@ -3,10 +3,9 @@
 import os
 import platform
 import re
-import tempfile
 from pathlib import Path
 
-from ._system import default_file_mode
+from .._components.atomic import write_atomic
 
 __all__ = ["update_section", "machine_description"]
 
@@ -20,11 +19,7 @@ def update_section(path, name, text):
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
     new = pattern.sub(lambda _: block, old) if pattern.search(old) else old.rstrip() + "\n\n" + block + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(new)
-        os.fchmod(f.fileno(), default_file_mode())  # the umask's mode, not mkstemp's 0o600
-    os.replace(tmp, path)
+    write_atomic(path, new, fsync=False)
 
 
 def machine_description():

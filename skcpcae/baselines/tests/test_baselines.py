@@ -18,7 +18,6 @@ from skcpcae.baselines import (
     PatchCoreDetector,
     VariationDetector,
 )
-from skcpcae.baselines._patchcore import greedy_coreset, nearest_distances
 from skcpcae.datasets import make_parts
 from skcpcae.residuals import CPCAEResidualMap
 
@@ -291,62 +290,3 @@ def test_patchcore_color_images():
     assert det.anomaly_map(X[:2]).shape == (2, 32, 32)
     with pytest.raises(ValueError, match="channel"):
         det.fit(np.concatenate([X, X[..., :1]], axis=-1))
-
-
-def test_greedy_coreset_covers_better_than_random():
-    rng = np.random.default_rng(0)
-    feats = np.concatenate([rng.normal(size=(900, 8)), rng.normal(6, 1, size=(100, 8))])
-    feats = feats.astype(np.float32)
-
-    def radius(idx):
-        return torch.cdist(torch.from_numpy(feats), torch.from_numpy(feats[idx])).min(1)[0].max()
-
-    greedy = greedy_coreset(feats, 50, random_state=0)
-    assert len(np.unique(greedy)) == 50 and np.all(np.diff(greedy) > 0)
-    assert radius(greedy) < radius(rng.choice(1000, 50, replace=False))
-    chunked = greedy_coreset(feats, 50, random_state=0, chunk_size=300)
-    assert len(np.unique(chunked)) == 50
-    np.testing.assert_array_equal(greedy, greedy_coreset(feats, 50, random_state=0))
-
-
-def test_nearest_distances_match_cdist_and_exclude_groups():
-    g = torch.Generator().manual_seed(0)
-    q, bank = torch.randn(70, 5, generator=g), torch.randn(40, 5, generator=g)
-    full = torch.cdist(q, bank)
-    np.testing.assert_allclose(nearest_distances(q, bank), full.min(1)[0], rtol=1e-5)
-    np.testing.assert_allclose(nearest_distances(q, bank, 3),
-                               full.topk(3, largest=False)[0].mean(1), rtol=1e-5)
-    # unsorted groups (masked) and sorted, consecutive groups (blanked ranges) agree
-    for qg, bg in [(torch.arange(70) % 4, torch.arange(40) % 4),
-                   (torch.arange(70) // 18, torch.arange(40) // 10)]:
-        masked = full.masked_fill(qg[:, None] == bg[None, :], float("inf"))
-        np.testing.assert_allclose(nearest_distances(q, bank, query_groups=qg, bank_groups=bg),
-                                   masked.min(1)[0], rtol=1e-5)
-
-
-def test_fold_batchnorm_keeps_outputs_and_refuses_wrong_order():
-    from skcpcae.baselines._patchcore import _fold_batchnorm
-    from skcpcae.embedding import load_backbone
-
-    gen = torch.Generator().manual_seed(0)
-    model = load_backbone(out_indices=(2, 3))
-    fused = _fold_batchnorm(model, torch.rand(1, 3, 64, 64, generator=gen))
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
-    x = torch.rand(2, 3, 48, 80, generator=gen)
-    with torch.inference_mode():
-        for a, b in zip(model(x), fused(x), strict=True):
-            torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4 * float(a.abs().max()))
-
-    class BnFirst(torch.nn.Module):  # registered conv -> bn, executed bn -> conv
-        def __init__(self):
-            super().__init__()
-            self.conv = torch.nn.Conv2d(3, 3, 3, padding=1)
-            self.bn = torch.nn.BatchNorm2d(3)
-            self.bn.running_mean.fill_(0.5)
-            self.bn.running_var.fill_(4.0)
-
-        def forward(self, x):
-            return [self.conv(self.bn(x))]
-
-    wrong = BnFirst().eval()
-    assert _fold_batchnorm(wrong, torch.rand(1, 3, 8, 8, generator=gen)) is wrong

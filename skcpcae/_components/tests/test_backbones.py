@@ -6,8 +6,8 @@ import pytest
 import timm
 import torch
 
+from skcpcae._components.backbones import _zip_in_order, offline_weights_path
 from skcpcae.embedding import backbone_normalization, load_backbone
-from skcpcae.embedding._backbones import _zip_in_order, offline_weights_path
 
 TINY = "test_efficientnet"  # timm's 356k-parameter test network
 
