@@ -1,62 +1,362 @@
-"""KDE threshold calibration and last-step comparison on ELPV (deep features, max pooling).
+"""Does the threshold keep its promise? False-alarm rate vs alpha on ELPV, for every preset.
 
-    python benchmarks/threshold.py                 # print both tables
-    python benchmarks/threshold.py --write         # also update docs/benchmarks.md
-    python benchmarks/threshold.py --splits 3      # fewer random splits (quicker)
+    python benchmarks/threshold.py --quick          # 3 splits, CPCAE max_epochs=5 (iterate)
+    python benchmarks/threshold.py --write          # 10 splits, the presets as shipped; update
+                                                    # docs/benchmarks.md
+    python benchmarks/threshold.py --models composition best --splits 5
 
-Embeddings: ``DeepPoolEmbedder(pooling="max")`` with the default pretrained (offline)
-EfficientNet-Lite0, computed once per cell type for every cell (normal, defective and
-uncertain) and cached in ``benchmarks/out/elpv_<type>_max.npz``; delete the file to recompute.
+**Threshold** (``<!-- threshold -->`` section). For each cell type (ELPV mono, poly) the
+normal cells (defect probability 0) are split at random into two halves, ``--splits`` times
+(``numpy.random.default_rng(split).permutation``). Each model is fitted on one half; the
+false-alarm rate (FAR) is measured on the other half and the recall on every defective cell
+(probability 1), at alpha in {0.01, 0.05, 0.10}; mean (std) over the splits. The models:
 
-1. **Threshold** (``<!-- threshold -->`` section). For each cell type, the normal cells
-   (defect probability 0) are split at random into two halves, 10 times
-   (``numpy.random.default_rng(split)``); on each split a ``StandardScaler`` and a
-   ``KDEThresholdClassifier`` wrapping ``KNNAnomalyScorer(n_neighbors=15)`` or
-   ``LocalOutlierFactor(n_neighbors=20, novelty=True)`` are fitted on the training half, in
-   three variants: ``cv=5`` with the scaler inside the wrapped estimator (refitted on every
-   fold), ``cv=5`` with the scaler before the wrapper (fitted on all training cells, the
-   held-out folds included), and ``cv=None`` (in-sample scores). Reported: the
-   false-alarm rate on the held-out normal half and the recall on the defective cells
-   (probability 1), for alpha in {0.01, 0.05, 0.10}, averaged over the splits. The thresholds
-   of the three alphas are read off one fitted KDE (``kde_.ppf(1 - alpha)``), which is what
-   refitting with each alpha would give (same folds, same scores).
-2. **Last step** (``<!-- last_step -->`` section), the paper's Tables 6 and 7 on ELPV: the
-   project's protocol split (``skcpcae.datasets.load_elpv``: normals shuffled with
-   ``default_rng(0)``, first half train; test = other half + every probability-1 cell), a
-   ``StandardScaler`` and one last step (k-NN, OC-SVM, IF, GMM, LOF, KDE); AUROC and AP, and
-   the same with the 1/3 and 2/3 cells counted as defective.
+* ``composition``: ``make_pipeline(DeepPoolEmbedder(), StandardScaler(),
+  KDEThresholdClassifier(KNNAnomalyScorer()))``, the composition of the README and the
+  design notes, with the library's default ``restandardize="auto"``, and with
+  ``restandardize=False`` (the behaviour before it: the scaler fitted on the held-out folds
+  too);
+* every preset, ``skcpcae.make_preset(name)`` for ``name`` in ``skcpcae.PRESETS``, as
+  shipped (``--quick``: ``max_epochs=5`` for the autoencoder).
+
+Calibration rules, all read off one fit per split and alpha:
+
+* ``kde``: the threshold of the fitted wrapper, ``kde_.ppf(1 - alpha)`` (the library's rule);
+* ``order stat.``: the split-conformal order statistic of the same out-of-fold training
+  scores, the ``ceil((n + 1)(1 - alpha))``-th smallest;
+* ``held-out 1/3`` (``--heldout``): the pipeline-level split-conformal rule of
+  :func:`skcpcae.outlier.fit_calibrated`: the whole model is fitted on two thirds of the
+  training half and the threshold is the order statistic of the scores of the last third.
+
+Cost: steps that learn nothing from the training images (the pretrained embedders,
+``AdaptiveGamma``) run once per cell type; their output is cached in
+``benchmarks/out/threshold/`` under a key made of the steps' parameters, the source code of
+the modules they come from and a hash of the images. The learned steps before the threshold
+(``ECCRegistrar``, ``CPCAEResidualMap``) are refitted on every split and their outputs cached
+the same way (plus the split), so a rerun after a change to the threshold code only refits
+the threshold. Delete the folder to recompute everything.
+
+**Last step** (``<!-- last_step -->`` section), the paper's Tables 6 and 7 on ELPV: the
+project's protocol split (``load_elpv``: normals shuffled with ``default_rng(0)``, first half
+train; test = other half + every probability-1 cell), deep features (max pooling) →
+``StandardScaler`` → one last step (k-NN, OC-SVM, IF, GMM, LOF, KDE); AUROC and AP, and the
+same with the 1/3 and 2/3 cells counted as defective.
 """
 
 import argparse
+import hashlib
+import inspect
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, clone
 from sklearn.ensemble import IsolationForest
 from sklearn.neighbors import LocalOutlierFactor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import OneClassSVM
 
+import skcpcae
 from skcpcae.metrics import image_auroc, image_average_precision
 from skcpcae.outlier import (
     GMMAnomalyScorer,
     KDEAnomalyScorer,
     KDEThresholdClassifier,
     KNNAnomalyScorer,
+    conformal_threshold,
 )
 from skcpcae.utils._report import machine_description, update_section
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "benchmarks" / "out"
+OUT = ROOT / "benchmarks" / "out" / "threshold"
 ALPHAS = (0.01, 0.05, 0.10)
+TOLERANCE = 0.02
+HELDOUT_FRACTION = 1 / 3
+QUICK = {"splits": 3, "cpcae_max_epochs": 5}
 
-THRESHOLD_DETECTORS = {
-    "k-NN (k=15)": KNNAnomalyScorer(n_neighbors=15),
-    "LOF (k=20, novelty)": LocalOutlierFactor(n_neighbors=20, novelty=True),
-}
+# Steps whose fit learns nothing from the training images (pretrained weights, per-image
+# statistics): their output is computed once per cell type, on every cell.
+FROZEN = ("DeepPoolEmbedder", "DeepPatchEmbedder", "AdaptiveGamma")
+# Learned steps cheap enough not to cache.
+CHEAP = ("StandardScaler",)
+
+
+def composition(restandardize="auto"):
+    from skcpcae.embedding import DeepPoolEmbedder
+
+    return make_pipeline(
+        DeepPoolEmbedder(),
+        StandardScaler(),
+        KDEThresholdClassifier(KNNAnomalyScorer(), restandardize=restandardize),
+    )
+
+
+def models(quick):
+    """``{label: pipeline}``: the composition (two ways) and every preset."""
+    out = {
+        "composition": composition(),
+        "composition, restandardize=False": composition(restandardize=False),
+    }
+    for name in skcpcae.PRESETS:
+        pipe = skcpcae.make_preset(name)
+        if quick:
+            keys = [k for k in pipe.get_params() if k.endswith("cpcaeresidualmap__max_epochs")]
+            pipe.set_params(**dict.fromkeys(keys, QUICK["cpcae_max_epochs"]))
+        out[f"preset {name}"] = pipe
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# cache keys: parameters + source code + data
+# --------------------------------------------------------------------------------------
+
+
+def _estimators(est):
+    yield est
+    for value in est.get_params(deep=True).values():
+        if isinstance(value, BaseEstimator):
+            yield value
+
+
+def _code_hash(steps):
+    """Hash of the source files of the subpackages the steps' classes come from."""
+    files = set()
+    for est in steps:
+        for e in _estimators(est):
+            module = inspect.getmodule(type(e))
+            if module is None or not module.__name__.startswith("skcpcae"):
+                continue
+            path = Path(inspect.getsourcefile(module))
+            files.update(p for p in path.parent.glob("*.py"))
+    files.update((ROOT / "skcpcae").glob("_base.py"))
+    files.update((ROOT / "skcpcae" / "utils").glob("_torch.py"))
+    h = hashlib.sha256()
+    for p in sorted(files):
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+_NO_EFFECT = ("verbose", "batch_size", "device", "random_state", "n_jobs")
+
+
+def _describe(steps, ignore=_NO_EFFECT):
+    """Parameters of the steps that change their output (not verbosity, device, ...).
+
+    The frozen steps' ``batch_size`` and ``random_state`` change nothing either (pretrained
+    weights, inference only); a learned step's do, so the middle keeps them.
+    """
+    out = []
+    for s in steps:
+        params = {k: v for k, v in s.get_params(deep=True).items()
+                  if k.split("__")[-1] not in ignore}
+        out.append((type(s).__name__, sorted((k, repr(v)) for k, v in params.items())))
+    return out
+
+
+def _key(*parts):
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(repr(p).encode() if not isinstance(p, bytes) else p)
+    return h.hexdigest()[:16]
+
+
+def _cached(path, compute):
+    """Arrays from ``path`` (npz), or computed by ``compute()`` and saved there."""
+    if path.exists():
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    out = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **out)
+    tmp.replace(path)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# data and model pieces
+# --------------------------------------------------------------------------------------
+
+
+def load_cells(cell_type):
+    """Normal (probability 0) and defective (probability 1) cells, and a hash of them."""
+    from skcpcae.datasets import load_elpv
+
+    data = load_elpv(cell_type, random_state=0)
+    normal = np.concatenate([data.X_train, data.X_test[data.y_test == 0]])
+    defect = data.X_test[data.y_test == 1]
+    digest = hashlib.sha256(normal.tobytes() + defect.tobytes()).hexdigest()[:16]
+    return normal, defect, digest
+
+
+def split_model(pipe):
+    """``(frozen head, learned middle, threshold wrapper)`` of a pipeline."""
+    steps = [s for _, s in pipe.steps]
+    n_head = 0
+    while n_head < len(steps) - 1 and type(steps[n_head]).__name__ in FROZEN:
+        n_head += 1
+    return steps[:n_head], steps[n_head:-1], steps[-1]
+
+
+def _apply_head(head, X, batch=64):
+    if not head:
+        return X
+    fitted = [clone(s) for s in head]
+    Z = X[:2]
+    for s in fitted:
+        Z = s.fit(Z).transform(Z)
+    out = []
+    for start in range(0, len(X), batch):
+        Z = X[start : start + batch]
+        for s in fitted:
+            Z = s.transform(Z)
+        out.append(np.asarray(Z))
+    return np.concatenate(out)
+
+
+def head_output(head, normal, defect, digest, cell_type):
+    key = _key(_describe(head), _code_hash(head), digest)
+    path = OUT / f"{cell_type}_head_{key}.npz"
+    t0 = time.perf_counter()
+    out = _cached(path, lambda: {"normal": _apply_head(head, normal),
+                                 "defect": _apply_head(head, defect)})
+    if time.perf_counter() - t0 > 5:
+        print(f"  {cell_type}: frozen steps {[type(s).__name__ for s in head]} on "
+              f"{len(normal) + len(defect)} cells in {time.perf_counter() - t0:.0f} s",
+              file=sys.stderr)
+    return out["normal"], out["defect"]
+
+
+def middle_output(middle, head, train, others, digest, cell_type, tag):
+    """``middle`` fitted on ``train``: its output on ``train`` (``fit_transform``) and others."""
+    def compute():
+        if not middle:
+            return {"train": train, **{f"x{i}": x for i, x in enumerate(others)}}
+        pipe = make_pipeline(*[clone(s) for s in middle])
+        out = {"train": pipe.fit_transform(train)}
+        for i, x in enumerate(others):
+            out[f"x{i}"] = pipe.transform(x)
+        return out
+
+    if not middle or all(type(s).__name__ in CHEAP for s in middle):
+        out = compute()
+    else:
+        key = _key(_describe(head), _describe(middle, ("verbose", "device", "n_jobs")),
+                   _code_hash(head + middle), digest, tag,
+                   hashlib.sha256(np.ascontiguousarray(train[:, :1]).tobytes()).hexdigest())
+        out = _cached(OUT / f"{cell_type}_middle_{key}.npz", compute)
+    return out["train"], [out[f"x{i}"] for i in range(len(others))]
+
+
+# --------------------------------------------------------------------------------------
+# experiment
+# --------------------------------------------------------------------------------------
+
+
+def threshold_experiment(cell_type, pipes, n_splits, heldout):
+    normal, defect, digest = load_cells(cell_type)
+    rows = {}
+    for label, pipe in pipes.items():
+        head, middle, wrapper = split_model(pipe)
+        H_normal, H_defect = head_output(head, normal, defect, digest, cell_type)
+        t0 = time.perf_counter()
+        for split in range(n_splits):
+            perm = np.random.default_rng(split).permutation(len(normal))
+            half = len(normal) // 2
+            train, held = perm[:half], perm[half:]
+            Z_train, (Z_held, Z_def) = middle_output(
+                middle, head, H_normal[train], [H_normal[held], H_defect], digest, cell_type,
+                ("split", split),
+            )
+            clf = clone(wrapper).set_params(random_state=split).fit(Z_train)
+            a_held, a_def = -clf.score_samples(Z_held), -clf.score_samples(Z_def)
+            thresholds = {
+                "kde": lambda a, clf=clf: clf.set_params(alpha=a).threshold_,
+                "order stat.": lambda a, clf=clf: conformal_threshold(clf.train_scores_, a),
+            }
+            for rule, threshold in thresholds.items():
+                for alpha in ALPHAS:
+                    _record(rows, (label, rule, alpha), threshold(alpha), a_held, a_def)
+            if heldout:
+                n_cal = int(round(HELDOUT_FRACTION * half))
+                fit_idx, cal_idx = train[n_cal:], train[:n_cal]
+                Z_fit, (Z_cal, Z_held2, Z_def2) = middle_output(
+                    middle, head, H_normal[fit_idx],
+                    [H_normal[cal_idx], H_normal[held], H_defect], digest, cell_type,
+                    ("heldout", split, HELDOUT_FRACTION),
+                )
+                clf = clone(wrapper).set_params(random_state=split).fit(Z_fit)
+                a_cal = -clf.score_samples(Z_cal)
+                a_held, a_def = -clf.score_samples(Z_held2), -clf.score_samples(Z_def2)
+                for alpha in ALPHAS:
+                    t = conformal_threshold(a_cal, alpha)
+                    _record(rows, (label, "held-out 1/3", alpha), t, a_held, a_def)
+        print(f"  {cell_type}: {label}: {n_splits} splits in {time.perf_counter() - t0:.0f} s",
+              file=sys.stderr)
+    sizes = (len(normal), len(defect))
+    return {k: {m: (float(np.mean(v)), float(np.std(v))) for m, v in d.items()}
+            for k, d in rows.items()}, sizes
+
+
+def _record(rows, key, t, a_held, a_def):
+    rec = rows.setdefault(key, {"far": [], "recall": []})
+    rec["far"].append(float(np.mean(a_held > t)))
+    rec["recall"].append(float(np.mean(a_def > t)))
+
+
+def threshold_markdown(results, sizes, n_splits, quick, command):
+    rules = list(dict.fromkeys(r for res in results.values() for (_, r, _) in res))
+    labels = list(dict.fromkeys(m for res in results.values() for (m, _, _) in res))
+    lines = [
+        "## Threshold calibration: false-alarm rate vs alpha on ELPV",
+        "",
+        f"`{command}`. Normal cells split at random in halves, {n_splits} times: fit on one "
+        "half, false-alarm rate (FAR) on the other half, recall on the defective cells "
+        "(probability 1); mean (std) over the splits. *composition*: `make_pipeline("
+        "DeepPoolEmbedder(), StandardScaler(), KDEThresholdClassifier(KNNAnomalyScorer()))` "
+        "(the library's default `restandardize=\"auto\"` re-standardizes each cross-validation "
+        "fold, because its input is standardized on the training set); *restandardize=False*: "
+        "the scaler was fitted on the held-out folds too. *kde*: the library's threshold, "
+        "`kde_.ppf(1 - alpha)` of the out-of-fold training scores; *order stat.*: the "
+        "split-conformal order statistic of the same scores; *held-out 1/3*: "
+        "`fit_calibrated(model, X, calibration_size=1/3)`, the whole model fitted on two "
+        "thirds, threshold = order statistic of the last third's scores. "
+        f"**bold**: FAR more than {TOLERANCE} away from alpha. "
+        + ", ".join(f"{t}: {n} normal / {d} defective cells" for t, (n, d) in sizes.items())
+        + "."
+        + (f" Quick run: {QUICK['splits']} splits, autoencoder `max_epochs="
+           f"{QUICK['cpcae_max_epochs']}`." if quick else ""),
+        "",
+        "| cells | model | rule | "
+        + " | ".join(f"FAR α={a:g}" for a in ALPHAS)
+        + " | "
+        + " | ".join(f"recall α={a:g}" for a in ALPHAS)
+        + " |",
+        "|---|---|---|" + "---:|" * (2 * len(ALPHAS)),
+    ]
+    for cell_type, res in results.items():
+        for label in labels:
+            for rule in rules:
+                if (label, rule, ALPHAS[0]) not in res:
+                    continue
+                far = [(a, *res[(label, rule, a)]["far"]) for a in ALPHAS]
+                rec = [res[(label, rule, a)]["recall"][0] for a in ALPHAS]
+                cells = [
+                    (f"**{m:.3f}**" if abs(m - a) > TOLERANCE else f"{m:.3f}") + f" ({s:.3f})"
+                    for a, m, s in far
+                ]
+                lines.append(f"| {cell_type} | {label} | {rule} | " + " | ".join(cells)
+                             + " | " + " | ".join(f"{r:.3f}" for r in rec) + " |")
+    lines += ["", f"Machine: {machine_description()}."]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------
+# last step (paper's Tables 6/7)
+# --------------------------------------------------------------------------------------
 
 LAST_STEPS = {
     "k-NN (k=15)": KNNAnomalyScorer(n_neighbors=15),
@@ -70,81 +370,17 @@ LAST_STEPS = {
 }
 
 
-def embeddings(cell_type, batch_size=16):
-    """Embeddings of every cell of a type, from the cache or computed once."""
-    path = OUT / f"elpv_{cell_type}_max.npz"
-    if path.exists():
-        with np.load(path) as z:
-            return {k: z[k] for k in z.files}
+def last_step_experiment(cell_type):
     from skcpcae.datasets import load_elpv
     from skcpcae.embedding import DeepPoolEmbedder
 
     data = load_elpv(cell_type, include_uncertain=True, random_state=0)
-    emb = DeepPoolEmbedder(pooling="max", batch_size=batch_size).fit(data.X_train[:2])
-    t0 = time.perf_counter()
-    z = {
-        "Z_train": emb.transform(data.X_train),
-        "Z_test": emb.transform(data.X_test),
-        "proba_test": np.asarray(data.proba_test, dtype=np.float64),
-        "index_train": data.index_train,
-        "index_test": data.index_test,
-    }
-    print(
-        f"embedded {len(data.X_train) + len(data.X_test)} {cell_type} cells in "
-        f"{time.perf_counter() - t0:.0f} s",
-        file=sys.stderr,
-    )
-    OUT.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **z)
-    return z
-
-
-VARIANTS = {
-    # label: (scaler inside the cross-fitted estimator?, cv)
-    "scaler inside, cv=5": (True, 5),
-    "scaler outside, cv=5": (False, 5),
-    "cv=None (in-sample)": (False, None),
-}
-
-
-def _threshold_model(det, inside, cv, seed):
-    if inside:  # the scaler is refitted on every training fold: fully out-of-fold scores
-        return KDEThresholdClassifier(
-            make_pipeline(StandardScaler(), clone(det)), cv=cv, random_state=seed
-        )
-    return make_pipeline(
-        StandardScaler(), KDEThresholdClassifier(clone(det), cv=cv, random_state=seed)
-    )
-
-
-def threshold_experiment(z, n_splits):
-    """Mean false-alarm rate and recall per (detector, variant, alpha) over random splits."""
-    normal = np.vstack([z["Z_train"], z["Z_test"][z["proba_test"] == 0]])
-    defect = z["Z_test"][z["proba_test"] == 1]
-    rows = {}
-    for split in range(n_splits):
-        perm = np.random.default_rng(split).permutation(len(normal))
-        half = len(normal) // 2
-        train, held_out = normal[perm[:half]], normal[perm[half:]]
-        for name, det in THRESHOLD_DETECTORS.items():
-            for variant, (inside, cv) in VARIANTS.items():
-                model = _threshold_model(det, inside, cv, split).fit(train)
-                kde = (model if inside else model[-1]).kde_
-                a_normal = -model.score_samples(held_out)
-                a_defect = -model.score_samples(defect)
-                for alpha in ALPHAS:
-                    t = float(kde.ppf(1 - alpha))
-                    rec = rows.setdefault((name, variant, alpha), {"far": [], "recall": []})
-                    rec["far"].append(np.mean(a_normal > t))
-                    rec["recall"].append(np.mean(a_defect > t))
-    return {k: {m: (np.mean(v), np.std(v)) for m, v in d.items()} for k, d in rows.items()}
-
-
-def last_step_experiment(z):
-    """AUROC / AP of each last step on the protocol split (strict and with uncertain cells)."""
-    proba = z["proba_test"]
-    scaler = StandardScaler().fit(z["Z_train"])
-    train, test = scaler.transform(z["Z_train"]), scaler.transform(z["Z_test"])
+    head = [DeepPoolEmbedder(pooling="max")]
+    digest = hashlib.sha256(data.X_train.tobytes() + data.X_test.tobytes()).hexdigest()[:16]
+    H_train, H_test = head_output(head, data.X_train, data.X_test, digest, f"{cell_type}-u")
+    proba = np.asarray(data.proba_test, dtype=np.float64)
+    scaler = StandardScaler().fit(H_train)
+    train, test = scaler.transform(H_train), scaler.transform(H_test)
     strict = (proba == 0) | (proba == 1)
     y_all = (proba > 0).astype(int)
     out = {}
@@ -159,46 +395,6 @@ def last_step_experiment(z):
             "seconds": time.perf_counter() - t0,
         }
     return out
-
-
-def threshold_markdown(results, n_splits, sizes):
-    lines = [
-        "## KDE threshold: false-alarm rate and recall on ELPV",
-        "",
-        "`python benchmarks/threshold.py --write`. Deep features (EfficientNet-Lite0, global "
-        "max pooling, 1280-d) → StandardScaler → `KDEThresholdClassifier(detector, alpha)`. "
-        f"Normal cells split at random in halves, {n_splits} times: fit on one half, "
-        "false-alarm rate (FAR) on the other half, recall on the defective cells "
-        "(probability 1); mean (std) over the splits. *scaler inside, cv=5*: "
-        "`KDEThresholdClassifier(make_pipeline(StandardScaler(), detector), cv=5)`, every "
-        "out-of-fold score comes from a scaler and detector that never saw the sample; "
-        "*scaler outside, cv=5*: `make_pipeline(StandardScaler(), "
-        "KDEThresholdClassifier(detector, cv=5))`, the scaler was fitted on the held-out "
-        "folds too; *cv=None*: the KDE sees in-sample scores. "
-        + ", ".join(f"{t}: {n} normal / {d} defective cells" for t, (n, d) in sizes.items())
-        + ".",
-        "",
-        "| cells | detector | variant | "
-        + " | ".join(f"FAR α={a:g}" for a in ALPHAS)
-        + " | "
-        + " | ".join(f"recall α={a:g}" for a in ALPHAS)
-        + " |",
-        "|---|---|---|" + "---:|" * (2 * len(ALPHAS)),
-    ]
-    for cell_type, res in results.items():
-        for name in THRESHOLD_DETECTORS:
-            for variant in VARIANTS:
-                far = [res[(name, variant, a)]["far"] for a in ALPHAS]
-                rec = [res[(name, variant, a)]["recall"] for a in ALPHAS]
-                lines.append(
-                    f"| {cell_type} | {name} | {variant} | "
-                    + " | ".join(f"{m:.3f} ({s:.3f})" for m, s in far)
-                    + " | "
-                    + " | ".join(f"{m:.3f}" for m, _ in rec)
-                    + " |"
-                )
-    lines += ["", f"Machine: {machine_description()}."]
-    return "\n".join(lines)
 
 
 def last_step_markdown(results):
@@ -226,27 +422,45 @@ def last_step_markdown(results):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python benchmarks/threshold.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--splits", type=int, default=10, help="random half/half splits")
+    parser.add_argument("--splits", type=int, default=None,
+                        help="random half/half splits (default 10, --quick 3)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"{QUICK['splits']} splits, autoencoder max_epochs="
+                             f"{QUICK['cpcae_max_epochs']}")
     parser.add_argument("--cells", nargs="+", default=["mono", "poly"], choices=["mono", "poly"])
+    parser.add_argument("--models", nargs="+", default=None,
+                        help="labels (or prefixes) of the models to run; default all")
+    parser.add_argument("--no-heldout", dest="heldout", action="store_false",
+                        help="skip the held-out calibration rule (one more fit per split)")
+    parser.add_argument("--no-last-step", dest="last_step", action="store_false")
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     parser.add_argument("--docs", default=str(ROOT / "docs" / "benchmarks.md"))
     args = parser.parse_args(argv)
+    n_splits = args.splits or (QUICK["splits"] if args.quick else 10)
 
-    thr, last, sizes = {}, {}, {}
+    pipes = models(args.quick)
+    if args.models:
+        pipes = {k: v for k, v in pipes.items()
+                 if any(k == m or k.startswith(m) or k == f"preset {m}" for m in args.models)}
+    thr, sizes, last = {}, {}, {}
     for cell_type in args.cells:
-        z = embeddings(cell_type)
-        n_normal = len(z["Z_train"]) + int(np.sum(z["proba_test"] == 0))
-        sizes[cell_type] = (n_normal, int(np.sum(z["proba_test"] == 1)))
-        thr[cell_type] = threshold_experiment(z, args.splits)
-        last[cell_type] = last_step_experiment(z)
+        thr[cell_type], sizes[cell_type] = threshold_experiment(
+            cell_type, pipes, n_splits, args.heldout)
+        if args.last_step:
+            last[cell_type] = last_step_experiment(cell_type)
 
-    thr_md = threshold_markdown(thr, args.splits, sizes)
-    last_md = last_step_markdown(last)
-    print(thr_md, "\n\n", last_md, sep="")
+    command = "python benchmarks/threshold.py " + " ".join(argv if argv is not None
+                                                            else sys.argv[1:])
+    thr_md = threshold_markdown(thr, sizes, n_splits, args.quick, command.strip())
+    print(thr_md)
+    if last:
+        last_md = last_step_markdown(last)
+        print("\n" + last_md)
     if args.write:
         update_section(args.docs, "threshold", thr_md)
-        update_section(args.docs, "last_step", last_md)
-        print(f"\nwrote {args.docs} (sections 'threshold', 'last_step')", file=sys.stderr)
+        if last:
+            update_section(args.docs, "last_step", last_md)
+        print(f"\nwrote {args.docs}", file=sys.stderr)
 
 
 if __name__ == "__main__":

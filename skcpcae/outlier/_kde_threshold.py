@@ -324,6 +324,20 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
         ``min(std, IQR / 1.349)`` (hence scale-aware): "scott" is ``n**(-1/5)``,
         "silverman" ``(3n/4)**(-1/5)`` (scipy's ``gaussian_kde`` factors). The robust
         spread keeps a few huge out-of-fold scores from over-smoothing the estimate.
+    threshold : float or None, default=None
+        A fixed threshold on the anomaly score, instead of the one read off the KDE with
+        ``alpha`` and ``beta`` (as in :class:`~sklearn.model_selection.FixedThresholdClassifier`).
+        ``alpha``, ``beta`` and ``threshold`` can be changed on a fitted model with
+        ``set_params``: the KDE is stored, nothing is refitted.
+    restandardize : "auto" or bool, default="auto"
+        Re-standardize each cross-validation fold (fit a
+        :class:`~sklearn.preprocessing.StandardScaler` on its training part) before the
+        detector is fitted. ``"auto"``: when ``X`` is standardized on itself (every column
+        mean 0 and standard deviation 1, what a ``StandardScaler`` fitted on the same
+        samples returns), which makes ``make_pipeline(StandardScaler(),
+        KDEThresholdClassifier(detector))`` give exactly the threshold of
+        ``KDEThresholdClassifier(make_pipeline(StandardScaler(), detector))``. Predictions
+        do not change; only the out-of-fold scores, hence the threshold, do.
     random_state : int, RandomState instance or None, default=None
         Shuffles the samples before they are cut into ``cv`` folds (integer ``cv`` only).
     n_jobs : int, default=None
@@ -340,8 +354,11 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
         The fitted 1-D KDE, with ``pdf``, ``cdf`` and ``ppf`` (inverse CDF) methods and a
         ``bandwidth`` attribute (kernel standard deviation, in score units).
     threshold_ : float
-        Threshold on the anomaly score: ``kde_.ppf(1 - alpha) - beta``. A sample whose
-        anomaly score exceeds it is an outlier.
+        Threshold on the anomaly score: ``threshold`` if set, else
+        ``kde_.ppf(1 - alpha) - beta``, computed from the stored KDE and the current
+        parameters. A sample whose anomaly score exceeds it is an outlier.
+    restandardized_ : bool
+        Whether the folds were re-standardized (see ``restandardize``).
     offset_ : float
         ``-threshold_``, so that ``decision_function = score_samples - offset_``.
     n_features_in_ : int
@@ -353,6 +370,8 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
     --------
     sklearn.model_selection.FixedThresholdClassifier : the classifier counterpart.
     skcpcae.outlier.fit_alpha_beta : fit ``alpha`` and ``beta`` on labelled validation sets.
+    skcpcae.outlier.set_operating_point : move the threshold of a fitted pipeline.
+    skcpcae.outlier.TunedThresholdDetectorCV : threshold tuned on labelled data.
 
     Notes
     -----
@@ -367,13 +386,14 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
 
     Cross-fitting covers what is inside ``estimator`` only. In
     ``make_pipeline(StandardScaler(), KDEThresholdClassifier(detector))`` the scaler has
-    also been fitted on the held-out folds, so their scores are optimistic and the
-    false-alarm rate exceeds ``alpha``: on ELPV deep features (1280 max-pooled features,
-    about 300-460 training cells) it was about 0.10 at ``alpha=0.05`` and 0.05-0.07 at
-    ``alpha=0.01``. Put the data-fitted preprocessing inside the wrapper,
-    ``KDEThresholdClassifier(make_pipeline(StandardScaler(), detector))``, which gave
-    0.05-0.06 and 0.013-0.014 (``benchmarks/threshold.py``). The scores are the same either
-    way; only the threshold changes.
+    also been fitted on the held-out folds, so their scores are optimistic and, with
+    ``restandardize=False``, the false-alarm rate exceeds ``alpha``: on ELPV deep features
+    (1280 max-pooled features, 294-460 training cells) 0.09-0.13 at ``alpha=0.05``. The
+    default ``restandardize="auto"`` detects the standardized input and brings it to
+    0.04-0.06 (``benchmarks/threshold.py``). Other steps fitted on the same samples cannot
+    be detected: put them inside the wrapper, or use
+    :func:`~skcpcae.outlier.fit_calibrated` (a held-out calibration split for the whole
+    pipeline).
 
     The inverse CDF is computed numerically (bracketing and Brent's method on the mean of
     normal CDFs). Constant training scores (zero spread) give a zero bandwidth: the KDE
@@ -517,7 +537,8 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
                 UserWarning,
                 stacklevel=2,
             )
-        self._operating_point = None  # threshold_ is computed on first use
+        self._operating_point = None
+        self.threshold_  # noqa: B018  (computed now; recomputed when alpha/beta/threshold change)
 
         if hasattr(self.estimator_, "n_features_in_"):
             self.n_features_in_ = self.estimator_.n_features_in_
@@ -575,6 +596,7 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
         self.train_scores_ = anomaly
         self.kde_ = _GaussianKDE1D(anomaly, bandwidth=self.bandwidth)
         self._operating_point = None
+        self.threshold_  # noqa: B018
         return self
 
     def normalized_score(self, X):

@@ -150,12 +150,19 @@ def test_scaler_inside_the_wrapper_keeps_false_alarms_at_alpha():
         make_pipeline(StandardScaler(), KNNAnomalyScorer(10)), alpha=0.05, random_state=0
     ).fit(X_train)
     outside = make_pipeline(
+        StandardScaler(), KDEThresholdClassifier(KNNAnomalyScorer(10), alpha=0.05,
+                                                 restandardize=False, random_state=0)
+    ).fit(X_train)
+    default = make_pipeline(
         StandardScaler(), KDEThresholdClassifier(KNNAnomalyScorer(10), alpha=0.05, random_state=0)
     ).fit(X_train)
     far_inside = np.mean(inside.predict(X_test) == -1)
     far_outside = np.mean(outside.predict(X_test) == -1)
     assert far_inside < 0.09  # observed 0.04
     assert far_outside > 0.15  # observed 0.21
+    # restandardize="auto" (default) detects the scaler outside and gives the inside threshold
+    assert default[-1].threshold_ == pytest.approx(inside.threshold_, rel=1e-6)
+    np.testing.assert_array_equal(default.predict(X_test), inside.predict(X_test))
     # the scores are the same; only the thresholds differ
     np.testing.assert_allclose(inside.score_samples(X_test), outside.score_samples(X_test))
 
