@@ -214,7 +214,9 @@ def make_best_pipeline(*, register=False, gamma=False, threshold=True, stages=(3
 #: :func:`make_preset` and ``skcpcae fit --preset NAME``.
 PRESETS = {
     "paper": (make_cpcae_pipeline, {}),
-    "aligned": (make_cpcae_pipeline, {"register": False}),
+    # No registration (the parts come aligned) and no gamma: AdaptiveGamma before the
+    # autoencoder lowered validation AUROC on ELPV (benchmarks/select_cpcae.py, "gamma-first").
+    "aligned": (make_cpcae_pipeline, {"register": False, "gamma": False}),
     "deep-feature": (make_deep_feature_pipeline, {"threshold": True}),
     "union": (make_union_pipeline, {}),
     "best": (make_best_pipeline, {}),

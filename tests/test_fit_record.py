@@ -121,7 +121,7 @@ def test_fit_with_config_applies_it_and_stores_the_record(fitted):
     from skcpcae import persistence
 
     pipe = persistence.load(fitted["model"])
-    assert [n for n, _ in pipe.steps][0] == "adaptivegamma"  # preset "aligned" from the file
+    assert [n for n, _ in pipe.steps][0] == "cpcaeresidualmap"  # preset "aligned" from the file
     assert pipe.named_steps["cpcaeresidualmap"].max_epochs == 1
     assert pipe.named_steps["kdethresholdclassifier"].alpha == 0.1  # from --set
     record = pipe.fit_record_
