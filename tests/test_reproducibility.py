@@ -237,11 +237,21 @@ _DTYPES = [np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16,
 
 
 def _documented(X):
-    """The conversion the docs promise: uint8 / 255, uint16 / 65535, the rest as is."""
+    """The conversion the docs promise: uint8 / 255, uint16 / 65535; other integers as is
+    when they are 0/1, on the 8-bit scale up to 255, on the 16-bit scale up to 65535, and
+    refused (NaN here, so that ``_valid`` expects an error) beyond or below zero; floats as is."""
     if X.dtype == np.uint8:
         return X.astype(np.float32) / np.float32(255)
     if X.dtype == np.uint16:
         return X.astype(np.float32) / np.float32(65535)
+    if X.dtype.kind in "iu" and X.size:
+        lo, hi = int(X.min()), int(X.max())
+        if lo < 0 or hi > 65535:
+            return np.full(X.shape, np.nan, np.float32)
+        if hi > 255:
+            return X.astype(np.float32) / np.float32(65535)
+        if hi > 1:
+            return X.astype(np.float32) / np.float32(255)
     return X.astype(np.float32)
 
 
@@ -264,6 +274,8 @@ def _batches(draw):
 def _valid(X):
     if X.dtype.kind == "c" or X.ndim not in (2, 3, 4) or 0 in X.shape:
         return False
+    if X.ndim == 2 and (X.dtype in (np.uint8, np.uint16) or X.shape[0] == X.shape[1] >= 32):
+        return False  # one image without the batch axis: refused with a hint
     with np.errstate(over="ignore", invalid="ignore"):
         return bool(np.isfinite(_documented(X)).all())
 
