@@ -264,7 +264,7 @@ def _flagged_files(model, paths):
         for attr in ("last_failed_", "last_empty_masks_"):
             mask = getattr(step, attr, None)
             if mask is not None and np.shape(mask) == (len(paths),):
-                flagged += [p for p, bad in zip(paths, np.asarray(mask)) if bad]
+                flagged += [p for p, bad in zip(paths, np.asarray(mask), strict=True) if bad]
     return list(dict.fromkeys(flagged))
 
 
@@ -310,18 +310,23 @@ def _threshold(final):
     return None
 
 
+def model_input(model, X):
+    """``X`` as the model takes it: a batch of images flattened into a table when the model
+    was fitted on one (its first step has no ``image_shape_`` but ``n_features_in_``)."""
+    first = _steps(model)[0][1]
+    if (isinstance(X, np.ndarray) and X.ndim >= 3 and not hasattr(first, "image_shape_")
+            and getattr(first, "n_features_in_", None) == int(np.prod(X.shape[1:]))):
+        return X.reshape(len(X), -1)
+    return X
+
+
 def _default_score_batch(model, X, paths):
     """``anomaly_score``, ``decision`` and ``threshold`` of a batch (each step run once)."""
     steps = _steps(model)
-    Xt = X
-    if isinstance(X, np.ndarray) and X.ndim >= 3 and not hasattr(steps[0][1], "image_shape_"):
-        Xt = X.reshape(len(X), -1)  # a model fitted on flattened images (a table)
+    Xt = model_input(model, X)
     for _, step in steps[:-1]:
         Xt = step.transform(Xt)
     final = steps[-1][1]
-    if (isinstance(Xt, np.ndarray) and Xt.ndim >= 3 and len(steps) == 1
-            and not hasattr(final, "image_shape_")):
-        Xt = Xt.reshape(len(Xt), -1)
     if hasattr(final, "score_samples"):
         scores = -np.asarray(final.score_samples(Xt), dtype=float)
     else:

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: BSD-3-Clause
-"""The ``skcpcae`` command line: ``fit``, ``score``, ``evaluate``, ``demo``, ``benchmark``.
+"""The ``skcpcae`` command line: ``fit``, ``score``, ``evaluate``, ``info``, ``demo``,
+``benchmark``.
 
 Exit codes: 0 success; 1 unexpected error; 2 bad usage or bad input (unreadable or empty
 folder, bad ``--set``, a file that is not a model, an output that exists without ``--force``).
@@ -11,11 +12,9 @@ Heavy modules (torch, the pipeline stages, matplotlib) are imported inside the c
 
 import ast
 import contextlib
-import csv
 import io
 import json
 import os
-import sys
 import tempfile
 import warnings
 from contextlib import contextmanager
@@ -51,7 +50,26 @@ class CLIError(Exception):
     """Bad usage or bad input: a one-line message, exit code 2."""
 
 
+class _OneLineUsageErrors(typer.core.TyperGroup):
+    """Options click refuses while parsing (``--batch-size 0``, ``--sigma abc``, an unknown
+    option) get the one line of every other refusal, exit code 2, not a boxed usage text."""
+
+    def invoke(self, ctx):
+        from typer._click import exceptions
+
+        try:
+            return super().invoke(ctx)
+        except exceptions.UsageError as exc:
+            if isinstance(exc, exceptions.NoArgsIsHelpError):  # prints the help
+                raise
+            where = (exc.ctx or ctx).command_path
+            message = " ".join(exc.format_message().split()).rstrip(".")
+            typer.echo(f"Error: {message} (`{where} -h` for help).", err=True)
+            raise typer.Exit(2) from None
+
+
 app = typer.Typer(
+    cls=_OneLineUsageErrors,
     name="skcpcae",
     help="Visual anomaly detection for parts: fit on images of good parts, score new "
     "images, evaluate on labelled folders (Saeedi & Giusti 2023).",
@@ -100,11 +118,40 @@ def _short_warning(message, category, filename, lineno, file=None, line=None):
     typer.echo(f"warning: {message}", err=True)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every ``finally`` (temporary files, locks) runs."""
+
+
+@contextmanager
+def _signals_as_interrupts():
+    """SIGTERM (and SIGHUP) raise :class:`_Terminated` in the main thread while the block runs."""
+    import signal
+
+    def handler(signum, frame):
+        raise _Terminated(signum)
+
+    installed = {}
+    try:
+        for name in ("SIGTERM", "SIGHUP"):
+            sig = getattr(signal, name, None)
+            if sig is not None:
+                try:
+                    installed[sig] = signal.signal(sig, handler)
+                except ValueError:  # not the main thread: leave the signals alone
+                    pass
+        yield
+    finally:
+        for sig, previous in installed.items():
+            signal.signal(sig, previous)
+
+
 @contextmanager
 def _errors(debug):
     """Turn exceptions into one-line messages and exit codes (tracebacks with --debug)."""
+    from .utils._files import is_disk_full
+
     debug = debug or _STATE["debug"]
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _signals_as_interrupts():
         if not debug:
             warnings.showwarning = _short_warning
         try:
@@ -116,9 +163,24 @@ def _errors(debug):
                 raise
             typer.echo("Error: " + " ".join(str(exc).split()), err=True)
             raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            typer.echo("Interrupted.", err=True)
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as exc:
+            terminated = isinstance(exc, _Terminated)
+            typer.echo("Terminated." if terminated else "Interrupted.", err=True)
+            raise typer.Exit(143 if terminated else 130) from None
+        except OSError as exc:
+            if debug or not is_disk_full(exc):
+                if debug:
+                    raise
+                typer.echo(
+                    f"Unexpected error: {type(exc).__name__}: {exc} (rerun with --debug for "
+                    "the traceback)",
+                    err=True,
+                )
+                raise typer.Exit(1) from None
+            where = f" while writing {exc.filename!r}" if exc.filename else ""
+            typer.echo(f"Error: the disk is full{where} ({exc.strerror or exc}); free some "
+                       "space and rerun.", err=True)
+            raise typer.Exit(2) from None
         except Exception as exc:
             if debug:
                 raise
@@ -253,20 +315,21 @@ def _gib(n_bytes):
     return f"{n_bytes / 2**30:.3g} GiB"
 
 
-def _check_fit_memory(preset, n_images, shape, limit):
-    """Refuse a fit whose estimated peak memory exceeds the budget, saying what would fit."""
+def _check_fit_memory(preset, n_images, shape, limit, batch_size=None):
+    """Refuse a fit whose estimated peak memory exceeds the budget, saying what would fit
+    (``batch_size``: the embedders' batch, by default theirs)."""
     from ._memory import estimate_fit, max_fit_images, max_fit_shape, memory_budget
 
     budget = memory_budget(limit)
-    need = estimate_fit(preset, n_images, shape)
+    need = estimate_fit(preset, n_images, shape, batch_size=batch_size)
     if budget is None or need <= budget:
         return
     h, w = shape[:2]
     fits = []
-    n_max = max_fit_images(preset, shape, budget)
+    n_max = max_fit_images(preset, shape, budget, batch_size=batch_size)
     if n_max >= 1:
         fits.append(f"at most {n_max} images of {h}x{w}")
-    hw = max_fit_shape(preset, n_images, shape, budget)
+    hw = max_fit_shape(preset, n_images, shape, budget, batch_size=batch_size)
     if hw is not None:
         fits.append(f"--size {hw[0]}x{hw[1]} or smaller for {n_images} images")
     raise CLIError(
@@ -281,15 +344,23 @@ def _check_fit_memory(preset, n_images, shape, limit):
 
 def _check_score_memory(model, batch_size, shape, limit):
     """Refuse a score run whose batches would not fit in memory; suggest a batch size."""
-    from ._memory import estimate_score, max_score_batch, memory_budget, preset_of
+    from ._memory import (
+        embed_batch_size,
+        estimate_score,
+        max_score_batch,
+        memory_budget,
+        preset_of,
+        training_size,
+    )
 
     budget = memory_budget(limit)
     preset = preset_of(model)
-    need = estimate_score(preset, batch_size, shape)
+    sizes = dict(n_train=training_size(model), embed_batch=embed_batch_size(model))
+    need = estimate_score(preset, batch_size, shape, **sizes)
     if budget is None or need <= budget:
         return
     h, w = shape[:2]
-    fit = max_score_batch(preset, shape, budget)
+    fit = max_score_batch(preset, shape, budget, **sizes)
     raise CLIError(
         f"Scoring batches of {batch_size} images of {h}x{w} needs about {_gib(need)} of "
         f"memory (estimate), more than the {_gib(budget)} "
@@ -335,13 +406,23 @@ def _expand_inputs(sources, *, recursive=False, role="input"):
             except OSError as exc:
                 raise CLIError(f"Cannot read the {role} folder {str(src)!r}: {exc}") from None
             if not found:
+                subs = [] if recursive else sorted(
+                    d.name for d in src.iterdir() if d.is_dir() and not d.name.startswith("."))
+                hint = ""
+                if subs and list_images(src, recursive=True):
+                    shown = ", ".join(repr(d) for d in subs[:3])
+                    hint = (f" Its sub-folders ({shown}{', ...' if len(subs) > 3 else ''}) "
+                            "hold images: add -r / --recursive to read them.")
                 raise CLIError(
                     f"The {role} folder {str(src)!r} holds no image files (.png, .jpg, .bmp, "
-                    ".tif, ...)."
+                    ".tif, ...)." + hint
                 )
             paths.extend(found)
         elif src.is_file():
             paths.append(str(src))
+        elif src.is_symlink():
+            raise CLIError(f"The {role} file {str(src)!r} is a broken symbolic link (to "
+                           f"{os.readlink(src)!r}, which does not exist).")
         else:
             raise CLIError(f"No such {role} folder or file: {str(src)!r}.")
     if not paths:
@@ -349,13 +430,58 @@ def _expand_inputs(sources, *, recursive=False, role="input"):
     return paths
 
 
-def _load(paths, *, size, color, verbose=0):
-    from .datasets import load_images
+def _load(paths, *, size, color, verbose=0, keep_aspect=False, max_pixels=None):
+    from .datasets import MAX_PIXELS, load_images
 
     try:
-        return load_images(paths, size=size, color=color, verbose=verbose)
+        return load_images(paths, size=size, color=color, verbose=verbose,
+                           keep_aspect=keep_aspect,
+                           max_pixels=MAX_PIXELS if max_pixels is None else max_pixels)
     except (OSError, ValueError, TypeError) as exc:
         raise CLIError(f"Cannot read the images: {exc}") from None
+
+
+def _image_sizes(paths, max_pixels=None):
+    """``{(height, width): [paths]}`` from the files' headers (no image decoded), refusing a
+    file over the pixel budget by name."""
+    from .datasets import MAX_PIXELS
+    from .datasets._io import _check_pixels, _read_header
+
+    budget = MAX_PIXELS if max_pixels is None else max_pixels
+    sizes = {}
+    for path in paths:
+        header = _read_header(path)
+        if header is None:  # a format Pillow cannot read without decoding: OpenCV decodes it
+            hw = tuple(_load([path], size=None, color="auto", max_pixels=budget).shape[1:3])
+        else:
+            try:
+                _check_pixels(path, header[0], header[1], budget)
+            except ValueError as exc:
+                raise CLIError(str(exc)) from None
+            hw = header[:2]
+        sizes.setdefault(hw, []).append(path)
+    return sizes
+
+
+def _common_size(sizes, keep_aspect, role="good"):
+    """The one size of the images, the largest with ``keep_aspect``, else a refusal that
+    lists the sizes found."""
+    if len(sizes) == 1:
+        return next(iter(sizes))
+    largest = (max(h for h, _ in sizes), max(w for _, w in sizes))
+    if keep_aspect:
+        return largest
+    ranked = sorted(sizes.items(), key=lambda kv: -len(kv[1]))
+    listed = "; ".join(
+        f"{h}x{w}: {len(files)} file(s), e.g. {files[0]!r}" for (h, w), files in ranked[:4]
+    ) + ("; ..." if len(ranked) > 4 else "")
+    common = ranked[0][0]
+    raise CLIError(
+        f"The {role} images have {len(sizes)} different sizes (height x width): {listed}. "
+        f"Give --size HxW to resize them all (e.g. --size {common[0]}x{common[1]}, the most "
+        f"common), or --keep-aspect to pad them to {largest[0]}x{largest[1]} without "
+        "distortion (with --size: scale each to fit inside, then pad)."
+    )
 
 
 def _steps(model):
@@ -418,96 +544,11 @@ def _load_model(path, trusted=None, allow_pickle=False):
     return model
 
 
-def _threshold(final):
-    """Threshold on the anomaly score (higher = more anomalous), or None."""
-    value = getattr(final, "threshold_", None)
-    if value is not None:
-        return float(value)
-    if hasattr(final, "score_samples") and getattr(final, "offset_", None) is not None:
-        return -float(final.offset_)
-    if not hasattr(final, "score_samples") and hasattr(final, "decision_function"):
-        return 0.0
-    return None
-
-
-def _map_source(model):
-    """Where anomaly maps come from: ``(index, "residual" | "anomaly_map")`` or None."""
-    steps = _steps(model)
-    try:
-        from .residuals import CPCAEResidualMap
-    except ImportError:  # pragma: no cover
-        CPCAEResidualMap = ()
-    for i, (_, step) in enumerate(steps):
-        if isinstance(step, CPCAEResidualMap):
-            return i, "residual"
-    for i, (_, step) in enumerate(steps):
-        if hasattr(step, "anomaly_map"):
-            return i, "anomaly_map"
-    return None
-
-
 def _reads_files(model):
     """Whether the model starts with an ImageReader (it takes file paths, not arrays)."""
     from .datasets import ImageReader
 
     return isinstance(_steps(model)[0][1], ImageReader)
-
-
-def _is_registrar(step):
-    try:
-        from .preprocessing import ECCRegistrar
-    except ImportError:  # pragma: no cover
-        return type(step).__name__.endswith("Registrar")
-    return isinstance(step, ECCRegistrar)
-
-
-def _run_model(model, X, *, map_source=None):
-    """Features for the final step, and (optionally) anomaly maps with their base images.
-
-    Runs every step once. The maps are those of the residual step (or of a step's
-    ``anomaly_map``), averaged over channels; the base image is the input, or the output of
-    the registration step when one precedes the map (so that map and image are aligned).
-    """
-    steps = _steps(model)
-    Xt, base, maps = X, X, None
-    for i, (_, step) in enumerate(steps):
-        is_last = i == len(steps) - 1
-        if map_source is not None and i == map_source[0] and map_source[1] == "anomaly_map":
-            maps = np.asarray(step.anomaly_map(Xt), dtype=np.float32)
-        if is_last:
-            break
-        Xt = step.transform(Xt)
-        if i == 0 and _reads_files(model):
-            base = Xt
-        if map_source is not None and i < map_source[0] and _is_registrar(step):
-            base = Xt
-        if map_source is not None and i == map_source[0] and map_source[1] == "residual":
-            maps = np.asarray(Xt, dtype=np.float32)
-    if maps is not None and maps.ndim == 4:
-        maps = maps.mean(axis=3)
-    if maps is not None and np.ndim(base) >= 3 and maps.shape[1:3] != np.shape(base)[1:3]:
-        # a patch grid (e.g. PatchKNNScorer's, one cell per 16 pixels): upsample to the image
-        import cv2
-
-        h, w = np.shape(base)[1:3]
-        maps = np.stack([cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR) for m in maps])
-    return Xt, steps[-1][1], base, maps
-
-
-def _smooth(maps, sigma):
-    if not sigma or sigma <= 0:
-        return maps
-    import cv2
-
-    return np.stack(
-        [cv2.GaussianBlur(m.astype(np.float32), (0, 0), float(sigma)) for m in maps]
-    )
-
-
-def _anomaly_scores(final, Xt):
-    if hasattr(final, "score_samples"):
-        return -np.asarray(final.score_samples(Xt), dtype=float)
-    return -np.asarray(final.decision_function(Xt), dtype=float)
 
 
 def _heatmap_names(paths):
@@ -570,8 +611,16 @@ def fit(
                      "features + k-NN + KDE threshold), aligned (paper without registration, "
                      "for pre-aligned parts), best (patch features, each compared with the "
                      "same place on good parts; fast, no training), union (raw-image + "
-                     "residual-map embeddings), deep-feature (the CNN-feature comparator)."),
-    ] = "paper",
+                     "residual-map embeddings), deep-feature (the CNN-feature comparator). "
+                     "Default: the config file's, else paper."),
+    ] = None,
+    config: Annotated[
+        Path,
+        typer.Option("--config", metavar="FILE",
+                     help="TOML (or YAML) file with the preset and [params] step__param "
+                     "overrides; --preset and --set win over it. Stored in the model "
+                     "(`skcpcae info`)."),
+    ] = None,
     set_: Annotated[
         list[str],
         typer.Option("--set", metavar="STEP__PARAM=VALUE",
@@ -580,8 +629,19 @@ def fit(
     size: Annotated[
         str,
         typer.Option("--size", metavar="HxW",
-                     help="Resize every image to HEIGHTxWIDTH. Default: the size of the first "
-                     "image (others are resized to it)."),
+                     help="Resize every image to HEIGHTxWIDTH. Default: the images' own size "
+                     "(images of different sizes are refused, with the sizes listed)."),
+    ] = None,
+    keep_aspect: Annotated[
+        bool, typer.Option("--keep-aspect",
+                           help="Keep aspect ratios: pad images of different sizes to the "
+                           "largest height and width (with --size: scale each to fit inside "
+                           "HxW, then pad), with black.")
+    ] = False,
+    max_pixels: Annotated[
+        int, typer.Option("--max-pixels", min=1, metavar="N",
+                          help="Largest image accepted, in pixels (height x width; default "
+                          "100 million), checked from the file header before decoding.")
     ] = None,
     color: Annotated[
         str, typer.Option("--color", metavar="MODE", help="auto, gray or rgb.")
@@ -607,12 +667,17 @@ def fit(
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback on errors.")] = False,
 ):
     """Fit an anomaly detector on images of good parts and save it."""
-    with _errors(debug):
+    with _errors(debug), contextlib.ExitStack() as claims:
+        from ._fit_record import fit_record
+        from ._memory import embed_batch_size
         from ._pipelines import PRESETS, make_preset
 
+        fit_config = _read_config(config)
+        if preset is None:
+            preset = (fit_config or {}).get("preset") or "paper"
         if preset not in PRESETS:
             raise CLIError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
-        params = _parse_set(set_)
+        params = {**(fit_config or {}).get("params", {}), **_parse_set(set_)}
         if not list_params:
             if not good:
                 raise CLIError("Give at least one folder (or image file) of good parts.")
@@ -642,11 +707,14 @@ def fit(
                 if "__" in key and not hasattr(value, "get_params"):
                     typer.echo(f"{key}={value!r}")
             return
+        claims.enter_context(_claim_model_file(output))  # a second fit onto it: exit 2
+        sizes = _image_sizes(paths, max_pixels)  # headers only: no image decoded yet
         if size_hw is None:
-            size_hw = tuple(_load(paths[:1], size=None, color=color).shape[1:3])
+            size_hw = _common_size(sizes, keep_aspect)
         _check_fit_memory(preset, len(paths), size_hw + ((3,) if color == "rgb" else ()),
-                          limit)
-        X = _load(paths, size=size_hw, color=color, verbose=0 if quiet else 1)
+                          limit, batch_size=embed_batch_size(pipe))
+        X = _load(paths, size=size_hw, color=color, verbose=0 if quiet else 1,
+                  keep_aspect=keep_aspect, max_pixels=max_pixels)
         _set_verbose(pipe, 0 if quiet else 1)
         _echo(f"Fitting preset {preset!r} on {len(X)} images of {size_hw[0]}x{size_hw[1]} "
               "pixels...", quiet)
@@ -655,37 +723,123 @@ def fit(
         except ValueError as exc:
             raise CLIError(f"Fitting failed: {exc}") from None
         _set_verbose(pipe, 0)
+        pipe.fit_record_ = fit_record(X, preset=preset, params=params, config=fit_config,
+                                      paths=paths, source_sizes=sizes, command="skcpcae fit")
 
         _save_model(pipe, output, force)
-        final = _steps(pipe)[-1][1]
-        t = _threshold(final)
+        claims.close()
+        from .inspection import decision_threshold
+
+        t = decision_threshold(pipe)
         _echo(f"Saved {str(output)!r}" + (f" (threshold on the anomaly score: {t:.6g})"
                                           if t is not None else "") + ".", quiet)
 
 
+@contextmanager
+def _claim_model_file(output):
+    """Claim the model file for the run (a lock beside it); in a folder that cannot be
+    written, the lock lives in the system temp folder and the model will be saved elsewhere."""
+    import hashlib
+
+    from .utils._files import OutputInUseError, claim_output
+
+    stack = contextlib.ExitStack()
+    try:
+        stack.enter_context(claim_output(output))
+    except OutputInUseError as exc:
+        raise CLIError(str(exc)) from None
+    except OSError as exc:
+        warnings.warn(
+            f"Cannot write in {str(output.parent)!r} ({exc.strerror or exc}); the fitted "
+            "model will be saved in a temporary file instead (its path is printed at the "
+            "end).",
+            UserWarning,
+            stacklevel=3,
+        )
+        key = hashlib.sha1(str(output.resolve()).encode()).hexdigest()[:16]
+        try:
+            stack.enter_context(
+                claim_output(Path(tempfile.gettempdir()) / f"skcpcae-{key}{output.suffix}"))
+        except OutputInUseError:
+            raise CLIError(
+                f"{str(output)!r} is being written by another skcpcae run.") from None
+    with stack:
+        yield
+
+
 def _save_model(pipe, output, force):
-    """Save with skcpcae.persistence; a .skops that cannot hold the model falls back to
-    .joblib (so a long fit is not lost) and the command then exits with code 2."""
+    """Save with skcpcae.persistence, never losing a finished fit: a .skops that cannot hold
+    the model falls back to .joblib, a file that cannot be written (read-only folder, full
+    disk, ...) to a temporary file beside it or in the system temp folder; in both cases
+    the path is printed and the command exits with code 2."""
     from . import persistence
 
     try:
         persistence.save(pipe, output, overwrite=force)
+        return output
     except FileExistsError:
-        raise CLIError(f"{str(output)!r} already exists; use --force to overwrite it.") from None
+        if not output.exists():
+            raise
+        saved = _save_elsewhere(pipe, output)
+        raise CLIError(
+            f"{str(output)!r} appeared during the fit (another run?) and was not overwritten; "
+            f"the fitted model was saved as {str(saved)!r} instead."
+        ) from None
     except TypeError as exc:
         if output.suffix.lower() != ".skops":
             raise
+        reason = f"Cannot save this model as .skops ({exc})"
         fallback = output.with_suffix(".joblib")
-        if fallback.exists() and not force:
-            raise CLIError(
-                f"Cannot save this model as .skops ({exc}); nothing saved, and "
-                f"{str(fallback)!r} already exists (use --force, or -o NAME.joblib)."
-            ) from None
-        persistence.save(pipe, fallback, overwrite=force)
+    except OSError as exc:
+        saved = _save_elsewhere(pipe, output)
         raise CLIError(
-            f"Cannot save this model as .skops ({exc}); saved it as {str(fallback)!r} "
-            "instead (use -o NAME.joblib for such models)."
+            f"Cannot write {str(output)!r} ({exc.strerror or exc}); the fitted model was "
+            f"saved as {str(saved)!r} instead: move it where it belongs."
         ) from None
+    if fallback.exists() and not force:
+        saved = _save_elsewhere(pipe, fallback)
+        raise CLIError(
+            f"{reason}; {str(fallback)!r} already exists, so the model was saved as "
+            f"{str(saved)!r} instead (use -o NAME.joblib for such models)" + _PICKLE_HINT
+        ) from None
+    try:
+        persistence.save(pipe, fallback, overwrite=force)
+    except OSError as exc:
+        saved = _save_elsewhere(pipe, fallback)
+        raise CLIError(
+            f"{reason}, and {str(fallback)!r} cannot be written ({exc.strerror or exc}); the "
+            f"model was saved as {str(saved)!r} instead" + _PICKLE_HINT
+        ) from None
+    raise CLIError(
+        f"{reason}; saved it as {str(fallback)!r} instead (use -o NAME.joblib for such "
+        "models)" + _PICKLE_HINT
+    ) from None
+
+#: A .joblib model is pickle: loading it back runs whatever code it names.
+_PICKLE_HINT = (": a .joblib file is pickle, so score, evaluate and info load it only with "
+                "--allow-pickle (use it only for files you trust).")
+
+
+def _save_elsewhere(pipe, target):
+    """Save to a new temporary file beside ``target``, else in the system temp folder."""
+    from . import persistence
+
+    errors = []
+    for folder in (target.parent, Path(tempfile.gettempdir())):
+        tmp = None
+        try:
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f"{target.stem}-unsaved-",
+                                       suffix=target.suffix)
+            os.close(fd)
+            persistence.save(pipe, tmp, overwrite=True)
+            return Path(tmp)
+        except OSError as exc:
+            errors.append(f"{str(folder)!r}: {exc.strerror or exc}")
+            if tmp is not None and os.path.exists(tmp):
+                with contextlib.suppress(OSError):
+                    os.remove(tmp)
+    raise CLIError("The fitted model could not be saved anywhere (" + "; ".join(errors)
+                   + "); free some disk space and refit.")
 
 
 # ---------------------------------------------------------------------------- score
@@ -699,11 +853,24 @@ skcpcae score model.skops a.png b.png -o results/ --heatmaps
 ```
 
 Writes `results/scores.csv` with the columns path, anomaly_score (higher = more anomalous),
-decision (ok / defect) and threshold; with `--heatmaps` also `results/heatmaps/<name>.png`:
-the anomaly map over the image (over the aligned image when the model registers parts).
-All heatmaps of one run share one colour scale (0 to `--vmax`, default: the largest map
-value of the run), so colours compare across images. Images are resized to the size the
-model was fitted on.
+decision (ok / defect), threshold and error (why an image could not be read; its other cells
+are then empty); with `--heatmaps` also `results/heatmaps/<name>.png`: the anomaly map over
+the image (over the aligned image when the model registers parts). Images are read, scored
+and written one batch at a time (memory does not grow with the number of images): the rows
+and heatmaps of every finished batch are on disk, and after an interruption `--resume`
+scores only the images still missing. Heatmap colours run from 0 to `--vmax` (one scale
+for every image: set it to compare images), by default to each image's own largest map
+value. Each heatmap is a figure a person can read alone: the image, the map with a colour bar
+in the model's units, the file name, score, threshold and decision. `--locations` (implied by
+`--heatmaps`, `--save-maps`, `--save-masks`) adds the columns map_max, map_max_row,
+map_max_col, map_threshold, defect_area, defect_fraction, n_regions and boxes (JSON
+`[[row, col, height, width], ...]`) and writes `locations.jsonl`, one line per image with the
+regions in full; `--save-maps npy|tiff` and `--save-masks` write `maps/<name>.npy|tiff` and
+`maps/<name>_mask.png`. Pixels are defective above `--map-threshold` (map units; default: the
+model's threshold when its score averages its map, as for the best preset). Images are
+resized to the size the model was fitted on; files over `--max-pixels`
+(default 100 megapixels) are refused from their header. The output folder is claimed for
+the run: a second run into it is refused (exit 2).
 """
 
 
@@ -726,8 +893,28 @@ def score(
                             "(default: image size / 64, at least 1; 0 = none).")
     ] = None,
     vmax: Annotated[
-        float, typer.Option("--vmax", help="Map value shown as the hottest colour.")
+        float, typer.Option("--vmax", help="Map value shown as the hottest colour, the same "
+                            "for every image of the run (default: each image's own range).")
     ] = None,
+    locations: Annotated[
+        bool, typer.Option("--locations", help="Compute the anomaly maps (also without "
+                           "--heatmaps) and write where the defect is: location columns in "
+                           "the scores file and one JSON line per image in locations.jsonl.")
+    ] = False,
+    map_threshold: Annotated[
+        float, typer.Option("--map-threshold", metavar="T",
+                            help="Map value above which a pixel is defective, in the map's "
+                            "units (default: the model's threshold when its score is an "
+                            "average of its map, as for the best preset; else none).")
+    ] = None,
+    save_maps: Annotated[
+        str, typer.Option("--save-maps", metavar="npy|tiff",
+                          help="Also save each raw anomaly map (float32) in maps/.")
+    ] = None,
+    save_masks: Annotated[
+        bool, typer.Option("--save-masks", help="Also save each binary defect mask (map above "
+                           "the map threshold) as maps/<name>_mask.png.")
+    ] = False,
     trust: Annotated[
         list[str],
         typer.Option("--trust", metavar="TYPE",
@@ -747,6 +934,25 @@ def score(
     force: Annotated[
         bool, typer.Option("--force", "-f", help="Overwrite existing result files.")
     ] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an interrupted run into the same -o: "
+                           "score only the images not in its scores file yet.")
+    ] = False,
+    on_error: Annotated[
+        str, typer.Option("--on-error", metavar="skip|fail",
+                          help="An unreadable image: 'skip' writes a row with its error and "
+                          "goes on; 'fail' stops the run (rows written so far are kept).")
+    ] = "skip",
+    output_format: Annotated[
+        str, typer.Option("--format", metavar="csv|parquet",
+                          help="scores.csv, or scores.parquet (a folder of one Parquet file "
+                          "per batch; needs pyarrow).")
+    ] = "csv",
+    max_pixels: Annotated[
+        int, typer.Option("--max-pixels", min=1, metavar="N",
+                          help="Largest image accepted, in pixels (height x width), checked "
+                          "from the file header before decoding.")
+    ] = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")
     ] = False,
@@ -763,26 +969,50 @@ def score(
         _check_number("--sigma", sigma, low=0, high=MAX_SIGMA)
         _check_number("--vmax", vmax, low=0, low_open=True)
         limit = _parse_memory_limit(memory_limit)
+        if on_error not in ("skip", "fail"):
+            raise CLIError(f"--on-error must be skip or fail; got {on_error!r}.")
+        if output_format not in ("csv", "parquet"):
+            raise CLIError(f"--format must be csv or parquet; got {output_format!r}.")
+        if resume and force:
+            raise CLIError("Give --resume (continue a run) or --force (start afresh), not both.")
         paths = _expand_inputs(inputs, recursive=recursive, role="input")
         out_dir = Path(output)
         if out_dir.exists() and not out_dir.is_dir():
             raise CLIError(f"Output {str(out_dir)!r} exists and is not a folder.")
-        csv_path = out_dir / "scores.csv"
-        _check_new_file(csv_path, force)
+        csv_path = out_dir / f"scores.{output_format}"
+        if csv_path.exists() and not (force or resume):
+            raise CLIError(
+                f"{str(csv_path)!r} already exists; use --resume to continue the run that "
+                "wrote it, or --force to overwrite it."
+            )
         pipe = _load_model(model, trust, allow_pickle)
         source = None
         names = []
-        if heatmaps:
-            source = _map_source(pipe)
+        if save_maps is not None and save_maps not in ("npy", "tiff"):
+            raise CLIError(f"--save-maps must be npy or tiff; got {save_maps!r}.")
+        _check_number("--map-threshold", map_threshold)
+        want_maps = heatmaps or locations or save_maps is not None or save_masks
+        if want_maps:
+            from .inspection import map_source
+
+            source = map_source(pipe)
             if source is None:
                 raise CLIError(
-                    "Heatmaps are unavailable for this model: none of its steps makes an "
-                    "anomaly map (models of the 'paper', 'aligned', 'union' and 'best' presets do). Rerun "
-                    "without --heatmaps."
+                    "Anomaly maps (--heatmaps, --locations, --save-maps, --save-masks) are "
+                    "unavailable for this model: none of its steps makes an anomaly map and it "
+                    "does not take images. Rerun without these options."
                 )
+            if source == "occlusion":
+                typer.echo("warning: no step of this model makes an anomaly map; the maps are "
+                           "occlusion maps (64 extra scorings per image: slow).", err=True)
             names = _heatmap_names(paths)
+            jsonl = out_dir / "locations.jsonl"
+            if jsonl.exists() and not (force or resume):
+                raise CLIError(f"{str(jsonl)!r} already exists; use --resume or --force.")
+            if jsonl.exists() and force:
+                jsonl.unlink()
             existing = [n for n in names if (out_dir / "heatmaps" / n).exists()]
-            if existing and not force:
+            if existing and not (force or resume):
                 raise CLIError(
                     f"{str(out_dir / 'heatmaps' / existing[0])!r} already exists "
                     f"({len(existing)} heatmap file(s) would be overwritten); use --force to "
@@ -792,83 +1022,192 @@ def score(
             raise CLIError(f"--vmax must be positive; got {vmax}.")
         _prepare_dir(out_dir)
         size_hw, color = _fitted_layout(pipe)
-        reads_files = _reads_files(pipe)
         if size_hw is not None:
             _check_score_memory(pipe, batch_size, size_hw + ((3,) if color == "rgb" else ()),
                                 limit)
         _set_verbose(pipe, 0)
-        final = _steps(pipe)[-1][1]
-        threshold = _threshold(final)
+        from ._scoring import score_files
+        from .datasets import MAX_PIXELS
+        from .utils._files import OutputInUseError, is_disk_full
 
-        from tqdm.auto import tqdm
-
-        scores, decisions = [], []
-        # maps and base images of all inputs wait in memory-mapped files until the run-wide
-        # colour scale is known (bounded memory for large folders)
-        tmp_dir = (tempfile.TemporaryDirectory(dir=out_dir, prefix=".skcpcae-") if heatmaps
-                   else contextlib.nullcontext())
-        with tmp_dir as tmp:
-            maps_mm = base_mm = None
-            with tqdm(total=len(paths), desc="Scoring", unit="img", disable=quiet,
-                      file=sys.stderr) as bar:
-                for start in range(0, len(paths), batch_size):
-                    chunk = paths[start:start + batch_size]
-                    X = chunk if reads_files else _load(chunk, size=size_hw, color=color)
-                    try:
-                        Xt, final, base, maps = _run_model(pipe, X, map_source=source)
-                        s = _anomaly_scores(final, Xt)
-                        pred = np.asarray(final.predict(Xt))
-                    except ValueError as exc:
-                        raise CLIError(f"Cannot score these images: {exc}") from None
-                    scores.extend(s.tolist())
-                    decisions.extend(np.where(pred == -1, "defect", "ok").tolist())
-                    if heatmaps:
-                        if maps_mm is None:
-                            h, w = maps.shape[1:3]
-                            sig = sigma if sigma is not None else max(1.0, min(h, w) / 64)
-                            maps_mm = np.lib.format.open_memmap(
-                                os.path.join(tmp, "maps.npy"), mode="w+",
-                                dtype=np.float32, shape=(len(paths), h, w))
-                            base_mm = np.lib.format.open_memmap(
-                                os.path.join(tmp, "base.npy"), mode="w+",
-                                dtype=np.uint8, shape=(len(paths),) + base.shape[1:])
-                        maps_mm[start:start + len(chunk)] = _smooth(maps, sig)
-                        base_mm[start:start + len(chunk)] = np.rint(
-                            np.clip(base, 0, 1) * 255).astype(np.uint8)
-                    bar.update(len(chunk))
-            if heatmaps:
-                from .datasets import save_image
-                from .plotting import overlay_heatmap
-
-                if vmax is None:
-                    vmax = max(float(np.max(m)) for m in maps_mm) or 1.0
-                heat_dir = _prepare_dir(out_dir / "heatmaps")
-                for i, name in enumerate(tqdm(names, desc="Heatmaps", unit="img",
-                                              disable=quiet, file=sys.stderr)):
-                    rgb = overlay_heatmap(base_mm[i], maps_mm[i], alpha=0.5, vmin=0.0,
-                                          vmax=vmax)
-                    save_image(heat_dir / name, rgb)
-                del maps_mm, base_mm
-
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        header = ["path", "anomaly_score", "decision", "threshold"]
-        if heatmaps:
-            header.append("heatmap")
-        writer.writerow(header)
-        for i, p in enumerate(paths):
-            row = [p, repr(float(scores[i])), decisions[i],
-                   "" if threshold is None else repr(threshold)]
-            if heatmaps:
-                row.append(str(Path("heatmaps") / names[i]))
-            writer.writerow(row)
-        _write_atomic(csv_path, buf.getvalue())
-        n_defect = decisions.count("defect")
-        _echo(f"Scored {len(paths)} image(s): {n_defect} defect, {len(paths) - n_defect} ok"
+        heat_dir = out_dir / "heatmaps" if heatmaps else None
+        score_batch = None  # score_files' own: no maps
+        if want_maps:
+            score_batch = _heatmap_score_batch(
+                source, dict(zip(paths, names, strict=False)), heat_dir, sigma=sigma,
+                vmax=vmax, out_dir=out_dir, map_threshold=map_threshold, save_maps=save_maps,
+                save_masks=save_masks)
+        try:
+            summary = score_files(
+                pipe, paths, csv_path, batch_size=batch_size, resume=resume,
+                overwrite=force, on_error=on_error, verbose=0 if quiet else 1,
+                max_pixels=MAX_PIXELS if max_pixels is None else max_pixels,
+                score_batch=score_batch,
+            )
+        except OutputInUseError as exc:
+            raise CLIError(str(exc)) from None
+        except (FileExistsError, ImportError) as exc:
+            raise CLIError(str(exc)) from None
+        except KeyboardInterrupt:
+            typer.echo(f"The rows of the finished batches are kept in {str(csv_path)!r}; "
+                       "rerun with --resume to score the rest.", err=True)
+            raise
+        except ValueError as exc:  # --on-error fail
+            raise CLIError(f"{exc} (rows of the finished batches are kept in "
+                           f"{str(csv_path)!r}; rerun with --resume)") from None
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise CLIError(
+                    f"The disk is full ({exc.strerror or exc}) while writing in "
+                    f"{str(out_dir)!r}; the rows of the finished batches are kept: free some "
+                    "space and rerun with --resume."
+                ) from None
+            raise CLIError(f"Cannot write the results in {str(out_dir)!r}: "
+                           f"{exc.strerror or exc}.") from None
+        threshold = summary.threshold
+        if summary.n_scored == 0 and summary.n_errors:
+            raise CLIError(
+                f"None of the {summary.n_errors} image(s) could be scored; the errors are in "
+                f"{str(csv_path)!r}."
+            )
+        done = summary.n_scored + summary.n_errors
+        _echo(f"Scored {summary.n_scored} image(s): {summary.n_defect} defect, "
+              f"{summary.n_scored - summary.n_defect} ok"
               + (f" (threshold {threshold:.6g})" if threshold is not None else "")
+              + (f"; {summary.n_errors} could not be read (see the error column)"
+                 if summary.n_errors else "")
+              + (f"; {summary.n_skipped} already in the output (--resume)"
+                 if summary.n_skipped else "")
               + f". Wrote {str(csv_path)!r}"
-              + (f" and {len(names)} heatmap(s) in {str(out_dir / 'heatmaps')!r} "
-                 f"(colour scale 0 to {vmax:.4g})" if heatmaps else "") + ".", quiet)
+              + (f" and {done - summary.n_errors} heatmap(s) in {str(heat_dir)!r}"
+                 if heatmaps else "") + ".", quiet)
+
+
+def _heatmap_score_batch(source, names, heat_dir, *, sigma, vmax, out_dir=None,
+                         map_threshold=None, save_maps=None, save_masks=False):
+    """The batch scorer of ``skcpcae score`` with anomaly maps (``skcpcae.inspect_images``):
+    scores, decisions, threshold, the location columns of ``skcpcae.location_summary``, one
+    line per image in ``out_dir/locations.jsonl`` and, as asked, one heatmap figure per image
+    in ``heat_dir``, the raw map and the defect mask in ``out_dir/maps``, each written as soon
+    as its batch is scored.
+
+    Colours: ``vmax`` when given (one scale for every image), else each image's own range.
+    The map threshold: ``map_threshold`` when given, else the model's ``map_threshold`` (known
+    when its score averages its map), else none (no area, regions or mask).
+    """
+    from .inspection import inspect_images, location_summary
+
+    state = {"warned": False}
+
+    def score_batch(model, X, paths):
+        res = inspect_images(model, X, sigma="auto" if sigma is None else sigma)
+        threshold = res.threshold
+        pred = res.prediction
+        m_threshold = map_threshold if map_threshold is not None else res.map_threshold
+        if m_threshold is None and save_masks and not state["warned"]:
+            warnings.warn("no map threshold is known for this model's maps: give "
+                          "--map-threshold for defect areas, regions and masks.", UserWarning,
+                          stacklevel=2)
+            state["warned"] = True
+        columns = {
+            "anomaly_score": [float(v) for v in res.anomaly_score],
+            "decision": (["defect" if p == -1 else "ok" for p in pred] if pred is not None
+                         else [""] * len(paths)),
+            "threshold": [threshold] * len(paths),
+        }
+        rows = [location_summary(m, m_threshold) for m in res.anomaly_maps]
+        for key in ("map_max", "map_max_row", "map_max_col", "map_threshold", "defect_area",
+                    "defect_fraction", "n_regions"):
+            columns[key] = [r.get(key) for r in rows]
+        columns["boxes"] = [
+            None if "regions" not in r else json.dumps(
+                [[g["row"], g["col"], g["height"], g["width"]] for g in r["regions"]])
+            for r in rows
+        ]
+        stems = [names[p][:-4] for p in paths]
+        if heat_dir is not None:
+            heat_dir.mkdir(exist_ok=True)
+            columns["heatmap"] = []
+            for i, path in enumerate(paths):
+                data = _heatmap_png(res.images[i], res.anomaly_maps[i], name=Path(path).name,
+                                    score=float(res.anomaly_score[i]), threshold=threshold,
+                                    decision=columns["decision"][i] or None,
+                                    map_threshold=m_threshold, vmax=vmax, units=res.map_source)
+                _write_atomic(heat_dir / names[path], data)
+                columns["heatmap"].append(str(Path("heatmaps") / names[path]))
+        if save_maps or (save_masks and m_threshold is not None):
+            map_dir = out_dir / "maps"
+            map_dir.mkdir(exist_ok=True)
+        if save_maps:
+            columns["map"] = []
+            for stem, amap in zip(stems, res.anomaly_maps, strict=True):
+                _write_atomic(map_dir / f"{stem}.{save_maps}", _map_bytes(amap, save_maps))
+                columns["map"].append(str(Path("maps") / f"{stem}.{save_maps}"))
+        if save_masks:
+            columns["mask"] = []
+            for stem, amap in zip(stems, res.anomaly_maps, strict=True):
+                if m_threshold is None:
+                    columns["mask"].append(None)
+                    continue
+                from .datasets import save_image
+                from .inspection import defect_mask
+
+                save_image(map_dir / f"{stem}_mask.png", defect_mask(amap, m_threshold))
+                columns["mask"].append(str(Path("maps") / f"{stem}_mask.png"))
+        if out_dir is not None:
+            lines = []
+            for i, (path, r) in enumerate(zip(paths, rows, strict=True)):
+                lines.append(json.dumps({
+                    "path": str(path), "anomaly_score": columns["anomaly_score"][i],
+                    "decision": columns["decision"][i], "threshold": threshold,
+                    "map_source": res.map_source, **r}))
+            with open(out_dir / "locations.jsonl", "a", encoding="utf-8") as fh:
+                fh.write("\n".join(lines) + "\n")
+        return columns
+
+    return score_batch
+
+
+def _heatmap_png(image, amap, *, name, score, threshold, decision, map_threshold, vmax, units):
+    """PNG bytes of :func:`skcpcae.plotting.plot_inspection` (no pyplot); without matplotlib,
+    the plain overlay of :func:`skcpcae.plotting.overlay_heatmap`."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        from .datasets import save_image
+        from .plotting import overlay_heatmap
+
+        rgb = overlay_heatmap(image, amap, alpha=0.5, vmin=0.0,
+                              vmax=vmax if vmax is not None else (float(np.max(amap)) or 1.0))
+        with tempfile.TemporaryDirectory() as tmp:
+            path = save_image(Path(tmp) / "h.png", rgb)
+            return Path(path).read_bytes()
+    from .plotting import plot_inspection
+
+    fig = Figure(figsize=(9, 4.2), layout="constrained")
+    plot_inspection(image, amap, name=name, score=score, threshold=threshold,
+                    decision=decision, map_threshold=map_threshold,
+                    vmin=None if vmax is None else 0.0, vmax=vmax, units=units or "anomaly map",
+                    axes=fig.subplots(1, 2))
+    title = fig.texts[0].get_text() if fig.texts else str(name)
+    buf = io.BytesIO()  # what the figure says, also as PNG text (searchable, testable)
+    fig.savefig(buf, format="png", dpi=100,
+                metadata={"Title": title, "Description": f"colour bar: {units}"})
+    return buf.getvalue()
+
+
+def _map_bytes(amap, fmt):
+    amap = np.asarray(amap, dtype=np.float32)
+    if fmt == "npy":
+        buf = io.BytesIO()
+        np.save(buf, amap)
+        return buf.getvalue()
+    import cv2
+
+    ok, data = cv2.imencode(".tiff", amap)
+    if not ok:  # pragma: no cover
+        raise OSError("OpenCV could not encode the map as TIFF.")
+    return data.tobytes()
 
 
 # ---------------------------------------------------------------------------- evaluate
@@ -903,6 +1242,11 @@ def evaluate(
     ] = None,
     category: Annotated[
         str, typer.Option("--category", metavar="NAME", help="MVTec AD category (with --mvtec).")
+    ] = None,
+    masks: Annotated[
+        Path, typer.Option("--masks", metavar="DIR",
+                           help="Folder of defect masks for --defect images (<name>_mask.png "
+                           "or <name>.png, nonzero = defect): adds pixel AUROC and AUPRO.")
     ] = None,
     output: Annotated[Path, typer.Option("-o", "--output", metavar="DIR", help="Report folder.")] = Path(
         "report"
@@ -939,6 +1283,11 @@ def evaluate(
             raise CLIError("Give both --good and --defect folders (AUROC needs both classes).")
         if mvtec is not None and not category:
             raise CLIError("--mvtec needs --category NAME (e.g. --category bottle).")
+        if masks is not None and not use_folders:
+            raise CLIError("--masks goes with --good/--defect folders (the MVTec AD layout "
+                           "has its masks in ground_truth/).")
+        if masks is not None and not Path(masks).is_dir():
+            raise CLIError(f"No such masks folder: {str(masks)!r}.")
         out_dir = Path(output)
         files = {k: out_dir / f"{k}.{ext}" for k, ext in
                  (("metrics", "json"), ("roc", "png"), ("pr", "png"))}
@@ -956,6 +1305,11 @@ def evaluate(
                                                 verbose=verbose)
             y = np.r_[np.zeros(len(good_paths), int), np.ones(len(defect_paths), int)]
             data = {"good": [str(g) for g in good], "defect": [str(d) for d in defect]}
+            masks_test = None
+            if masks is not None:
+                masks_test = _read_masks(masks, good_paths, defect_paths,
+                                         size_hw or _first_size(X))
+                data["masks"] = str(masks)
         else:
             from .datasets import load_mvtec_ad
 
@@ -966,20 +1320,41 @@ def evaluate(
                 raise CLIError(f"Cannot read the MVTec AD data: {exc}") from None
             X = bunch.paths_test if reads_files else bunch.X_test
             y = bunch.y_test
+            masks_test = bunch.masks_test
             data = {"mvtec": str(mvtec), "category": category}
         _set_verbose(pipe, 0)
+        from .inspection import final_estimator, inspect_images, map_source
+
+        pixel = masks_test is not None
+        if pixel and map_source(pipe, "model") is None:
+            typer.echo("warning: the model makes no anomaly map; the pixel metrics use "
+                       "occlusion maps (64 extra scorings per image: slow).", err=True)
         try:
-            Xt, final, _, _ = _run_model(pipe, X)
-            report = evaluate_report(final, Xt, y)
-            s = _anomaly_scores(final, Xt)
+            res = inspect_images(pipe, X, maps=pixel)
+            report = evaluate_report(final_estimator(pipe), res.final_input, y)
+            s = res.anomaly_score
         except ValueError as exc:
             raise CLIError(f"Cannot evaluate on these images: {exc}") from None
-        threshold = _threshold(final)
+        threshold = res.threshold
         report = {"model": str(model), "data": data, "threshold": threshold, **report}
+        if pixel:
+            from .metrics import aupro, pixel_auroc
+
+            if res.anomaly_maps.shape != masks_test.shape:
+                raise CLIError(f"The anomaly maps are {res.anomaly_maps.shape[1:]} but the "
+                               f"masks {masks_test.shape[1:]} (height x width).")
+            if not masks_test.any():
+                raise CLIError("The masks mark no defect pixel: pixel metrics need some.")
+            report.update(pixel_auroc=pixel_auroc(masks_test, res.anomaly_maps),
+                          aupro=aupro(masks_test, res.anomaly_maps, max_fpr=0.3),
+                          aupro_max_fpr=0.3, map_source=res.map_source)
 
         typer.echo(f"{report['n_samples']} images ({report['n_anomalous']} defective)")
         typer.echo(f"AUROC              {report['auroc']:.4f}")
         typer.echo(f"average precision  {report['average_precision']:.4f}")
+        if "aupro" in report:
+            typer.echo(f"pixel AUROC        {report['pixel_auroc']:.4f}")
+            typer.echo(f"AUPRO (FPR <= 0.3) {report['aupro']:.4f}")
         if "tp" in report:
             t = f"{threshold:.6g}" if threshold is not None else "the model's"
             typer.echo(
@@ -993,13 +1368,45 @@ def evaluate(
         _write_atomic(files["metrics"], json.dumps(report, indent=2) + "\n")
         written = [files["metrics"]]
         try:
-            written += _save_curves(y, s, files["roc"], files["pr"])
+            written += _save_curves(y, s, files["roc"], files["pr"], threshold=threshold)
         except ImportError as exc:
             typer.echo(f"warning: no plots: {exc}", err=True)
         typer.echo("Wrote " + ", ".join(repr(str(p)) for p in written) + ".")
 
 
-def _save_curves(y, s, roc_path, pr_path):
+def _first_size(X):
+    return tuple(np.shape(X)[1:3])
+
+
+def _read_masks(folder, good_paths, defect_paths, size_hw):
+    """Masks of the evaluated images: all False for good ones, read from ``folder`` for
+    defective ones (``<stem>_mask.<ext>`` or ``<stem>.<ext>``, nonzero = defect)."""
+    from .datasets import list_images, load_images
+
+    found = {}
+    for p in list_images(folder):
+        stem = Path(p).stem
+        found.setdefault(stem[:-5] if stem.endswith("_mask") else stem, p)
+    h, w = size_hw
+    out = np.zeros((len(good_paths) + len(defect_paths), h, w), bool)
+    missing = [p for p in defect_paths if Path(p).stem not in found]
+    if missing:
+        raise CLIError(f"No mask in {str(folder)!r} for {len(missing)} defect image(s), e.g. "
+                       f"{missing[0]!r} (expected {Path(missing[0]).stem}_mask.png).")
+    for i, p in enumerate(defect_paths):
+        try:
+            m = load_images([found[Path(p).stem]], color="gray")[0] > 0
+        except (OSError, ValueError) as exc:
+            raise CLIError(f"Cannot read the mask of {p!r}: {exc}") from None
+        if m.shape != (h, w):  # resized as its image was, without blurring the edge
+            import cv2
+
+            m = cv2.resize(m.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+        out[len(good_paths) + i] = m
+    return out
+
+
+def _save_curves(y, s, roc_path, pr_path, threshold=None):
     """ROC and PR figures as two PNGs (no pyplot: backend-independent)."""
     try:
         from matplotlib.figure import Figure
@@ -1011,12 +1418,75 @@ def _save_curves(y, s, roc_path, pr_path):
 
     fig_roc = Figure(figsize=(5, 4.5), layout="constrained")
     fig_pr = Figure(figsize=(5, 4.5), layout="constrained")
-    plot_roc_pr(y, s, ax=(fig_roc.subplots(), fig_pr.subplots()))
+    plot_roc_pr(y, s, ax=(fig_roc.subplots(), fig_pr.subplots()), threshold=threshold)
     for fig, path in ((fig_roc, roc_path), (fig_pr, pr_path)):
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=110)
         _write_atomic(path, buf.getvalue())
     return [roc_path, pr_path]
+
+
+# ---------------------------------------------------------------------------- info
+
+def _read_config(path):
+    """``skcpcae fit --config FILE`` → :func:`skcpcae._fit_record.read_fit_config`, or None."""
+    if path is None:
+        return None
+    from ._fit_record import read_fit_config
+
+    try:
+        return read_fit_config(path)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+
+
+_INFO_EPILOG = """\
+**Examples**
+
+```
+skcpcae info model.skops
+skcpcae info model.skops --json
+```
+
+Prints the pipeline's steps, its threshold and the record `skcpcae fit` stored in the model:
+preset, `--set` / config-file overrides, the configuration file (name, SHA-256; the full
+text with `--json`), the training images (number, size, the files' own sizes, folders), the
+library versions and the date of the fit.
+"""
+
+
+@app.command(epilog=_INFO_EPILOG)
+def info(
+    model: Annotated[Path, typer.Argument(help="Model file written by `skcpcae fit`.",
+                                          metavar="MODEL", show_default=False)],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the description as one JSON object.")
+    ] = False,
+    trust: Annotated[
+        list[str],
+        typer.Option("--trust", metavar="TYPE",
+                     help="A type to trust in a .skops model file (repeatable)."),
+    ] = None,
+    allow_pickle: Annotated[
+        bool, typer.Option("--allow-pickle",
+                           help="Read a .joblib (pickle) model file: loading it runs code "
+                           "chosen by whoever wrote it; only for files you trust.")
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback on errors.")] = False,
+):
+    """Show what a model file holds: pipeline, threshold, training data, versions."""
+    with _errors(debug):
+        from ._fit_record import describe_model, format_model_description
+
+        pipe = _load_model(model, trusted=trust, allow_pickle=allow_pickle)
+        from .inspection import decision_threshold
+
+        desc = describe_model(pipe, path=model, threshold=decision_threshold(pipe))
+        if as_json:
+            typer.echo(json.dumps(desc, indent=2, default=str))
+        else:
+            for line in format_model_description(desc):
+                typer.echo(line)
 
 
 # ---------------------------------------------------------------------------- demo, benchmark

@@ -1,0 +1,156 @@
+"""The command line's maps, locations and pixel metrics (skcpcae.inspection, metrics)."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from skcpcae import cli
+from skcpcae.datasets import load_images, make_parts, save_image
+
+pytest.importorskip("matplotlib")
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli.app, [str(a) for a in args], catch_exceptions=True)
+
+
+def _write(folder, images, prefix):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, img in enumerate(images):
+        save_image(folder / f"{prefix}_{i:02d}.png", img)
+    return folder
+
+
+def _rows(path):
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def best_model(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli_maps")
+    X, _ = make_parts(12, size=(32, 32), random_state=0)
+    Xd, _ = make_parts(0, n_anomalies=3, size=(32, 32), random_state=1)
+    good, defect = _write(root / "good", X, "good"), _write(root / "defect", Xd, "bad")
+    path = root / "best.skops"
+    result = invoke("fit", good, "-o", path, "--preset", "best",
+                    "--set", "deeppatchembedder__pretrained=False",
+                    "--set", "deeppatchembedder__stages=[2]",
+                    "--set", "kdethresholdclassifier__cv=3", "--quiet")
+    assert result.exit_code == 0, result.output
+    return path, defect
+
+
+def test_heatmap_png_says_name_score_threshold_and_decision(best_model, tmp_path):
+    path, defect = best_model
+    out = tmp_path / "r"
+    result = invoke("score", path, defect, "-o", out, "--heatmaps", "--quiet")
+    assert result.exit_code == 0, result.output
+    for row in _rows(out / "scores.csv"):
+        data = (out / row["heatmap"]).read_bytes()
+        name = row["path"].rsplit("/", 1)[-1]
+        decision = row["decision"].upper()
+        score = f"{float(row['anomaly_score']):.4g}"
+        threshold = f"{float(row['threshold']):.4g}"
+        title = f"{name}: {decision} (score {score} "
+        assert title.encode() in data and f"threshold {threshold}".encode() in data
+        assert b"colour bar: KDEThresholdClassifier.anomaly_map" in data
+
+
+def test_score_locations_maps_masks_and_jsonl_agree(best_model, tmp_path):
+    path, defect = best_model
+    out = tmp_path / "r"
+    result = invoke("score", path, defect, "-o", out, "--locations", "--save-maps", "npy",
+                    "--save-masks", "--map-threshold", "0.05", "--sigma", "0", "--quiet")
+    assert result.exit_code == 0, result.output
+    rows = _rows(out / "scores.csv")
+    lines = [json.loads(ln) for ln in (out / "locations.jsonl").read_text().splitlines()]
+    assert len(rows) == len(lines) == 3
+    for row, line in zip(rows, lines, strict=True):
+        amap = np.load(out / row["map"])
+        assert amap.shape == (32, 32) and amap.dtype == np.float32
+        assert float(row["map_max"]) == pytest.approx(float(amap.max()))
+        assert amap[int(row["map_max_row"]), int(row["map_max_col"])] == amap.max()
+        mask = load_images(out / row["mask"], color="gray")[0] > 0.5
+        np.testing.assert_array_equal(mask, amap > 0.05)
+        assert int(row["defect_area"]) == int(mask.sum())
+        boxes = json.loads(row["boxes"])
+        assert len(boxes) == int(row["n_regions"]) == line["n_regions"]
+        for (r, c, h, w), region in zip(boxes, line["regions"], strict=True):
+            assert (r, c, h, w) == (region["row"], region["col"], region["height"],
+                                    region["width"])
+            assert mask[r:r + h, c:c + w].any()
+        assert line["path"] == row["path"] and line["map_max"] == pytest.approx(amap.max())
+    # tiff maps hold the same numbers
+    out2 = tmp_path / "r2"
+    assert invoke("score", path, defect, "-o", out2, "--save-maps", "tiff", "--sigma", "0",
+                  "--quiet").exit_code == 0
+    import cv2
+
+    for a, b in zip(_rows(out / "scores.csv"), _rows(out2 / "scores.csv"), strict=True):
+        tif = cv2.imread(str(out2 / b["map"]), cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(tif, np.load(out / a["map"]))
+
+
+def test_score_map_threshold_defaults_to_the_image_threshold_for_patch_maps(best_model,
+                                                                               tmp_path):
+    path, defect = best_model
+    out = tmp_path / "r"
+    assert invoke("score", path, defect, "-o", out, "--locations", "--quiet").exit_code == 0
+    rows = _rows(out / "scores.csv")
+    assert {r["map_threshold"] for r in rows} == {rows[0]["threshold"]}
+
+
+def _mvtec_tree(root):
+    X, _ = make_parts(10, size=(32, 32), random_state=0)
+    Xd, _, masks = make_parts(0, n_anomalies=3, defect="blob", size=(32, 32),
+                              random_state=2, return_masks=True)
+    cat = root / "plate"
+    _write(cat / "train" / "good", X[:8], "g")
+    _write(cat / "test" / "good", X[8:], "t")
+    _write(cat / "test" / "blob", Xd, "d")
+    gt = cat / "ground_truth" / "blob"
+    gt.mkdir(parents=True)
+    for i, m in enumerate(masks):
+        save_image(gt / f"d_{i:02d}_mask.png", m)
+    return cat
+
+
+def test_evaluate_writes_pixel_auroc_and_aupro(tmp_path):
+    from skcpcae import persistence
+    from skcpcae.baselines import VariationDetector
+    from skcpcae.metrics import aupro, pixel_auroc
+
+    cat = _mvtec_tree(tmp_path / "mvtec")
+    model = tmp_path / "variation.skops"
+    persistence.save(VariationDetector().fit(load_images(cat / "train" / "good")), model)
+    out = tmp_path / "report"
+    result = invoke("evaluate", model, "--mvtec", tmp_path / "mvtec", "--category", "plate",
+                    "-o", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "pixel AUROC" in result.stdout and "AUPRO" in result.stdout
+    report = json.loads((out / "metrics.json").read_text())
+    # the same numbers from Python
+    from skcpcae.datasets import load_mvtec_ad
+    from skcpcae.inspection import anomaly_maps
+
+    bunch = load_mvtec_ad(tmp_path / "mvtec", "plate")
+    maps = anomaly_maps(persistence.load(model), bunch.X_test)
+    assert report["pixel_auroc"] == pytest.approx(pixel_auroc(bunch.masks_test, maps))
+    assert report["aupro"] == pytest.approx(aupro(bunch.masks_test, maps))
+    assert report["pixel_auroc"] > 0.8
+    # plain folders with a masks folder give the same figures
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for f in (cat / "ground_truth" / "blob").iterdir():
+        (masks / f.name).write_bytes(f.read_bytes())
+    out2 = tmp_path / "report2"
+    result = invoke("evaluate", model, "--good", cat / "test" / "good", "--defect",
+                    cat / "test" / "blob", "--masks", masks, "-o", out2, "--quiet")
+    assert result.exit_code == 0, result.output
+    report2 = json.loads((out2 / "metrics.json").read_text())
+    assert report2["aupro"] == pytest.approx(report["aupro"])
+    assert report2["pixel_auroc"] == pytest.approx(report["pixel_auroc"])
