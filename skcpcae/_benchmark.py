@@ -20,7 +20,12 @@ import numpy as np
 
 from .metrics import image_auroc, image_average_precision
 
-__all__ = ["METHODS", "run", "main"]
+__all__ = ["METHODS", "MethodUnavailable", "run", "main"]
+
+
+class MethodUnavailable(RuntimeError):
+    """Raised by a method's factory when it cannot run here (e.g. an optional package is
+    missing); the harness prints the reason and skips the row."""
 
 
 def _deep_feature(quick):
@@ -188,10 +193,12 @@ def _anomaly(est, X):
     return anomaly_scores(est, X)
 
 
-def run(methods, datasets, *, quick=False, verbose=True, on_row=None):
+def run(methods, datasets, *, quick=False, verbose=True, on_row=None, skipped=None):
     """Fit and score every method on every dataset; return a list of result rows.
 
     ``on_row(rows)`` is called after each row, e.g. to save partial results of a long run.
+    A method whose factory raises :class:`MethodUnavailable` is skipped; with a list as
+    ``skipped``, ``(dataset, method, reason)`` is appended to it.
     """
     rows = []
     for ds in datasets:
@@ -199,7 +206,14 @@ def run(methods, datasets, *, quick=False, verbose=True, on_row=None):
         for name in methods:
             if name not in METHODS:
                 raise ValueError(f"Unknown method {name!r}; choose from {sorted(METHODS)}.")
-            est = METHODS[name](quick)
+            try:
+                est = METHODS[name](quick)
+            except MethodUnavailable as exc:
+                if verbose:
+                    print(f"  {ds:10s} {name:14s} skipped: {exc}", flush=True)
+                if skipped is not None:
+                    skipped.append((ds, name, str(exc)))
+                continue
             gc.collect()
             with _PeakRSS() as mem, warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
@@ -277,7 +291,9 @@ def main(argv=None, *, prog="skcpcae benchmark", default_methods=None, section="
                     "project's protocol: AUROC, AP, fit time, images/s, peak memory.",
     )
     parser.add_argument("--methods", nargs="+", default=default_methods or list(METHODS),
-                        help=f"methods to run (default: all of {', '.join(METHODS)})")
+                        help=f"methods to run (default: "
+                             f"{', '.join(default_methods or METHODS)}; any of "
+                             f"{', '.join(METHODS)})")
     parser.add_argument("--datasets", nargs="+", default=["elpv-mono", "elpv-poly"],
                         help="elpv-mono, elpv-poly, or mvtec:ROOT:CATEGORY")
     parser.add_argument("--quick", action="store_true", help="smoke run on a few images")
@@ -298,6 +314,9 @@ def main(argv=None, *, prog="skcpcae benchmark", default_methods=None, section="
         targets = target_lines(rows)
         if targets:
             table += "\n\nTargets (issue #6), from the rows above:\n\n" + "\n".join(targets)
+        if skipped:
+            table += "\n\nSkipped rows:\n\n" + "\n".join(
+                f"- {ds}, {name}: {reason}" for ds, name, reason in skipped)
         text = (f"Command: `{cmd}`  \nDate: {datetime.date.today()}  \n"
                 f"Machine: {machine_description()}  \n"
                 "AUROC/AP: probability-0 normals vs probability-1 defects (ELPV protocol); the "
@@ -313,13 +332,14 @@ def main(argv=None, *, prog="skcpcae benchmark", default_methods=None, section="
             w.writerows(rows)
         return csv_path
 
+    skipped = []
     rows = run(args.methods, args.datasets, quick=args.quick,
-               on_row=write if args.write else None)
+               on_row=write if args.write else None, skipped=skipped)
     print()
     print(format_table(rows))
     for line in target_lines(rows):
         print(line)
-    if args.write:
+    if args.write and rows:
         csv_path = write(rows)
         print(f"\nwrote {args.docs} (section '{section}') and {csv_path}")
     del torch
