@@ -1,6 +1,6 @@
 """What the CPCAE and its residual embedding need on ELPV (validation data only).
 
-    python benchmarks/select_cpcae.py [--phase residual|ae|backbone|all] [--write]
+    python benchmarks/select_cpcae.py [--phase residual|ae|backbone|colour|scorer|all] [--write]
 
 Selection data, per ELPV cell type, exactly as ``select_preset.py`` and ``select_patch.py``:
 the protocol's *training* normals only, split 3/4 (fit) / 1/4 (validation normals) with
@@ -17,7 +17,10 @@ embedding is scored by StandardScaler -> k-NN (k=15) fitted on the fit cells.
 Phases: ``residual`` (the residual variants on the default autoencoder), ``ae`` (one factor at
 a time: resolution, patch size, depth and latent size, epochs and schedule, sparsity,
 cross-fitting), ``backbone`` (Lite0/1/2 on the best autoencoder), ``colour`` (fit time on
-gray vs 3-channel input). Results are cached per configuration in ``benchmarks/out``, keyed by
+gray vs 3-channel input), ``scorer`` (the k of the k-NN, a square root of the pooled
+features before the scaler, and stage blocks weighted equally, on the cached embeddings of
+the raw image and of the relative and log residuals; its own section of docs/benchmarks.md).
+Results are cached per configuration in ``benchmarks/out``, keyed by
 the configuration, the data and this file's code, so an interrupted run resumes.
 """
 
@@ -229,10 +232,68 @@ def _name(emb):
     return f"{'+'.join(st)}|{pool}"
 
 
+SCORER_DOC = (
+    "Same validation data as above, default autoencoder. Each cell is the validation AUROC "
+    "(mono / poly) of one embedding scored by k-NN (mean distance to the k nearest fit "
+    "cells) after a StandardScaler fitted on the fit cells; `sqrt`: square root of the "
+    "pooled features first (power normalisation); `balanced`: each stage's block scaled by "
+    "1/sqrt(its width) so that every stage weighs the same in the distance.")
+SCORER_KS = (1, 3, 5, 8, 15)
+
+
+def _knn_auroc(Z, n_fit, y, k):
+    from sklearn.neighbors import NearestNeighbors
+
+    nn = NearestNeighbors(n_neighbors=k).fit(Z[:n_fit])
+    return image_auroc(y, nn.kneighbors(Z[n_fit:])[0].mean(1))
+
+
+def _scaled(feats, stages, n_fit, sqrt=False, balanced=False):
+    blocks = []
+    for s in stages:
+        E = np.sqrt(np.maximum(feats[s], 0)) if sqrt else feats[s]
+        Z = StandardScaler().fit(E[:n_fit]).transform(E)
+        blocks.append(Z / np.sqrt(Z.shape[1]) if balanced else Z)
+    return np.hstack(blocks)
+
+
+def scorer_phase(data, cell_types):
+    """The k of the k-NN and two feature normalisations, on cached embeddings."""
+    feats = {}
+    for ct in cell_types:
+        X_fit = data[ct][0]
+        feats[(ct, "raw image")] = embeddings(
+            f"{ct}_raw_{_key(ct, len(X_fit))}", np.concatenate(data[ct]))
+        for kind in ("relative", "log"):
+            evaluate(ct, data[ct], {}, residual=kind)  # computes and caches the embedding
+            feats[(ct, f"{kind} residual")] = embeddings(
+                f"{ct}_{_key(ct, len(X_fit), {}, kind)}", None)
+    header = ("| embedding | normalisation | " + " | ".join(f"k={k}" for k in SCORER_KS) +
+              " |\n|---|---|" + "---|" * len(SCORER_KS))
+    lines = []
+    for source in ("relative residual", "log residual", "raw image"):
+        for stages in (("s3", "s4"), ("s2", "s3", "s4"), ("s2", "s3"), ("s4",)):
+            for sqrt, balanced in ((False, False), (True, False), (False, True)):
+                cells = []
+                for k in SCORER_KS:
+                    aucs = []
+                    for ct in cell_types:
+                        X_fit, X_val, X_unc = data[ct]
+                        y = np.r_[np.zeros(len(X_val)), np.ones(len(X_unc))]
+                        Z = _scaled(feats[(ct, source)], stages, len(X_fit), sqrt, balanced)
+                        aucs.append(_knn_auroc(Z, len(X_fit), y, k))
+                    cells.append(" / ".join(f"{a:.3f}" for a in aucs))
+                norm = "sqrt" if sqrt else ("balanced" if balanced else "plain")
+                line = f"| {source}, {'+'.join(stages)}\\|pc | {norm} | " + " | ".join(cells) + " |"
+                print(line, flush=True)
+                lines.append(line)
+    return header + "\n" + "\n".join(lines)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--phase", default="all",
-                   choices=["residual", "ae", "backbone", "colour", "all"])
+                   choices=["residual", "ae", "backbone", "colour", "scorer", "all"])
     p.add_argument("--cell-types", nargs="+", default=["mono", "poly"])
     p.add_argument("--write", action="store_true")
     args = p.parse_args(argv)
@@ -327,6 +388,16 @@ def main(argv=None):
                 f"(x{t_rgb / t_gray:.2f})")
         print(line, flush=True)
         sections.append("**Colour vs gray**\n\n" + line)
+    if args.phase == "scorer":
+        table = scorer_phase(data, args.cell_types)
+        if args.write:
+            cmd = "python benchmarks/select_cpcae.py " + " ".join(argv or sys.argv[1:])
+            update_section("docs/benchmarks.md", "select-cpcae-scorer",
+                           "### The k-NN scorer behind the residual embedding (validation data "
+                           f"only)\n\nCommand: `{cmd}`  \nDate: {datetime.date.today()}  \n"
+                           f"Machine: {machine_description()}\n\n" + SCORER_DOC + "\n\n"
+                           + table)
+        return
     if args.write:
         cmd = "python benchmarks/select_cpcae.py " + " ".join(argv or sys.argv[1:])
         update_section("docs/benchmarks.md", "select-cpcae",
