@@ -38,6 +38,8 @@ from typer.testing import CliRunner
 from skcpcae import cli
 from skcpcae.datasets import make_parts, save_image
 
+from skcpcae.cli import DEFAULT_PRESET
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")),
          *sorted((ROOT / "docs" / "user_guide").glob("*.md"))]
@@ -177,8 +179,9 @@ def _preset_of(argv, workdir):
     if "--config" in argv:
         from skcpcae._fit_record import read_fit_config
 
-        return read_fit_config(workdir / argv[argv.index("--config") + 1])["preset"] or "paper"
-    return "paper"
+        return (read_fit_config(workdir / argv[argv.index("--config") + 1])["preset"]
+                or DEFAULT_PRESET)
+    return DEFAULT_PRESET
 
 
 @pytest.mark.slow
