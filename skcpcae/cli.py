@@ -1229,14 +1229,16 @@ def _heatmap_png(image, amap, *, name, score, threshold, decision, map_threshold
     from .plotting import plot_inspection
 
     fig = Figure(figsize=(9, 4.2), layout="constrained")
-    plot_inspection(image, amap, name=name, score=score, threshold=threshold,
-                    decision=decision, map_threshold=map_threshold,
-                    vmin=None if vmax is None else 0.0, vmax=vmax, units=units or "anomaly map",
-                    axes=fig.subplots(1, 2))
+    axes = plot_inspection(image, amap, name=name, score=score, threshold=threshold,
+                           decision=decision, map_threshold=map_threshold,
+                           vmin=None if vmax is None else 0.0, vmax=vmax,
+                           units=units or "anomaly map", axes=fig.subplots(1, 2))
     title = fig.texts[0].get_text() if fig.texts else str(name)
+    lo, hi = axes[1].images[-1].get_clim()
     buf = io.BytesIO()  # what the figure says, also as PNG text (searchable, testable)
     fig.savefig(buf, format="png", dpi=100,
-                metadata={"Title": title, "Description": f"colour bar: {units}"})
+                metadata={"Title": title, "Description": f"colour bar: {units}, from "
+                          f"{lo:.6g} to {hi:.6g}"})
     return buf.getvalue()
 
 

@@ -227,3 +227,28 @@ def test_score_alpha_needs_a_kde_threshold(tmp_path):
     result = invoke("score", model, good, "-o", tmp_path / "r", "--alpha", "0.01")
     assert result.exit_code == 2 and "KDEThresholdClassifier" in result.output
     assert "VariationDetector" in result.output
+
+
+def _colour_range(png):
+    import re
+
+    found = re.search(rb"colour bar: [^\x00]*?, from (\S+) to (\S+?)(?:\x00|$|[^\d.e+-])", png)
+    assert found, "no colour range in the PNG text"
+    return float(found.group(1)), float(found.group(2))
+
+
+def test_heatmaps_scale_per_image_by_default_and_run_wide_with_vmax(best_model, tmp_path):
+    path, defect = best_model
+    own, shared = tmp_path / "own", tmp_path / "shared"
+    assert invoke("score", path, defect, "-o", own, "--heatmaps", "--sigma", "0",
+                  "--quiet").exit_code == 0
+    assert invoke("score", path, defect, "-o", shared, "--heatmaps", "--sigma", "0",
+                  "--vmax", "0.5", "--quiet").exit_code == 0
+    tops = []
+    for row in _rows(own / "scores.csv"):  # each image's own range: up to its map maximum
+        lo, hi = _colour_range((own / row["heatmap"]).read_bytes())
+        assert hi == pytest.approx(float(row["map_max"]), rel=1e-5) and lo < hi
+        tops.append(hi)
+    assert len(set(tops)) > 1
+    for row in _rows(shared / "scores.csv"):  # one scale for the run
+        assert _colour_range((shared / row["heatmap"]).read_bytes()) == (0.0, 0.5)
