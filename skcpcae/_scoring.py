@@ -337,7 +337,31 @@ def _default_score_batch(model, X, paths):
         "anomaly_score": [float(s) for s in scores],
         "decision": ["defect" if p == -1 else "ok" for p in pred],
         "threshold": [threshold] * len(scores),
+        **readable_columns(final, scores),
     }
+
+
+def readable_columns(final, anomaly_score):
+    """``normalized_score`` and ``normality_pvalue`` columns of a model's anomaly scores.
+
+    Only for a final step with a stored KDE of its training scores
+    (:class:`~skcpcae.outlier.KDEThresholdClassifier`): ``normalized_score`` is 0 for a
+    typical good part and 1 at the threshold (above 1: defect), whatever the preset's raw
+    scale (:meth:`~skcpcae.outlier.KDEThresholdClassifier.normalized_score`);
+    ``normality_pvalue`` is the share of good parts expected to score at least as high
+    (:meth:`~skcpcae.outlier.KDEThresholdClassifier.normality_pvalue`). Other models get
+    no columns. A threshold not above the median training score leaves
+    ``normalized_score`` empty.
+    """
+    if not (hasattr(final, "_normalize") and hasattr(final, "kde_")):
+        return {}
+    anomaly = np.asarray(anomaly_score, dtype=np.float64)
+    try:
+        normalized = [float(v) for v in final._normalize(anomaly)]
+    except ValueError:  # threshold at or below the median: no scale that puts it at 1
+        normalized = [None] * len(anomaly)
+    return {"normalized_score": normalized,
+            "normality_pvalue": [float(v) for v in final._pvalue(anomaly)]}
 
 
 # ----------------------------------------------------------------------------- outputs

@@ -853,11 +853,17 @@ _SCORE_EPILOG = """\
 ```
 skcpcae score model.skops incoming/ -o results/
 skcpcae score model.skops a.png b.png -o results/ --heatmaps
+skcpcae score model.skops incoming/ -o strict/ --alpha 0.01
 ```
 
 Writes `results/scores.csv` with the columns path, anomaly_score (higher = more anomalous),
 decision (ok / defect), threshold and error (why an image could not be read; its other cells
-are then empty); with `--heatmaps` also `results/heatmaps/<name>.png`: the anomaly map over
+are then empty); for a model ending in the KDE threshold (every preset) also
+normalized_score (0 = a typical good part, 1 = the threshold, above 1 = defect, the same
+scale for every preset) and normality_pvalue (the share of good parts expected to score at
+least as high). `--alpha A` (the expected false-alarm rate on good parts) or `--threshold T`
+(on the anomaly score) move the operating point for this run without refitting: the
+threshold is read off the KDE stored in the model, and the model file is not changed. With `--heatmaps` also `results/heatmaps/<name>.png`: the anomaly map over
 the image (over the aligned image when the model registers parts). Images are read, scored
 and written one batch at a time (memory does not grow with the number of images): the rows
 and heatmaps of every finished batch are on disk, and after an interruption `--resume`
@@ -918,6 +924,17 @@ def score(
         bool, typer.Option("--save-masks", help="Also save each binary defect mask (map above "
                            "the map threshold) as maps/<name>_mask.png.")
     ] = False,
+    alpha: Annotated[
+        float, typer.Option("--alpha", metavar="A",
+                            help="Move the operating point without refitting: the expected "
+                            "false-alarm rate on good parts, in (0, 1), read off the "
+                            "model's stored KDE (default: the model's own).")
+    ] = None,
+    threshold: Annotated[
+        float, typer.Option("--threshold", metavar="T",
+                            help="A fixed threshold on the anomaly score instead of the "
+                            "model's (not with --alpha); the model file is not changed.")
+    ] = None,
     trust: Annotated[
         list[str],
         typer.Option("--trust", metavar="TYPE",
@@ -988,7 +1005,13 @@ def score(
                 f"{str(csv_path)!r} already exists; use --resume to continue the run that "
                 "wrote it, or --force to overwrite it."
             )
+        _check_number("--alpha", alpha, low=0, high=1, low_open=True)
+        _check_number("--threshold", threshold)
+        if alpha is not None and threshold is not None:
+            raise CLIError("Give --alpha or --threshold, not both: a threshold overrides alpha.")
         pipe = _load_model(model, trust, allow_pickle)
+        if alpha is not None or threshold is not None:
+            _move_operating_point(pipe, alpha, threshold)
         source = None
         names = []
         if save_maps is not None and save_maps not in ("npy", "tiff"):
@@ -1067,6 +1090,8 @@ def score(
                 ) from None
             raise CLIError(f"Cannot write the results in {str(out_dir)!r}: "
                            f"{exc.strerror or exc}.") from None
+        moved = (f", --alpha {alpha:g}" if alpha is not None else
+                 f", --threshold {threshold:g}" if threshold is not None else "")
         threshold = summary.threshold
         if summary.n_scored == 0 and summary.n_errors:
             raise CLIError(
@@ -1076,7 +1101,7 @@ def score(
         done = summary.n_scored + summary.n_errors
         _echo(f"Scored {summary.n_scored} image(s): {summary.n_defect} defect, "
               f"{summary.n_scored - summary.n_defect} ok"
-              + (f" (threshold {threshold:.6g})" if threshold is not None else "")
+              + (f" (threshold {threshold:.6g}{moved})" if threshold is not None else "")
               + (f"; {summary.n_errors} could not be read (see the error column)"
                  if summary.n_errors else "")
               + (f"; {summary.n_skipped} already in the output (--resume)"
@@ -1084,6 +1109,23 @@ def score(
               + f". Wrote {str(csv_path)!r}"
               + (f" and {done - summary.n_errors} heatmap(s) in {str(heat_dir)!r}"
                  if heatmaps else "") + ".", quiet)
+
+
+def _move_operating_point(pipe, alpha, threshold):
+    """``--alpha`` / ``--threshold``: :func:`skcpcae.outlier.set_operating_point` on the
+    loaded model (its stored KDE; nothing is refitted, the file is not changed)."""
+    from .outlier import set_operating_point
+
+    try:
+        set_operating_point(pipe, alpha=alpha, threshold=threshold)
+    except TypeError:
+        raise CLIError(
+            "--alpha and --threshold need a model whose last step is a "
+            "KDEThresholdClassifier (every preset fitted by `skcpcae fit`); this model ends "
+            f"in {type(_steps(pipe)[-1][1]).__name__}."
+        ) from None
+    except ValueError as exc:
+        raise CLIError(f"--alpha / --threshold: {exc}") from None
 
 
 def _heatmap_score_batch(source, names, heat_dir, *, sigma, vmax, out_dir=None,
@@ -1098,7 +1140,8 @@ def _heatmap_score_batch(source, names, heat_dir, *, sigma, vmax, out_dir=None,
     The map threshold: ``map_threshold`` when given, else the model's ``map_threshold`` (known
     when its score averages its map), else none (no area, regions or mask).
     """
-    from .inspection import inspect_images, location_summary
+    from ._scoring import readable_columns
+    from .inspection import final_estimator, inspect_images, location_summary
 
     state = {"warned": False}
 
@@ -1117,6 +1160,7 @@ def _heatmap_score_batch(source, names, heat_dir, *, sigma, vmax, out_dir=None,
             "decision": (["defect" if p == -1 else "ok" for p in pred] if pred is not None
                          else [""] * len(paths)),
             "threshold": [threshold] * len(paths),
+            **readable_columns(final_estimator(model), res.anomaly_score),
         }
         rows = [location_summary(m, m_threshold) for m in res.anomaly_maps]
         for key in ("map_max", "map_max_row", "map_max_col", "map_threshold", "defect_area",
@@ -1188,14 +1232,16 @@ def _heatmap_png(image, amap, *, name, score, threshold, decision, map_threshold
     from .plotting import plot_inspection
 
     fig = Figure(figsize=(9, 4.2), layout="constrained")
-    plot_inspection(image, amap, name=name, score=score, threshold=threshold,
-                    decision=decision, map_threshold=map_threshold,
-                    vmin=None if vmax is None else 0.0, vmax=vmax, units=units or "anomaly map",
-                    axes=fig.subplots(1, 2))
+    axes = plot_inspection(image, amap, name=name, score=score, threshold=threshold,
+                           decision=decision, map_threshold=map_threshold,
+                           vmin=None if vmax is None else 0.0, vmax=vmax,
+                           units=units or "anomaly map", axes=fig.subplots(1, 2))
     title = fig.texts[0].get_text() if fig.texts else str(name)
+    lo, hi = axes[1].images[-1].get_clim()
     buf = io.BytesIO()  # what the figure says, also as PNG text (searchable, testable)
     fig.savefig(buf, format="png", dpi=100,
-                metadata={"Title": title, "Description": f"colour bar: {units}"})
+                metadata={"Title": title, "Description": f"colour bar: {units}, from "
+                          f"{lo:.6g} to {hi:.6g}"})
     return buf.getvalue()
 
 

@@ -154,3 +154,101 @@ def test_evaluate_writes_pixel_auroc_and_aupro(tmp_path):
     report2 = json.loads((out2 / "metrics.json").read_text())
     assert report2["aupro"] == pytest.approx(report["aupro"])
     assert report2["pixel_auroc"] == pytest.approx(report["pixel_auroc"])
+
+
+def test_score_alpha_and_threshold_move_decisions_without_refit(best_model, tmp_path):
+    from skcpcae import persistence
+    from skcpcae.outlier import set_operating_point
+
+    path, defect = best_model
+    new = _write(tmp_path / "new", make_parts(8, size=(32, 32), random_state=7)[0], "new")
+    before = path.read_bytes()
+    runs = {}
+    for name, extra in [("model", []), ("strict", ["--alpha", "0.001"]),
+                        ("loose", ["--alpha", "0.45", "--locations"])]:
+        out = tmp_path / name
+        result = invoke("score", path, new, defect, "-o", out, "--quiet", *extra)
+        assert result.exit_code == 0, result.output
+        runs[name] = _rows(out / "scores.csv")
+    assert path.read_bytes() == before  # the model file is not rewritten
+    scores = [float(r["anomaly_score"]) for r in runs["model"]]
+    for name, alpha in [("strict", 0.001), ("loose", 0.45)]:
+        rows = runs[name]
+        # the same scores (no refit), another threshold: the one Python reads off the KDE
+        np.testing.assert_allclose([float(r["anomaly_score"]) for r in rows], scores,
+                                   rtol=1e-6)
+        expected = set_operating_point(persistence.load(path), alpha=alpha)[-1].threshold_
+        assert float(rows[0]["threshold"]) == pytest.approx(expected)
+        assert [r["decision"] for r in rows] == [
+            "defect" if s > expected else "ok" for s in scores]
+    t = {n: float(rows[0]["threshold"]) for n, rows in runs.items()}
+    assert t["strict"] > t["model"] > t["loose"]
+    n_defect = {n: sum(r["decision"] == "defect" for r in rows) for n, rows in runs.items()}
+    assert n_defect["strict"] < n_defect["loose"]  # the decisions did change
+    # the readable scores: 1 is the threshold; p-values fall as the scores rise
+    for rows in runs.values():
+        for row in rows:
+            assert (float(row["normalized_score"]) > 1) == (row["decision"] == "defect")
+            assert 0.0 <= float(row["normality_pvalue"]) <= 1.0
+        ranked = sorted(rows, key=lambda r: float(r["anomaly_score"]))
+        pvals = [float(r["normality_pvalue"]) for r in ranked]
+        assert pvals == sorted(pvals, reverse=True)
+    # a fixed threshold between two scores splits the images there
+    cut = float(np.median(scores))
+    out = tmp_path / "fixed"
+    assert invoke("score", path, new, defect, "-o", out, "--threshold", cut,
+                  "--quiet").exit_code == 0
+    assert [r["decision"] for r in _rows(out / "scores.csv")] == [
+        "defect" if s > cut else "ok" for s in scores]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--alpha", "0.01", "--threshold", "3"], "not both"),
+    (["--alpha", "0"], "--alpha must be greater than 0"),
+    (["--alpha", "1"], "alpha"),
+    (["--threshold", "nan"], "--threshold must be a finite number"),
+])
+def test_score_operating_point_options_are_checked_first(best_model, tmp_path, args,
+                                                         message):
+    path, defect = best_model
+    result = invoke("score", path, defect, "-o", tmp_path / "r", *args)
+    assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / "r" / "scores.csv").exists()
+
+
+def test_score_alpha_needs_a_kde_threshold(tmp_path):
+    from skcpcae import persistence
+    from skcpcae.baselines import VariationDetector
+
+    X, _ = make_parts(6, size=(32, 32), random_state=0)
+    good = _write(tmp_path / "good", X, "g")
+    model = tmp_path / "variation.skops"
+    persistence.save(VariationDetector().fit(X), model)
+    result = invoke("score", model, good, "-o", tmp_path / "r", "--alpha", "0.01")
+    assert result.exit_code == 2 and "KDEThresholdClassifier" in result.output
+    assert "VariationDetector" in result.output
+
+
+def _colour_range(png):
+    import re
+
+    found = re.search(rb"colour bar: [^\x00]*?, from (\S+) to (\S+?)(?:\x00|$|[^\d.e+-])", png)
+    assert found, "no colour range in the PNG text"
+    return float(found.group(1)), float(found.group(2))
+
+
+def test_heatmaps_scale_per_image_by_default_and_run_wide_with_vmax(best_model, tmp_path):
+    path, defect = best_model
+    own, shared = tmp_path / "own", tmp_path / "shared"
+    assert invoke("score", path, defect, "-o", own, "--heatmaps", "--sigma", "0",
+                  "--quiet").exit_code == 0
+    assert invoke("score", path, defect, "-o", shared, "--heatmaps", "--sigma", "0",
+                  "--vmax", "0.5", "--quiet").exit_code == 0
+    tops = []
+    for row in _rows(own / "scores.csv"):  # each image's own range: up to its map maximum
+        lo, hi = _colour_range((own / row["heatmap"]).read_bytes())
+        assert hi == pytest.approx(float(row["map_max"]), rel=1e-5) and lo < hi
+        tops.append(hi)
+    assert len(set(tops)) > 1
+    for row in _rows(shared / "scores.csv"):  # one scale for the run
+        assert _colour_range((shared / row["heatmap"]).read_bytes()) == (0.0, 0.5)

@@ -616,7 +616,10 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
         -------
         normalized : ndarray of shape (n_samples,)
         """
-        anomaly = -self.score_samples(X)
+        return self._normalize(-self.score_samples(X))
+
+    def _normalize(self, anomaly):
+        """:meth:`normalized_score` of anomaly scores (``-score_samples``)."""
         median = float(np.median(self.train_scores_))
         span = self.threshold_ - median
         if not span > 0:
@@ -625,7 +628,7 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
                 f"anomaly score ({median!r}), so the score cannot be normalized to put it at "
                 "1; use an alpha below 0.5 (or a higher threshold)."
             )
-        return (anomaly - median) / span
+        return (np.asarray(anomaly, dtype=np.float64) - median) / span
 
     def normality_pvalue(self, X):
         """Probability that a normal sample scores at least as high: ``1 - kde_.cdf(a)``.
@@ -644,8 +647,12 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
         -------
         pvalue : ndarray of shape (n_samples,)
         """
-        anomaly = -self.score_samples(X)
-        return 1.0 - self.kde_.cdf(anomaly)
+        return self._pvalue(-self.score_samples(X))
+
+    def _pvalue(self, anomaly):
+        """:meth:`normality_pvalue` of anomaly scores (``-score_samples``)."""
+        check_is_fitted(self, "kde_")
+        return 1.0 - self.kde_.cdf(np.asarray(anomaly, dtype=np.float64))
 
     def score_samples(self, X):
         """Scores of the wrapped detector: higher is more normal.

@@ -51,3 +51,22 @@ def test_matches_max_pooling_of_its_own_map():
     pooled = DeepPoolEmbedder("test_efficientnet", pretrained=False, device="cpu",
                               stages=(3,), pooling="max", random_state=0).fit(X).transform(X)
     np.testing.assert_allclose(patches.max(axis=(1, 2)), pooled, rtol=1e-5, atol=1e-6)
+
+
+def test_feature_names_only_for_a_table_output():
+    X = np.random.default_rng(4).random((3, 32, 32), dtype=np.float32)
+    emb = _emb(stages=(2,)).fit(X)
+    with pytest.raises(ValueError, match=r"patch maps \(n_samples, 4, 4, \d+\), not a table"):
+        emb.get_feature_names_out()
+    table = _emb(stages=(2,)).fit(X.reshape(3, -1))
+    names = table.get_feature_names_out()
+    assert len(names) == table.n_features_out_ == table.transform(X.reshape(3, -1)).shape[1]
+
+
+@pytest.mark.parametrize("batch_size", [2, 16])
+def test_batch_size_invariance_within_the_documented_tolerance(batch_size):
+    X = np.random.default_rng(5).random((5, 48, 48), dtype=np.float32)
+    one = _emb(stages=(2, 3), batch_size=1).fit(X).transform(X)
+    many = _emb(stages=(2, 3), batch_size=batch_size).fit(X).transform(X)
+    # the tolerance the batch_size docstring declares: 1e-5 absolute
+    np.testing.assert_allclose(many, one, rtol=0, atol=1e-5)
