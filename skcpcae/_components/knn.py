@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """The memory-bank k-NN kernel: exact, batched, bounded memory.
 
-One kernel, :func:`knn_search`, serves every nearest-neighbour search over patch features:
+One kernel, ``knn_search``, serves every nearest-neighbour search over patch features:
 
 * PatchCore's global memory bank (one bank, all training patches or a coreset), through
   :func:`mean_knn_distance`;
@@ -151,7 +151,7 @@ def mean_knn_distance(queries, bank, n_neighbors=1, *, query_groups=None, bank_g
                       block_bytes=BLOCK_BYTES):
     """Mean Euclidean distance of each query row to its ``n_neighbors`` nearest bank rows.
 
-    :func:`knn_search`, averaged over the neighbours (PatchCore's patch score).
+    ``knn_search``, averaged over the neighbours (PatchCore's patch score).
 
     Parameters
     ----------
@@ -162,7 +162,7 @@ def mean_knn_distance(queries, bank, n_neighbors=1, *, query_groups=None, bank_g
     n_neighbors : int, default=1
         Number of nearest bank rows whose distances are averaged.
     query_groups, bank_groups : torch.Tensor of shape (n_queries,) and (n_bank,) or None
-        Leave-one-out groups, as in :func:`knn_search`.
+        Leave-one-out groups, as in ``knn_search``.
     block_bytes : int, default=64 MiB
         Largest block of the distance matrix held at once.
 
@@ -200,7 +200,7 @@ class ExactSearch:
         self.block_bytes = block_bytes
 
     def search(self, queries, n_neighbors, *, groups=None):
-        """Nearest bank rows of ``queries``: ``(distances, indices)`` as :func:`knn_search`.
+        """Nearest bank rows of ``queries``: ``(distances, indices)`` as ``knn_search``.
 
         ``groups`` (of the queries) needs the bank's ``groups``; without them no row is
         excluded.
@@ -234,7 +234,7 @@ def local_patch_distances(queries, memory, *, n_neighbors=1, radius=0, exclude=N
     The patch of a query at position ``(i, j)`` is compared with the patches of every
     ``memory`` map at the positions ``(i + di, j + dj)``, ``|di|, |dj| <= radius`` (inside
     the grid); its distance is the mean Euclidean distance to the ``n_neighbors`` nearest.
-    Each offset ``(di, dj)`` is one batched call of :func:`knn_search` (one problem per grid
+    Each offset ``(di, dj)`` is one batched call of ``knn_search`` (one problem per grid
     position), merged into the best ``n_neighbors`` so far.
 
     Parameters

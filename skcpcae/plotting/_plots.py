@@ -241,12 +241,12 @@ def plot_inspection(
     image : ndarray of shape (height, width) or (height, width, 3)
         Gray or RGB image, float in [0, 1] or ``uint8``.
     anomaly_map : ndarray of shape (height, width)
-        Higher = more anomalous, over ``image`` (see :func:`skcpcae.anomaly_maps`).
+        Higher = more anomalous, over ``image`` (see ``skcpcae.inspection.anomaly_maps``).
     name : str, default=None
         File name shown in the title.
     score, threshold : float, default=None
         The image's anomaly score and the model's threshold on it
-        (:func:`skcpcae.inspection.decision_threshold`).
+        (``skcpcae.inspection.decision_threshold``).
     decision : str, default=None
         E.g. ``"ok"`` / ``"defect"``; by default ``score > threshold`` when both are given.
     map_threshold : float, default=None
@@ -421,7 +421,7 @@ def plot_roc_pr(y_true, anomaly_score, *, ax=None, label=None, threshold=None):
         Name of the model in the legends (several calls on the same axes compare models).
     threshold : float, default=None
         The model's threshold on the anomaly score
-        (:func:`skcpcae.inspection.decision_threshold`): its operating point (a sample is
+        (``skcpcae.inspection.decision_threshold``): its operating point (a sample is
         flagged when its score is above it) is marked on both curves, with its false-positive
         rate, recall and precision in the legends.
 
