@@ -27,6 +27,19 @@ import typer
 __all__ = ["app", "main"]
 
 #: Model file written by ``skcpcae fit`` when ``-o`` is not given.
+# Options that several commands share, declared once.
+TrustOption = Annotated[
+    list[str],
+    typer.Option("--trust", metavar="TYPE",
+                 help="A type to trust in a .skops model file (repeatable)."),
+]
+AllowPickleOption = Annotated[
+    bool, typer.Option("--allow-pickle",
+                       help="Read a .joblib (pickle) model file: loading it runs code "
+                       "chosen by whoever wrote it; only for files you trust.")
+]
+DebugOption = Annotated[bool, typer.Option("--debug", help="Show the traceback on errors.")]
+
 #: ``skcpcae fit``'s preset when neither --preset nor a config file names one.
 DEFAULT_PRESET = "best"
 DEFAULT_MODEL = "model.skops"
@@ -666,7 +679,7 @@ def fit(
                           "has available); the run is refused before loading images when "
                           "the estimate exceeds it. 'off' skips the check.")
     ] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback on errors.")] = False,
+    debug: DebugOption = False,
 ):
     """Fit an anomaly detector on images of good parts and save it."""
     with _errors(debug), contextlib.ExitStack() as claims:
@@ -935,16 +948,8 @@ def score(
                             help="A fixed threshold on the anomaly score instead of the "
                             "model's (not with --alpha); the model file is not changed.")
     ] = None,
-    trust: Annotated[
-        list[str],
-        typer.Option("--trust", metavar="TYPE",
-                     help="A type to trust in a .skops model file (repeatable)."),
-    ] = None,
-    allow_pickle: Annotated[
-        bool, typer.Option("--allow-pickle",
-                           help="Read a .joblib (pickle) model file: loading it runs code "
-                           "chosen by whoever wrote it; only for files you trust.")
-    ] = False,
+    trust: TrustOption = None,
+    allow_pickle: AllowPickleOption = False,
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Images read and scored at a time.")
     ] = 32,
@@ -982,7 +987,7 @@ def score(
                           "has available); the run is refused before loading images when "
                           "the estimate exceeds it. 'off' skips the check.")
     ] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback on errors.")] = False,
+    debug: DebugOption = False,
 ):
     """Score images with a fitted model: a CSV of anomaly scores and ok/defect decisions."""
     with _errors(debug):
@@ -1300,23 +1305,15 @@ def evaluate(
     output: Annotated[Path, typer.Option("-o", "--output", metavar="DIR", help="Report folder.")] = Path(
         "report"
     ),
-    trust: Annotated[
-        list[str],
-        typer.Option("--trust", metavar="TYPE",
-                     help="A type to trust in a .skops model file (repeatable)."),
-    ] = None,
-    allow_pickle: Annotated[
-        bool, typer.Option("--allow-pickle",
-                           help="Read a .joblib (pickle) model file: loading it runs code "
-                           "chosen by whoever wrote it; only for files you trust.")
-    ] = False,
+    trust: TrustOption = None,
+    allow_pickle: AllowPickleOption = False,
     force: Annotated[
         bool, typer.Option("--force", "-f", help="Overwrite existing report files.")
     ] = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bars.")
     ] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback on errors.")] = False,
+    debug: DebugOption = False,
 ):
     """Evaluate a fitted model on labelled images: AUROC, AP, confusion at the threshold."""
     with _errors(debug):
@@ -1511,17 +1508,9 @@ def info(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the description as one JSON object.")
     ] = False,
-    trust: Annotated[
-        list[str],
-        typer.Option("--trust", metavar="TYPE",
-                     help="A type to trust in a .skops model file (repeatable)."),
-    ] = None,
-    allow_pickle: Annotated[
-        bool, typer.Option("--allow-pickle",
-                           help="Read a .joblib (pickle) model file: loading it runs code "
-                           "chosen by whoever wrote it; only for files you trust.")
-    ] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback on errors.")] = False,
+    trust: TrustOption = None,
+    allow_pickle: AllowPickleOption = False,
+    debug: DebugOption = False,
 ):
     """Show what a model file holds: pipeline, threshold, training data, versions."""
     with _errors(debug):

@@ -36,9 +36,8 @@ import pytest
 from typer.testing import CliRunner
 
 from skcpcae import cli
-from skcpcae.datasets import make_parts, save_image
-
 from skcpcae.cli import DEFAULT_PRESET
+from skcpcae.datasets import make_parts, save_image
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")),
