@@ -17,8 +17,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
 from skorch.callbacks import LRScheduler
-from torch.optim.lr_scheduler import CosineAnnealingLR
 from skorch.utils import to_tensor
+from torch.optim.lr_scheduler import CosineAnnealingLR
 
 from .._base import ImageOutputMixin, image_tags, iter_batches, restore_layout, validate_images
 from ..utils._torch import (

@@ -7,8 +7,8 @@ import pytest
 
 from skcpcae import _memory
 from skcpcae._memory import (
-    GiB,
     MEMORY_MODEL,
+    GiB,
     estimate_fit,
     estimate_score,
     max_fit_images,
