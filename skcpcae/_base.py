@@ -273,6 +273,35 @@ def offset_from_scores(train_scores, contamination):
     return float(np.percentile(train_scores, 100.0 * contamination))
 
 
+def refuse_backward_string_scorer():
+    """Raise when a scikit-learn string scorer would read this detector backwards.
+
+    ``GridSearchCV(scoring="roc_auc")`` (or ``"average_precision"``) scores
+    ``decision_function`` (higher = more normal) against the labels as given: with this
+    package's labels (0 normal, 1 anomalous) it would return 1 - AUROC without a word. Called
+    at the top of every ``decision_function`` of the package; labels +1 / -1 (scikit-learn's
+    outlier convention, +1 normal) are read the right way and pass.
+    """
+    from .utils.fixes import _SCORE_FUNCS_READ_BACKWARDS, string_scorer_labels
+
+    caller = string_scorer_labels()
+    if caller is None:
+        return
+    func, y_true, kwargs = caller
+    if func not in _SCORE_FUNCS_READ_BACKWARDS or y_true is None:
+        return
+    labels = set(np.unique(np.asarray(y_true)).tolist())
+    if 1 in labels and labels <= {0, 1} and kwargs.get("pos_label", 1) == 1:
+        name = "roc_auc" if func == "roc_auc_score" else "average_precision"
+        raise ValueError(
+            f"scikit-learn's scoring={name!r} reads an outlier detector's decision_function "
+            "(higher = more normal) against labels 0 = normal, 1 = anomalous backwards: it "
+            "would score 1 - the real figure. Use skcpcae.metrics.get_scorer("
+            f"{name!r}) as scoring (skcpcae.metrics.get_scorer_names() lists them), or "
+            "labels +1 normal / -1 anomalous."
+        )
+
+
 class OutlierScoresMixin:
     """``decision_function`` and ``predict`` from ``score_samples`` and ``offset_``."""
 
@@ -288,6 +317,7 @@ class OutlierScoresMixin:
         -------
         decision : ndarray of shape (n_samples,)
         """
+        refuse_backward_string_scorer()
         return self.score_samples(X) - self.offset_
 
     def predict(self, X):

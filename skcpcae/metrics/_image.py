@@ -177,8 +177,11 @@ def get_scorer(scoring):
     scikit-learn's string scorers (``GridSearchCV(scoring="roc_auc")``) read an outlier
     detector's ``decision_function`` (higher = more normal) and ``predict`` (+1 / -1)
     against ``y`` as given: with this package's labels (0 normal, 1 anomalous) ``"roc_auc"``
-    returns 1 - AUROC, ``"average_precision"`` the AP of the wrong class, and ``"f1"``
-    fails ("Target is multiclass"). The scorers returned here read ``y`` as 0/1 or +1/-1
+    would return 1 - AUROC and ``"average_precision"`` the AP of the wrong class, so the
+    package's detectors refuse them with a ``ValueError`` that names this function
+    (``GridSearchCV`` turns it into NaN scores and a warning, or raises with
+    ``error_score="raise"``); ``"f1"`` fails ("Target is multiclass"). With labels +1 normal
+    / -1 anomalous the string scorers read the scores the right way. The scorers returned here read ``y`` as 0/1 or +1/-1
     (:func:`to_anomaly_labels`) and score the anomalous class. A list or tuple of names
     gives a dict, for multi-metric search (``refit="roc_auc"``).
 

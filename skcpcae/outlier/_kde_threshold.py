@@ -36,6 +36,8 @@ from sklearn.utils.validation import (
     indexable,
 )
 
+from .._base import refuse_backward_string_scorer
+
 __all__ = ["KDEThresholdClassifier"]
 
 
@@ -250,9 +252,8 @@ def _warn_if_labelled_cv(y):
         warnings.warn(
             "KDEThresholdClassifier.fit got y = 0 for every sample (labelled cross-validation "
             "with 0 = normal, 1 = anomalous?). y is ignored here, but scikit-learn's string "
-            "scorers are not made for one-class detectors: scoring='roc_auc' returns "
-            "1 - AUROC with these labels, 'average_precision' scores the normal class and "
-            "'f1' fails. Use skcpcae.metrics.get_scorer('roc_auc') (or auroc_scorer, "
+            "scorers are not made for one-class detectors: with these labels scoring='roc_auc' "
+            "and 'average_precision' are refused when scoring (NaN scores) and 'f1' fails. Use skcpcae.metrics.get_scorer('roc_auc') (or auroc_scorer, "
             "average_precision_scorer, f1_scorer) as scoring; skcpcae.metrics.get_scorer_names() "
             "lists them.",
             UserWarning,
@@ -684,6 +685,7 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
         -------
         decision : ndarray of shape (n_samples,)
         """
+        refuse_backward_string_scorer()
         return self.score_samples(X) - self.offset_
 
     def predict(self, X):

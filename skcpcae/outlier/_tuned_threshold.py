@@ -16,6 +16,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import _estimator_has, check_is_fitted, indexable
 
+from .._base import refuse_backward_string_scorer
 from ..metrics import to_anomaly_labels
 from ._calibration import best_threshold
 from ._kde_threshold import _raw_scores
@@ -200,6 +201,7 @@ class TunedThresholdDetectorCV(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
         -------
         decision : ndarray of shape (n_samples,)
         """
+        refuse_backward_string_scorer()
         return self.score_samples(X) - self.offset_
 
     def predict(self, X):

@@ -64,3 +64,32 @@ def timm_batchnorm_act_2d():
     except ImportError:  # pragma: no cover - timm is a dependency
         return None
     return BatchNormAct2d
+
+
+# scikit-learn's string scorers (``scoring="roc_auc"``) call ``decision_function`` from
+# ``sklearn.metrics._scorer._Scorer._score`` with the labels at hand; a detector cannot see
+# them through any public interface. Tested on scikit-learn 1.6 - 1.9.1 (the frame's code
+# name and its ``self`` / ``y_true`` locals).
+_SCORE_FUNCS_READ_BACKWARDS = {"roc_auc_score", "average_precision_score"}
+
+
+def string_scorer_labels(max_depth=20):
+    """The score function and labels of a scikit-learn ``_Scorer`` calling up the stack.
+
+    Returns ``(score_func_name, y_true, scorer_kwargs)`` of the nearest calling
+    ``sklearn.metrics._scorer._Scorer._score`` frame within ``max_depth`` frames, or None.
+    """
+    import sys
+
+    frame = sys._getframe(1)
+    for _ in range(max_depth):
+        frame = frame.f_back
+        if frame is None:
+            return None
+        code = frame.f_code
+        if code.co_name == "_score" and frame.f_globals.get("__name__") == "sklearn.metrics._scorer":
+            scorer = frame.f_locals.get("self")
+            func = getattr(scorer, "_score_func", None)
+            return (getattr(func, "__name__", None), frame.f_locals.get("y_true"),
+                    dict(getattr(scorer, "_kwargs", {}) or {}))
+    return None

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from sklearn.metrics import f1_score, roc_auc_score
+from sklearn.metrics import get_scorer as sklearn_get_scorer
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -45,14 +46,35 @@ def test_grid_search_roc_auc_gives_auroc_not_its_complement():
     cv = NormalOnlyKFold(3, random_state=0)
     grid = {"kdethresholdclassifier__estimator__n_neighbors": [3, 10]}
     ours = GridSearchCV(_pipe(), grid, cv=cv, scoring=get_scorer("roc_auc"), refit=False)
-    with pytest.warns(UserWarning, match="get_scorer"):  # the wrapper names the fix
-        sklearns = GridSearchCV(_pipe(), grid, cv=cv, scoring="roc_auc", refit=False).fit(X, y)
     with pytest.warns(UserWarning):  # the wrapper cannot tell which scorer is used
         ours.fit(X, y)
     auroc = ours.cv_results_["mean_test_score"]
     assert np.all(auroc > 0.8)
-    # scikit-learn's string scorer reads decision_function (higher = normal): 1 - AUROC
-    np.testing.assert_allclose(sklearns.cv_results_["mean_test_score"], 1 - auroc)
+    # labels +1 normal / -1 anomalous: scikit-learn's string scorer reads them right
+    y_pm = np.where(y == 1, -1, 1)
+    sklearns = GridSearchCV(_pipe(), grid, cv=cv, scoring="roc_auc", refit=False).fit(X, y_pm)
+    np.testing.assert_allclose(sklearns.cv_results_["mean_test_score"], auroc)
+
+
+@pytest.mark.filterwarnings("ignore:KDEThresholdClassifier.fit got y")
+@pytest.mark.filterwarnings("ignore:One or more of the test scores are non-finite")
+@pytest.mark.parametrize("scoring", ["roc_auc", "average_precision"])
+def test_string_scorer_with_01_labels_is_a_clear_error_not_one_minus_auroc(scoring):
+    X, y = _data()
+    cv = NormalOnlyKFold(3, random_state=0)
+    search = GridSearchCV(_pipe(), {"kdethresholdclassifier__alpha": [0.05]}, cv=cv,
+                          scoring=scoring, error_score="raise")
+    with pytest.raises(ValueError, match=r"get_scorer\('" + scoring):
+        search.fit(X, y)
+    # scikit-learn's default error_score: no figure (NaN), and the reason in the warning
+    search.set_params(error_score=np.nan)
+    with pytest.warns(UserWarning, match="get_scorer"):
+        search.fit(X, y)
+    assert np.isnan(search.cv_results_["mean_test_score"]).all()
+    # the bare detector, outside a pipeline, says the same
+    det = KNNAnomalyScorer(n_neighbors=5).fit(X[y == 0][:80])
+    with pytest.raises(ValueError, match="1 - the real figure"):
+        sklearn_get_scorer(scoring)(det, X[80:], y[80:])
 
 
 @pytest.mark.filterwarnings("ignore:KDEThresholdClassifier.fit got y")
