@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# keyed by what decides the install: a change to either file reinstalls
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 
 .PHONY: demo test lint docs benchmarks clean install
 
@@ -12,9 +13,9 @@ $(BIN)/python:
 
 # torch/torchvision are named first, at the versions whose wheels the machines carry, so that
 # pip never pulls another (multi-GB) build; the project's own range admits them.
-$(STAMP): $(BIN)/python pyproject.toml
+$(STAMP): $(BIN)/python pyproject.toml Makefile
 	$(BIN)/pip install --quiet "torch==2.14.1" "torchvision==0.29.1" || $(BIN)/pip install --quiet "torch<2.15" "torchvision<0.30"
-	$(BIN)/pip install --quiet -e ".[dev,elpv,plot]"
+	$(BIN)/pip install --quiet -e ".[dev,elpv,plot,docs]"
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)
