@@ -25,7 +25,7 @@ __all__ = [
 #: ``{distribution: (oldest, newest)}`` the wrapped private names were tested with.
 TESTED_VERSIONS = {
     "scikit-learn": ("1.6", "1.9.1"),
-    "timm": ("1.0", "1.0.31"),
+    "timm": ("1.0.8", "1.0.31"),
 }
 
 # scikit-learn's parameter validation (``_parameter_constraints``) is the documented way to
@@ -45,7 +45,7 @@ def timm_feature_getter_net():
     ``timm.create_model(..., features_only=True)`` builds a new network (it cannot wrap
     weights this package loaded itself), so :func:`skcpcae.embedding.load_backbone` wraps
     the loaded classifier with the class directly. Private in timm (``timm.models._features``)
-    since 0.9; tested on timm 1.0 - 1.0.31.
+    since 0.9; tested on timm 1.0.8 - 1.0.31.
     """
     try:
         from timm.models._features import FeatureGetterNet

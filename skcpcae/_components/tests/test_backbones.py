@@ -128,7 +128,7 @@ def test_bad_checkpoints_give_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="does not hold a state dict"):
         load_backbone(TINY, weights=not_a_state_dict)
     other = tmp_path / "resnet.pth"
-    torch.save(timm.create_model("test_resnet", pretrained=False).state_dict(), other)
+    torch.save(timm.create_model("resnet10t", pretrained=False).state_dict(), other)
     with pytest.raises(ValueError, match="does not fit the timm model"):
         load_backbone(TINY, weights=other)
     with pytest.raises(TypeError, match="weights must be"):
@@ -149,7 +149,10 @@ def test_timm_hub_weights_offline_give_a_clear_error(monkeypatch):
     # Simulate a machine without network: every timm download entry point raises, so the test
     # never touches the network; HF_HUB_OFFLINE is a second guard.
     import timm.models._builder as builder
+    from timm.models._hub import has_hf_hub
 
+    if not has_hf_hub():  # e.g. timm 1.0.8 beside huggingface_hub 2 (make test-min)
+        pytest.skip("this timm cannot import huggingface_hub: it refuses before any download")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     calls = []
 

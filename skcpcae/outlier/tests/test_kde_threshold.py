@@ -263,7 +263,7 @@ def test_metadata_routing_slices_fit_params_per_fold():
     X = _normal(60)
     weights = np.linspace(0.5, 1.5, 60)
     with config_context(enable_metadata_routing=True):
-        inner = IsolationForest(n_estimators=10, random_state=0).set_fit_request(
+        inner = OneClassSVM(gamma="scale").set_fit_request(
             sample_weight=True
         )
         clf = KDEThresholdClassifier(inner, cv=3, random_state=0)
