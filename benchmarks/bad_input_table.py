@@ -30,8 +30,11 @@ checked. An error is always raised by skcpcae's or scikit-learn's own input vali
 a message that says what was expected and what came, never from inside OpenCV or torch.
 "Same output" means bit-identical to the output for the well-formed input. Documented
 conversions for image stages: `uint8` is divided by 255, `uint16` by 65535, `bool` becomes
-0/1, any other numeric dtype is cast to float32 as is; tables (the scorers) are never
-rescaled. Rows marked **known issue** do not behave as described yet: the test is an
+0/1, floats are cast to float32 as is; other integer dtypes (and lists of ints) are cast as
+is when their values lie in [0, 1], divided by 255 when in [0, 255], by 65535 when in
+[0, 65535], and refused otherwise; tables (the scorers) are never rescaled. The rows of the
+last sections (issue #18) feed hostile files, unwritable or busy outputs, full disks,
+interruptions and edited model files to the loaders, the command line and persistence. Rows marked **known issue** do not behave as described yet: the test is an
 expected failure until the library is fixed.
 
 {summary}

@@ -18,6 +18,7 @@ Estimators are fitted once per module (lazily, on 8 synthetic 24x24 images) with
 parameters.
 """
 
+import csv
 import dataclasses
 import importlib.util
 import os
@@ -443,6 +444,41 @@ def _image_rows(name):
 
         rows.append(row(dtype, how, expected, on(lambda X, d=dtype: _int_image(X, d)),
                         check=ref(conv)))
+    # integers outside [0, 1] (issue #18): on the 8- or 16-bit scale, or refused
+    for dtype, scale, how in [
+        ("int64", 255, "`np.round(X * 255).astype(np.int64)` (0..255 in int64)"),
+        ("int32", 65535, "`np.round(X * 65535).astype(np.int32)` (0..65535 in int32)"),
+        ("list", 255, "`np.round(X * 255).astype(int).tolist()` (Python ints, 0..255)"),
+    ]:
+        def make(X, d=dtype, k=scale):
+            arr = np.round(X * k).astype(np.int64 if d == "list" else d)
+            return arr.tolist() if d == "list" else arr
+
+        rows.append(row(
+            f"{dtype}-on-{'8' if scale == 255 else '16'}-bit-scale", how,
+            f"Accepted: values in [0, {scale}] are on the {'8' if scale == 255 else '16'}-bit "
+            f"scale, divided by {scale} (never used as is); same {out} as that float image.",
+            on(make), check=ref(lambda X, m=make, k=scale:
+                                np.asarray(m(X), dtype=np.float32) / np.float32(k))))
+    rows += [
+        row("negative-int64", "`np.round(X * 255).astype(np.int64)` with one value -1",
+            "ValueError giving the dtype and range found and the scales accepted.",
+            on(lambda X: _poke(np.round(X * 255), -1).astype(np.int64)), raises=ValueError,
+            match=r"int64 pixel values in \[-1, \d+\]: integer images must be on the "
+                  r"8-bit \(0..255\) or 16-bit \(0..65535\) scale"),
+        row("single-uint8-image", "one 8-bit image without the batch axis, shape (24, 24)",
+            "ValueError: looks like a single image, pass `X[None]` (not read as 24 rows).",
+            on(lambda X: np.round(X[0] * 255).astype(np.uint8)), raises=ValueError,
+            match=r"2-D uint8 array of shape \(24, 24\), which looks like a single image "
+                  r".*X\[None\]"),
+        row("fit-single-image", "`fit` on one 64x64 float image without the batch axis",
+            "ValueError: looks like a single image, pass `X[None]` (not 64 one-pixel rows).",
+            lambda c: IMAGE_STAGES[name][0]().fit(make_parts(1, size=(64, 64),
+                                                             random_state=0)[0][0]),
+            raises=ValueError,
+            match=r"2-D float\d+ array of shape \(64, 64\), which looks like a single "
+                  r"image .*X\[None\]"),
+    ]
     rows += [
         row("bool", "`X > 0.5` (bool)", f"Accepted: False / True become 0 / 1; same {out} as "
             "the 0/1 float image.", on(lambda X: X > 0.5),
@@ -499,6 +535,13 @@ def _image_rows(name):
             lambda c: IMAGE_STAGES[name][0]().fit(_poke(c.X, np.nan)),
             raises=ValueError, match=r"Input X contains NaN"),
     ]
+    if name == "PatchKNNScorer":
+        rows.append(row(
+            "features-overflowing-float32", "`X * 1e20` (finite in float32, squared norms "
+            "are not)", "ValueError: the squared norms overflow float32; suggests scaling "
+            "(an overflowed distance is never read as 0, i.e. normal).",
+            on(lambda X: X * np.float32(1e20)), raises=ValueError,
+            match=r"Patch features too large: their squared norms overflow float32"))
     if name in RGB_ONLY:
         rows.append(row(
             "fit-4-channels", "`fit` on RGBA images, shape (8, 24, 24, 4)",
@@ -993,11 +1036,416 @@ def _cli_rows():
     return rows
 
 
+# ----------------------------------------------------------------------------- issue #18:
+# nothing lost (hostile files, unwritable outputs, interruptions, model files)
+def _png_header_bomb(path, height=30000, width=30000, bit_depth=8):
+    """A PNG whose header says ``height x width`` gray pixels and holds a few rows of data:
+    what a decompression bomb shows the loader before decoding (a few hundred bytes)."""
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, 0, 0, 0, 0)
+    idat = zlib.compress(b"\0" * (width * bit_depth // 8 + 1) * 4, 9)
+    return _write(path, b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat)
+                  + chunk(b"IEND", b""))
+
+
+def _hostile_files(ctx):
+    """Bombs, a two-page TIFF, broken symbolic links, formula-like names (made once)."""
+    from PIL import Image
+
+    f = ctx.files
+    if "bomb8" in f:
+        return f
+    tmp = ctx.tmp / "hostile"
+    f["bomb8"] = _png_header_bomb(tmp / "bomb8.png")
+    f["bomb16"] = _png_header_bomb(tmp / "bomb16.png", bit_depth=16)
+    f["bomb_dir"] = str(tmp / "with_bomb")
+    for i in range(2):
+        _save(tmp / "with_bomb" / f"{i}.png", ctx.X[i])
+    _png_header_bomb(tmp / "with_bomb" / "2_bomb.png")
+    g8 = np.round(ctx.X[0] * 255).astype(np.uint8)
+    f["tiff2"] = str(tmp / "two_pages.tif")
+    Image.fromarray(g8).save(f["tiff2"], save_all=True,
+                             append_images=[Image.fromarray(255 - g8)])
+    f["links_dir"] = str(tmp / "links")
+    for i in range(2):
+        _save(tmp / "links" / f"{i}.png", ctx.X[i])
+    os.symlink(tmp / "nowhere.png", tmp / "links" / "gone.png")
+    f["broken_link"] = str(tmp / "links" / "gone.png")
+    f["formula_dir"] = str(tmp / "formula")
+    f["formula_names"] = ["=SUM(1).png", "+1.png", "-1.png", "@x.png", "plain.png"]
+    for i, fname in enumerate(f["formula_names"]):
+        _save(tmp / "formula" / fname, ctx.X[i])
+    return f
+
+
+def _no_decode(call):
+    """Run ``call`` with OpenCV's decoder replaced by a failure: a refusal from the header."""
+    from unittest import mock
+
+    import skcpcae.datasets._io as io_module
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("an image was decoded")
+
+    with mock.patch.object(io_module.cv2, "imdecode", refuse):
+        return call()
+
+
+def _hidden(folder):
+    """Hidden files (locks, temporary ``.NAME.*.tmp`` files) left in a folder tree."""
+    return sorted(str(p) for p in Path(folder).rglob(".*"))
+
+
+def _exit_2_nothing_left(pattern, folder):
+    check = _exit_2(pattern)
+
+    def both(result, ctx):
+        check(result, ctx)
+        assert not _hidden(ctx.tmp / folder), _hidden(ctx.tmp / folder)
+    return both
+
+
+def _score_in(ctx, folder, *args, model="good.skops", src=None):
+    return _cli("score", _model_files(ctx) / model, src or ctx.files["good_dir"],
+                "-o", ctx.tmp / folder, "--quiet", *args)
+
+
+def _score_in_use(ctx):
+    from skcpcae.utils._files import claim_output
+
+    out = ctx.tmp / "in_use"
+    out.mkdir(exist_ok=True)
+    with claim_output(out):  # another run holds the folder
+        result = _score_in(ctx, "in_use")
+    assert not (out / "scores.csv").exists()
+    return result
+
+
+def _score_unwritable(ctx):
+    import errno
+    from unittest import mock
+
+    import skcpcae._scoring as scoring
+    import skcpcae.datasets._io as io_module
+
+    reads = []
+    real = io_module._read_native
+
+    def refuse(folder):  # the lock file, the run's first write, cannot be created
+        raise PermissionError(errno.EACCES, "Permission denied", str(folder))
+
+    with mock.patch.object(scoring, "claim_output", refuse), mock.patch.object(
+            io_module, "_read_native", lambda *a, **k: reads.append(a[0]) or real(*a, **k)):
+        result = _score_in(ctx, "unwritable")
+    assert reads == [], reads  # not one image was read
+    return result
+
+
+def _score_disk_full(ctx):
+    import errno
+    from unittest import mock
+
+    import skcpcae.utils._files as files
+
+    real = files._write
+    calls = []
+
+    def write(fd, view):  # the disk fills up during the second batch's rows
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, view)
+
+    with mock.patch.object(files, "_write", write):
+        return _score_in(ctx, "disk_full", "--batch-size", "2")
+
+
+def _score_stopped(ctx, exc, folder):
+    from unittest import mock
+
+    import skcpcae._scoring as scoring
+
+    real = scoring._default_score_batch
+    calls = []
+
+    def batch(*args):  # the signal arrives while the second batch is scored
+        calls.append(1)
+        if len(calls) == 2:
+            raise exc
+        return real(*args)
+
+    with mock.patch.object(scoring, "_default_score_batch", batch):
+        return _score_in(ctx, folder, "--batch-size", "2")
+
+
+def _stopped(code, word):
+    def check(result, ctx):
+        folder = ctx.tmp / ("terminated" if code == 143 else "interrupted")
+        assert result.exit_code == code, result.output
+        assert word in result.stderr and "--resume" in result.stderr, result.stderr
+        assert "Traceback" not in result.output
+        assert not _hidden(folder), _hidden(folder)  # no lock, no temporary file
+        with open(folder / "scores.csv", newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+        assert len(rows) == 2 and all(r["anomaly_score"] for r in rows)  # batch 1, whole
+    return check
+
+
+def _fit_unwritable(errno_name):
+    def call(ctx):
+        import errno
+        from unittest import mock
+
+        from skcpcae import persistence
+
+        target = ctx.tmp / f"fit_{errno_name}"
+        target.mkdir(exist_ok=True)
+        code = getattr(errno, errno_name)
+        real = persistence.save
+        error = (PermissionError if code == errno.EACCES else OSError)(code,
+                                                                       os.strerror(code))
+
+        def save(est, path, **kwargs):  # as a read-only folder or a full disk would
+            if Path(path).resolve().parent == target.resolve():
+                raise error
+            return real(est, path, **kwargs)
+
+        with mock.patch.object(persistence, "save", save):
+            return _cli("fit", ctx.files["good_dir"], "-o", target / "m.skops", *_FAST_FIT)
+    return call
+
+
+_FAST_FIT = ("--preset", "best", "--set", "deeppatchembedder__pretrained=False",
+             "--set", "deeppatchembedder__stages=[2]", "--set", "kdethresholdclassifier__cv=2",
+             "--quiet")
+
+
+def _model_saved_elsewhere(errno_name):
+    def check(result, ctx):
+        import errno
+        import tempfile
+
+        from skcpcae import persistence
+
+        code = getattr(errno, errno_name)
+        line = _exit_2(re.escape(os.strerror(code)) + r".*saved as '[^']+' instead")(
+            result, ctx) or [ln for ln in result.stderr.splitlines()
+                             if ln.startswith("Error: ")][0]
+        saved = Path(re.search(r"saved as '([^']+)' instead", line).group(1))
+        try:
+            assert saved.parent == Path(tempfile.gettempdir()) and saved.suffix == ".skops"
+            model = persistence.load(saved)
+            assert model.predict(load_images(ctx.files["good_dir"])).shape == (4,)
+        finally:
+            saved.unlink(missing_ok=True)
+        target = ctx.tmp / f"fit_{errno_name}"
+        assert not (target / "m.skops").exists() and not _hidden(target)
+    return check
+
+
+def _fit_in_use(ctx):
+    from skcpcae.utils._files import claim_output
+
+    out = ctx.tmp / "fit_in_use.skops"
+    with claim_output(out):  # another fit is writing this model file
+        result = _cli("fit", ctx.files["good_dir"], "-o", out, *_FAST_FIT)
+    assert not out.exists()
+    return result
+
+
+def _score_files_formulas(ctx):
+    import contextlib
+
+    from skcpcae import score_files
+
+    f = _hostile_files(ctx)
+    out = ctx.tmp / "formula.csv"
+    with contextlib.chdir(f["formula_dir"]):  # relative names, as given
+        score_files(_model_files(ctx) / "good.skops", f["formula_names"], out)
+    return out.read_text(encoding="utf-8")
+
+
+def _check_formulas(raw, ctx):
+    cells = [line.split(",", 1)[0] for line in raw.splitlines()[1:]]
+    assert cells == ["'=SUM(1).png", "'+1.png", "'-1.png", "'@x.png", "plain.png"], cells
+
+
+def _edited_model_file(ctx):
+    import copy
+
+    from skcpcae.persistence import load, save
+
+    cpcae = copy.deepcopy(ctx.fitted("CPCAEResidualMap"))
+    cpcae.n_patches_ = 10**9  # without the check: an embedding of 10^9 rows at load
+    return load(save(cpcae, ctx.tmp / "edited_n_patches.skops"))
+
+
+def _saved_under_umask(ctx):
+    import stat
+
+    from skcpcae.persistence import save
+
+    old = os.umask(0o027)
+    try:
+        path = save(ctx.fitted("VariationDetector"), ctx.tmp / "umask027.skops")
+    finally:
+        os.umask(old)
+    return stat.S_IMODE(Path(path).stat().st_mode)
+
+
+def _overflowing_distances(ctx):
+    from skcpcae._components.knn import local_patch_distances
+
+    # squared norms 1e38 fit in float32; the squared distance between them, 4e38, does not
+    return local_patch_distances(np.full((1, 2, 2, 1), 1e19, np.float32),
+                                 np.full((2, 2, 2, 1), -1e19, np.float32))
+
+
+def _nothing_lost_rows():
+    rows = []
+
+    def row(component, case, how, expected, call, **kw):
+        rows.append(Row(component=component, case=case, how=how, expected=expected,
+                        call=call, **kw))
+
+    budget = (r"Image file '.*{}' is {} pixels \(height x width\), .* over the pixel budget "
+              r"of .* refused from its header, before decoding")
+    # loaders: headers first, hostile files said aloud
+    row("load_images", "decompression-bomb", "a 30000x30000 8-bit PNG header (a few hundred "
+        "bytes on disk, 900 MB decoded)",
+        "ValueError naming the file and its size, from the header: nothing is decoded or "
+        "allocated; says how to raise the budget (`max_pixels=`, `--max-pixels`).",
+        lambda c: _no_decode(lambda: load_images(_hostile_files(c)["bomb8"])),
+        raises=ValueError, match=budget.format("bomb8.png", "30000x30000"))
+    row("load_images", "16-bit-decompression-bomb", "a 30000x30000 16-bit PNG header "
+        "(1.8 GB decoded)", "ValueError naming the file, from the header, before decoding.",
+        lambda c: _no_decode(lambda: load_images(_hostile_files(c)["bomb16"])),
+        raises=ValueError, match=budget.format("bomb16.png", "30000x30000"))
+    row("load_images", "over-pixel-budget", "a 24x24 PNG with `max_pixels=100`",
+        "ValueError naming the file, from the header, before decoding (the budget is "
+        "settable; default 100 megapixels).",
+        lambda c: _no_decode(lambda: load_images(c.files["good"][0], max_pixels=100)),
+        raises=ValueError, match=budget.format("0.png", "24x24"))
+    row("load_images", "bomb-in-folder", "a folder of two 24x24 PNGs and a 30000x30000 "
+        "header", "ValueError naming the bomb, refused from its header (the bomb is never "
+        "decoded).", lambda c: load_images(_hostile_files(c)["bomb_dir"]),
+        raises=ValueError, match=budget.format("2_bomb.png", "30000x30000"))
+
+    def check_first_page(result, c):
+        np.testing.assert_array_equal(result[0], c.files["gray8"] / np.float32(255))
+
+    row("load_images", "multi-page-tiff", "a TIFF of two pages (the image, then its negative)",
+        "Works, said aloud: a UserWarning names the file and its page count; the first page "
+        "is read.", lambda c: load_images(_hostile_files(c)["tiff2"]), warns=UserWarning,
+        warns_match=r"two_pages\.tif' holds 2 pages \(frames\); only the first is read",
+        check=check_first_page)
+    row("load_images", "broken-symlink-in-folder", "a folder of two PNGs and `gone.png`, a "
+        "link to a file that does not exist",
+        "Works, said aloud: a UserWarning names the link and its missing target; the two "
+        "images load.", lambda c: load_images(_hostile_files(c)["links_dir"]),
+        warns=UserWarning,
+        warns_match=r"Skipped 1 broken symbolic link\(s\) .*'gone\.png' -> '.*nowhere\.png'",
+        check=lambda r, c: _finite(r.reshape(len(r), -1).sum(1), c, n=2))
+    row("load_images", "broken-symlink-path", "`load_images('gone.png')`, a broken link",
+        "FileNotFoundError saying it is a broken symbolic link and naming its target.",
+        lambda c: load_images(_hostile_files(c)["broken_link"]), raises=FileNotFoundError,
+        match=r"gone\.png' is a broken symbolic link \(to '.*nowhere\.png'")
+
+    # local_patch_distances: overflow is an error, never a distance of 0
+    row("local_patch_distances", "distances-overflowing-float32",
+        "query patches of 1e19 against memory patches of -1e19 (squared norms finite, the "
+        "squared distance 4e38 is not)",
+        "ValueError: the distances overflow float32; never dropped and read as 0 (normal).",
+        _overflowing_distances, raises=ValueError,
+        match=r"Patch distances overflow float32")
+
+    # skcpcae score: the output is claimed, checked writable first, never left half-made
+    row("skcpcae score", "output-folder-in-use", "a second `skcpcae score ... -o out` while "
+        "another run holds `out`", "Exit 2, one line naming the run that holds the folder; "
+        "nothing written.", _score_in_use,
+        check=_exit_2(r"in use by another skcpcae run \(pid \d+"))
+    row("skcpcae score", "output-folder-not-writable", "`-o` a folder where the lock file "
+        "(the run's first write) cannot be created", "Exit 2, one line, before a single "
+        "image is read.", _score_unwritable, check=_exit_2(r"Permission denied"))
+    row("skcpcae score", "disk-full-while-writing", "ENOSPC while the second batch's rows "
+        "are written", "Exit 2, one line: the disk is full, the finished rows are kept, "
+        "rerun with --resume; no lock or temporary file left.", _score_disk_full,
+        check=_exit_2_nothing_left(r"disk is full .*--resume", "disk_full"))
+    row("skcpcae score", "terminated-mid-run", "SIGTERM while the second batch is scored",
+        "Exit 143, 'Terminated.' and how to resume; the first batch's rows kept whole; no "
+        "lock or temporary file left.",
+        lambda c: _score_stopped(c, _cli_module()._Terminated(15), "terminated"),
+        check=_stopped(143, "Terminated."))
+    row("skcpcae score", "interrupted-mid-run", "Ctrl-C (SIGINT) while the second batch is "
+        "scored", "Exit 130, 'Interrupted.' and how to resume; the first batch's rows kept "
+        "whole; no lock or temporary file left.",
+        lambda c: _score_stopped(c, KeyboardInterrupt(), "interrupted"),
+        check=_stopped(130, "Interrupted."))
+    row("skcpcae score", "decompression-bomb", "a folder holding a 30000x30000 PNG header, "
+        "`--on-error fail`", "Exit 2, one line naming the file, refused from its header.",
+        lambda c: _score_in(c, "bomb", "--on-error", "fail",
+                            src=_hostile_files(c)["bomb_dir"]),
+        check=_exit_2(budget.format("2_bomb.png", "30000x30000")))
+    row("score_files", "formula-like-file-names", "relative names `=SUM(1).png`, `+1.png`, "
+        "`-1.png`, `@x.png`", "Works: such cells are written with a leading `'`, so a "
+        "spreadsheet shows them as text instead of running them.", _score_files_formulas,
+        check=_check_formulas)
+
+    # skcpcae fit: a finished fit always reaches disk
+    for errno_name, what in [("EACCES", "a read-only folder (PermissionError)"),
+                             ("ENOSPC", "a full disk (OSError ENOSPC)")]:
+        row("skcpcae fit", f"model-folder-{errno_name}", f"`-o` in {what}",
+            "Exit 2, one line: the model is saved in the system temp folder and its path "
+            "printed; that file loads and scores.",
+            _fit_unwritable(errno_name), check=_model_saved_elsewhere(errno_name))
+    row("skcpcae fit", "model-file-in-use", "a second fit onto a model file another fit "
+        "holds", "Exit 2, one line; nothing written.", _fit_in_use,
+        check=_exit_2(r"in use by another skcpcae run"))
+    row("skcpcae fit", "mixed-sizes", "a folder with a 24x24 and a 20x24 image",
+        "Exit 2, one line listing the sizes with a file each; says to use --size (and "
+        "--keep-aspect): images are never resized to the first file's size.",
+        lambda c: _cli("fit", c.files["sizes_dir"], "-o", c.tmp / "mixed.skops", *_FAST_FIT),
+        check=_exit_2(r"2 different sizes.*24x24: 1 file\(s\).*20x24: 1 file\(s\).*--size"))
+    row("skcpcae fit", "over-pixel-budget", "`--max-pixels 100` with 24x24 images",
+        "Exit 2, one line naming the file, from its header, before any image is decoded.",
+        lambda c: _no_decode(lambda: _cli("fit", c.files["good_dir"], "-o",
+                                          c.tmp / "budget.skops", "--max-pixels", "100",
+                                          *_FAST_FIT)),
+        check=_exit_2(budget.format(r"\d\.png", "24x24")))
+
+    # model files
+    row("persistence.load", "edited-size-in-model-file", "a .skops whose `n_patches_` says "
+        "10^9 (a trusted integer)", "ValueError: the sizes do not fit the network; refused "
+        "before allocating.", _edited_model_file, raises=ValueError,
+        match=r"do not fit the network .*\(\d+, 1000000\d+\) vs stored")
+
+    def check_mode(mode, ctx):
+        assert mode == 0o640, oct(mode)
+
+    row("persistence.save", "umask-027", "`save` under `umask 027`",
+        "Works: the file is written with the user's umask, mode 0640 (not 0600).",
+        _saved_under_umask, check=check_mode)
+    return rows
+
+
+def _cli_module():
+    from skcpcae import cli
+
+    return cli
+
+
 CATALOGUE = (
     [r for name in IMAGE_STAGES for r in _image_rows(name)]
     + [r for name in TABULAR for r in _tabular_rows(name)]
     + _loader_rows()
     + _cli_rows()
+    + _nothing_lost_rows()
 )
 
 
