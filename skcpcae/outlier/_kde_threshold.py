@@ -199,6 +199,8 @@ def _standardized_on_itself(X, *, atol=1e-3):
     """
     if sp.issparse(X) or not hasattr(X, "shape") or len(X.shape) != 2 or X.shape[0] < 3:
         return False
+    if np.iscomplexobj(X):  # refused by the validation that follows; no ComplexWarning here
+        return False
     try:
         data = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError):
