@@ -254,6 +254,7 @@ class DeepPoolEmbedder(
         Returns
         -------
         feature_names_out : ndarray of str objects
+            One name per embedding column.
         """
         return super().get_feature_names_out(input_features)
 

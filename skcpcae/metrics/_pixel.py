@@ -113,6 +113,7 @@ def pixel_auroc(masks, anomaly_maps):
     Returns
     -------
     auroc : float
+        Pixel-level area under the ROC curve.
 
     Examples
     --------
@@ -186,6 +187,7 @@ def aupro(masks, anomaly_maps, *, max_fpr=0.3):
     Returns
     -------
     aupro : float
+        Normalised area under the PRO curve, in [0, 1].
 
     References
     ----------

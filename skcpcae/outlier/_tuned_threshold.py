@@ -128,6 +128,7 @@ class TunedThresholdDetectorCV(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
         Returns
         -------
         self : object
+            The fitted estimator.
         """
         from ..model_selection import NormalOnlyKFold
 
@@ -176,15 +177,17 @@ class TunedThresholdDetectorCV(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
         return self
 
     def score_samples(self, X):
-        """Scores of the fitted detector, higher = more normal.
+        """Score samples with the fitted detector: higher = more normal.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, ...)
+            Samples, in the form ``estimator`` accepts.
 
         Returns
         -------
         scores : ndarray of shape (n_samples,)
+            The detector's scores: higher = more normal.
         """
         check_is_fitted(self)
         return _raw_scores(self.estimator_, X)
@@ -195,10 +198,12 @@ class TunedThresholdDetectorCV(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, ...)
+            Samples, in the form ``estimator`` accepts.
 
         Returns
         -------
         decision : ndarray of shape (n_samples,)
+            Negative for anomalies (scores below the tuned threshold).
         """
         return self.score_samples(X) - self.offset_
 
@@ -208,10 +213,12 @@ class TunedThresholdDetectorCV(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, ...)
+            Samples, in the form ``estimator`` accepts.
 
         Returns
         -------
         labels : ndarray of shape (n_samples,)
+            +1 for normal samples, -1 for anomalies.
         """
         return np.where(self.decision_function(X) >= 0, 1, -1)
 

@@ -170,12 +170,26 @@ def _seeded(estimator):
 # -- checks -------------------------------------------------------------------------------------
 
 def check_image_output_layout(name, estimator, color=False):
-    """Images in, images of the same ``n`` and ``(H, W)`` out (or a table of ``n`` rows).
+    """Check that images in give images of the same ``n`` and ``(H, W)`` out, or a table.
 
     An image transformer returns ``(n, H, W[, C])`` in the layout it received (a patch-feature
     embedder, which has a ``feature_shape_``, returns ``(n, h, w, C)`` on that grid), in each
     dtype its ``preserves_dtype`` tag lists; an embedder returns ``(n, n_features_out_)``; a
     detector's scores and labels are ``(n,)``, labels in {-1, +1}.
+
+    Parameters
+    ----------
+    name : str
+        The estimator's name, used in the error messages.
+    estimator : estimator instance
+        An unfitted estimator; the check fits clones of it.
+    color : bool, default=False
+        Check on 3-channel images instead of grayscale ones.
+
+    Raises
+    ------
+    AssertionError
+        When the estimator breaks the contract; the message says how.
     """
     est = _fitted(estimator, color)
     X, y = _data(est, color)
@@ -222,7 +236,22 @@ def check_image_output_layout(name, estimator, color=False):
 
 
 def check_image_batch_invariance(name, estimator, color=False):
-    """Predicting image by image gives what predicting the whole batch gives."""
+    """Check that predicting image by image gives what the whole batch gives.
+
+    Parameters
+    ----------
+    name : str
+        The estimator's name, used in the error messages.
+    estimator : estimator instance
+        An unfitted estimator; the check fits clones of it.
+    color : bool, default=False
+        Check on 3-channel images instead of grayscale ones.
+
+    Raises
+    ------
+    AssertionError
+        When the estimator breaks the contract; the message says how.
+    """
     est = _fitted(estimator, color)
     X, _ = _data(est, color)
     full = _outputs(est, X)
@@ -235,7 +264,22 @@ def check_image_batch_invariance(name, estimator, color=False):
 
 
 def check_image_subset_invariance(name, estimator, color=False):
-    """The outputs of a subset of the images are that subset of the outputs."""
+    """Check that the outputs of a subset of the images are that subset of the outputs.
+
+    Parameters
+    ----------
+    name : str
+        The estimator's name, used in the error messages.
+    estimator : estimator instance
+        An unfitted estimator; the check fits clones of it.
+    color : bool, default=False
+        Check on 3-channel images instead of grayscale ones.
+
+    Raises
+    ------
+    AssertionError
+        When the estimator breaks the contract; the message says how.
+    """
     est = _fitted(estimator, color)
     X, _ = _data(est, color)
     full = {m: out[1:4] for m, out in _outputs(est, X).items()}
@@ -245,7 +289,20 @@ def check_image_subset_invariance(name, estimator, color=False):
 
 
 def check_image_seeding(name, estimator):
-    """Two fits with the same ``random_state`` (0) give the same model."""
+    """Check that two fits with the same ``random_state`` (0) give the same model.
+
+    Parameters
+    ----------
+    name : str
+        The estimator's name, used in the error messages.
+    estimator : estimator instance
+        An unfitted estimator; the check fits clones of it.
+
+    Raises
+    ------
+    AssertionError
+        When the estimator breaks the contract; the message says how.
+    """
     X, y = _data(estimator)
     first = _outputs(_fitted(estimator), X)
     second = _outputs(_fit(_seeded(estimator), X, y), X)
@@ -254,7 +311,20 @@ def check_image_seeding(name, estimator):
 
 
 def check_image_fit_idempotent(name, estimator):
-    """Fitting a fitted instance again gives the same model (refitting forgets the first)."""
+    """Check that fitting a fitted instance again gives the same model.
+
+    Parameters
+    ----------
+    name : str
+        The estimator's name, used in the error messages.
+    estimator : estimator instance
+        An unfitted estimator; the check fits clones of it.
+
+    Raises
+    ------
+    AssertionError
+        When the estimator breaks the contract; the message says how.
+    """
     est = _fitted(estimator)
     X, y = _data(est)
     first = _outputs(est, X)
@@ -264,7 +334,20 @@ def check_image_fit_idempotent(name, estimator):
 
 
 def check_image_clone(name, estimator):
-    """``clone`` of a fitted estimator has its parameters and none of its fitted state."""
+    """Check that ``clone`` of a fitted estimator has its parameters and no fitted state.
+
+    Parameters
+    ----------
+    name : str
+        The estimator's name, used in the error messages.
+    estimator : estimator instance
+        An unfitted estimator; the check fits clones of it.
+
+    Raises
+    ------
+    AssertionError
+        When the estimator breaks the contract; the message says how.
+    """
     est = _fitted(estimator)
     cloned = clone(est)
     assert joblib.hash(cloned.get_params(deep=True)) == joblib.hash(est.get_params(deep=True)), (
@@ -275,7 +358,22 @@ def check_image_clone(name, estimator):
 
 
 def check_image_pickle(name, estimator, color=False):
-    """A pickle round trip of the fitted estimator keeps its outputs exactly."""
+    """Check that a pickle round trip of the fitted estimator keeps its outputs exactly.
+
+    Parameters
+    ----------
+    name : str
+        The estimator's name, used in the error messages.
+    estimator : estimator instance
+        An unfitted estimator; the check fits clones of it.
+    color : bool, default=False
+        Check on 3-channel images instead of grayscale ones.
+
+    Raises
+    ------
+    AssertionError
+        When the estimator breaks the contract; the message says how.
+    """
     est = _fitted(estimator, color)
     X, _ = _data(est, color)
     loaded = pickle.loads(pickle.dumps(est))
@@ -284,7 +382,22 @@ def check_image_pickle(name, estimator, color=False):
 
 
 def check_image_skops(name, estimator, color=False):
-    """A :func:`skcpcae.persistence.save` / ``load`` round trip (skops) keeps the outputs."""
+    """Check that a skops round trip (:func:`skcpcae.persistence.save`, ``load``) keeps outputs.
+
+    Parameters
+    ----------
+    name : str
+        The estimator's name, used in the error messages.
+    estimator : estimator instance
+        An unfitted estimator; the check fits clones of it.
+    color : bool, default=False
+        Check on 3-channel images instead of grayscale ones.
+
+    Raises
+    ------
+    AssertionError
+        When the estimator breaks the contract; the message says how.
+    """
     from ..persistence import load, save
 
     est = _fitted(estimator, color)
@@ -298,7 +411,20 @@ def check_image_skops(name, estimator, color=False):
 
 
 def check_image_not_fitted(name, estimator):
-    """Before ``fit``, every prediction method raises ``NotFittedError``."""
+    """Check that before ``fit`` every prediction method raises ``NotFittedError``.
+
+    Parameters
+    ----------
+    name : str
+        The estimator's name, used in the error messages.
+    estimator : estimator instance
+        An unfitted estimator; the check fits clones of it.
+
+    Raises
+    ------
+    AssertionError
+        When the estimator breaks the contract; the message says how.
+    """
     est = clone(estimator)
     X, _ = _data(est)
     for method in PREDICT_METHODS:
@@ -317,10 +443,23 @@ def check_image_not_fitted(name, estimator):
 
 
 def check_image_fitted_attributes(name, estimator):
-    """No ``name_`` attribute before ``fit``; ``fit`` adds only ``name_`` or ``_name`` ones.
+    """Check that fitted attributes (``name_``) appear in ``fit`` and only there.
 
-    :func:`~sklearn.utils.validation.check_is_fitted` fails before ``fit`` and passes after
-    it, and ``fit`` leaves the parameters as they were.
+    No ``name_`` attribute exists before ``fit``, which adds only ``name_`` or ``_name``
+    ones; :func:`~sklearn.utils.validation.check_is_fitted` fails before ``fit`` and passes
+    after it, and ``fit`` leaves the parameters as they were.
+
+    Parameters
+    ----------
+    name : str
+        The estimator's name, used in the error messages.
+    estimator : estimator instance
+        An unfitted estimator; the check fits clones of it.
+
+    Raises
+    ------
+    AssertionError
+        When the estimator breaks the contract; the message says how.
     """
     est = _seeded(estimator)
     before = set(vars(est))
@@ -344,7 +483,20 @@ def check_image_fitted_attributes(name, estimator):
 
 
 def check_image_methods_leave_estimator_unchanged(name, estimator):
-    """``transform``, ``predict``, ``score_samples``... leave ``__dict__`` as ``fit`` left it."""
+    """Check that ``transform``, ``predict``, ``score_samples``... leave ``__dict__`` as is.
+
+    Parameters
+    ----------
+    name : str
+        The estimator's name, used in the error messages.
+    estimator : estimator instance
+        An unfitted estimator; the check fits clones of it.
+
+    Raises
+    ------
+    AssertionError
+        When the estimator breaks the contract; the message says how.
+    """
     est = _fitted(estimator)
     X, _ = _data(est)
     for method in _methods(est):
