@@ -394,6 +394,11 @@ class PretrainedBackboneMixin:
     itself is done by :mod:`skcpcae._components.backbones`.
     """
 
+    # How far outputs may move with the batch they are computed in (read by
+    # skcpcae.utils.estimator_checks): the convolutions sum in a batch-size-dependent order,
+    # within float32 rounding, as the embedders' ``batch_size`` docstrings document.
+    _batch_tolerance = {"rtol": 1e-5, "atol": 1e-5}
+
     def __getstate__(self):
         from .utils._torch import weights_to_numpy
 

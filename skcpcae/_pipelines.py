@@ -90,6 +90,7 @@ def make_cpcae_pipeline(
     Returns
     -------
     pipeline : sklearn.pipeline.Pipeline
+        The unfitted pipeline; ``fit`` it on normal images.
     """
     from .embedding import DeepPoolEmbedder
     from .residuals import CPCAEResidualMap
@@ -107,8 +108,32 @@ def make_cpcae_pipeline(
 
 def make_deep_feature_pipeline(*, n_neighbors=15, pooling="max", threshold=False, alpha=0.05,
                                random_state=0, verbose=0, **params):
-    """The paper's "deep feature" comparator: pretrained CNN on the raw image → max pool →
-    scaler → k-NN (k = 15)."""
+    """Build the paper's "deep feature" comparator.
+
+    Pretrained CNN on the raw image → max pool → scaler → k-NN (k = 15).
+
+    Parameters
+    ----------
+    n_neighbors : int, default=15
+        ``k`` of the k-NN scorer.
+    pooling : str, default="max"
+        Pooling head of :class:`~skcpcae.embedding.DeepPoolEmbedder`.
+    threshold : bool, default=False
+        Wrap scaler + k-NN in :class:`~skcpcae.outlier.KDEThresholdClassifier`.
+    alpha : float, default=0.05
+        Target false-alarm rate of the threshold.
+    random_state : int, default=0
+        Seed of the random initialisations and of the threshold's cross-fitting.
+    verbose : int, default=0
+        Progress of the slow stages.
+    **params : dict
+        ``step__param`` overrides, applied with ``set_params``.
+
+    Returns
+    -------
+    pipeline : sklearn.pipeline.Pipeline
+        The unfitted pipeline; ``fit`` it on normal images.
+    """
     from .embedding import DeepPoolEmbedder
 
     steps = [DeepPoolEmbedder(pooling=pooling, random_state=random_state, verbose=verbose),
@@ -137,10 +162,26 @@ def make_union_pipeline(*, register=False, gamma=False, threshold=True, n_neighb
         Put :class:`~skcpcae.preprocessing.ECCRegistrar` / :class:`~skcpcae.preprocessing.AdaptiveGamma` first. The
         selection ran on ELPV, whose cells are aligned and evenly lit; turn these on for parts
         that move or shine.
-    threshold, n_neighbors, alpha, random_state, verbose, **params
-        As in :func:`make_cpcae_pipeline`.
+    threshold : bool, default=True
+        Wrap scaler + k-NN in :class:`~skcpcae.outlier.KDEThresholdClassifier`, as in
+        :func:`make_cpcae_pipeline`.
+    n_neighbors : int, default=15
+        ``k`` of the k-NN scorer.
+    alpha : float, default=0.05
+        Target false-alarm rate of the threshold.
     cv : int or None, default=5
         Cross-fitting folds of the autoencoder.
+    random_state : int, default=0
+        Seed of the random initialisations and of the threshold's cross-fitting.
+    verbose : int, default=0
+        Progress of the slow stages.
+    **params : dict
+        ``step__param`` overrides, applied with ``set_params``.
+
+    Returns
+    -------
+    pipeline : sklearn.pipeline.Pipeline
+        The unfitted pipeline; ``fit`` it on normal images.
     """
     from sklearn.pipeline import make_union
 
@@ -192,14 +233,25 @@ def make_best_pipeline(*, register=False, gamma=False, threshold=True, stages=(3
         cross-fitting need not repeat it.
     stages : tuple of int, default=(3, 4)
         Backbone stages of :class:`~skcpcae.embedding.DeepPatchEmbedder`.
-    n_neighbors, radius, top_k
-        Of :class:`~skcpcae.outlier.PatchKNNScorer`.
-    alpha, random_state, verbose, **params
-        As in :func:`make_cpcae_pipeline`.
+    n_neighbors : int, default=3
+        Nearest normal patches averaged by :class:`~skcpcae.outlier.PatchKNNScorer`.
+    radius : int, default=0
+        Neighbourhood, in patches, searched around each place (for small shifts).
+    top_k : int, default=30
+        Worst patch distances averaged into the image score.
+    alpha : float, default=0.05
+        Target false-alarm rate of the threshold.
+    random_state : int, default=0
+        Seed of the random initialisations and of the threshold's cross-fitting.
+    verbose : int, default=0
+        Progress of the slow stages.
+    **params : dict
+        ``step__param`` overrides, applied with ``set_params``.
 
     Returns
     -------
     pipeline : sklearn.pipeline.Pipeline
+        The unfitted pipeline; ``fit`` it on normal images.
     """
     from .embedding import DeepPatchEmbedder
     from .outlier import KDEThresholdClassifier, PatchKNNScorer
@@ -234,6 +286,18 @@ def make_preset(name, **params):
     ``"union"`` (:func:`make_union_pipeline`: raw-image and residual-map embeddings of
     mid-level features), ``"best"`` (:func:`make_best_pipeline`: position-conditioned patch
     k-NN on mid-level features); both chosen on validation data.
+
+    Parameters
+    ----------
+    name : {"paper", "aligned", "deep-feature", "union", "best"}
+        The preset.
+    **params : dict
+        Keyword arguments of the preset's factory, or ``step__param`` overrides.
+
+    Returns
+    -------
+    pipeline : sklearn.pipeline.Pipeline
+        The unfitted pipeline.
     """
     if name not in PRESETS:
         raise ValueError(f"Unknown preset {name!r}; choose one of {sorted(PRESETS)}.")

@@ -75,10 +75,12 @@ def final_estimator(estimator):
     Parameters
     ----------
     estimator : estimator or Pipeline
+        A fitted estimator or pipeline.
 
     Returns
     -------
     final : estimator
+        The last step of a pipeline, or ``estimator`` itself.
 
     Examples
     --------
@@ -108,6 +110,7 @@ def decision_threshold(estimator):
     Parameters
     ----------
     estimator : fitted outlier detector or Pipeline ending in one
+        The model whose threshold is read.
 
     Returns
     -------
@@ -195,6 +198,7 @@ def map_source(pipeline, method="auto"):
     Parameters
     ----------
     pipeline : fitted estimator or Pipeline
+        The fitted model whose maps are looked for.
     method : {"auto", "model", "occlusion"}, default="auto"
         As in :func:`anomaly_maps`.
 
@@ -538,11 +542,15 @@ def anomaly_maps(pipeline, X, *, method="auto", frame="input", sigma=0.0, grid=8
     Parameters
     ----------
     pipeline : fitted estimator or Pipeline
+        The fitted model (a map-producing step or a pipeline holding one).
     X : array-like of shape (n_samples, height, width[, channels]), or file paths
+        The images to map.
     method : {"auto", "model", "occlusion"}, default="auto"
     frame : {"input", "registered"}, default="input"
     sigma : float or "auto", default=0.0
+        Gaussian smoothing of the maps, as in :func:`inspect_images`.
     grid : int, default=8
+        Grid of the location summary, as in :func:`inspect_images`.
     return_images : bool, default=False
         Also return the images the maps lie over.
 
@@ -591,12 +599,14 @@ def defect_mask(anomaly_map, threshold):
     Parameters
     ----------
     anomaly_map : array-like of shape (height, width)
+        One anomaly map.
     threshold : float
         In the map's units (see ``map_threshold`` of :func:`inspect_images`).
 
     Returns
     -------
     mask : ndarray of shape (height, width), bool
+        True where the map exceeds the threshold.
 
     Examples
     --------

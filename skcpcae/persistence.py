@@ -129,6 +129,13 @@ class PickleNotAllowedError(ValueError):
 class UntrustedTypesError(ValueError):
     """A skops file holds types that are not trusted; nothing was loaded.
 
+    Parameters
+    ----------
+    message : str
+        The error message.
+    types : iterable of str
+        The untrusted type names.
+
     Attributes
     ----------
     types : list of str
@@ -665,7 +672,7 @@ def load(path, *, trusted=None, allow_pickle=False):
     path : str or path-like
         A file written by :func:`save`.
     trusted : list of str, default=None
-        skops only: extra type names to trust, on top of skops' defaults,
+        For skops files only: extra type names to trust, on top of skops' defaults,
         :data:`TRUSTED_TYPES` and skcpcae's public classes. Unknown types raise
         :class:`UntrustedTypesError` listing them, before anything is loaded.
     allow_pickle : bool, default=False

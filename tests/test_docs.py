@@ -33,6 +33,8 @@ PUBLIC_MODULES = [
     "skcpcae.plotting",
     "skcpcae.persistence",
     "skcpcae.utils",
+    "skcpcae.utils.discovery",
+    "skcpcae.utils.estimator_checks",
 ]
 FACTORIES = ["PRESETS", "make_best_pipeline", "make_cpcae_pipeline",
              "make_deep_feature_pipeline", "make_preset", "make_union_pipeline"]

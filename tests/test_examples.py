@@ -37,6 +37,14 @@ EXPECTED = {
 }
 #: examples on real data that take minutes: not run by the test suite
 SLOW = {"elpv/plot_elpv_heatmap.py"}
+#: examples that take more than 30 s on 2 cores (--durations): run by ``make test``, marked
+#: ``slow`` so that ``pytest -m "not slow"`` gives a quick run
+SLOW_RUNS = {
+    "elpv/plot_elpv_patch_heatmap.py",
+    "baselines/plot_baselines.py",
+    "pipeline/plot_quickstart.py",
+    "residuals/plot_reconstruction_triplets.py",
+}
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -60,7 +68,10 @@ def test_example_has_a_gallery_title(name):
     assert len(match.group(2)) >= len(match.group(1).rstrip())
 
 
-@pytest.mark.parametrize("name", [n for n in _examples() if n not in SLOW])
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=[pytest.mark.slow] if n in SLOW_RUNS else [])
+    for n in _examples() if n not in SLOW
+])
 def test_example_runs_and_writes_its_figures(name, tmp_path):
     script = tmp_path / "examples" / name
     script.parent.mkdir(parents=True)

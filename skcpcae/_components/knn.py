@@ -256,6 +256,7 @@ def local_patch_distances(queries, memory, *, n_neighbors=1, radius=0, exclude=N
     Returns
     -------
     distances : ndarray of shape (n_queries, h, w), float32
+        Distance of each query patch to its nearest memory patch in the neighbourhood.
     """
     import torch
 

@@ -555,7 +555,7 @@ def load_images(paths_or_folder, *, size=None, color="auto", recursive=False, ve
     Returns
     -------
     images : ndarray of shape (n_images, height, width) or (n_images, height, width, 3)
-        float32 in ``[0, 1]``: 8-bit values divided by 255, 16-bit values by 65535, float
+        Float32 in ``[0, 1]``: 8-bit values divided by 255, 16-bit values by 65535, float
         images as stored. Alpha channels are dropped, OpenCV's BGR is turned into RGB, EXIF
         orientation is not applied.
 
@@ -818,7 +818,7 @@ class ImageReader(TransformerMixin, BaseEstimator):
         Returns
         -------
         images : ndarray of shape (n_samples, height, width) or (n_samples, height, width, 3)
-            float32 in ``[0, 1]``.
+            Float32 in ``[0, 1]``.
         """
         return self._fit_read(X)
 
@@ -833,7 +833,7 @@ class ImageReader(TransformerMixin, BaseEstimator):
         Returns
         -------
         images : ndarray of shape (n_samples, height, width) or (n_samples, height, width, 3)
-            float32 in ``[0, 1]``, shape ``(n_samples,) + image_shape_``.
+            Float32 in ``[0, 1]``, shape ``(n_samples,) + image_shape_``.
         """
         check_is_fitted(self)
         paths = _check_path_batch(X)

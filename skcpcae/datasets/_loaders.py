@@ -79,7 +79,7 @@ def load_folder(
     Returns
     -------
     X : ndarray of shape (n_images, height, width) or (n_images, height, width, 3)
-        float32 images in ``[0, 1]``: the good images first (folders in the given order,
+        Float32 images in ``[0, 1]``: the good images first (folders in the given order,
         files sorted by name), then the defective ones.
     y : ndarray of shape (n_images,), dtype int64
         0 for good, 1 for defective.

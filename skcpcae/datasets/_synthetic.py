@@ -52,6 +52,7 @@ def paste_defect(image, *, kind="blob", random_state=None, strength=0.35, return
     Returns
     -------
     defective : ndarray, same shape as ``image``
+        A copy of ``image`` with the defect.
     mask : ndarray of shape (height, width), bool
         Only when ``return_mask`` is True.
     """
@@ -95,8 +96,22 @@ def paste_defect(image, *, kind="blob", random_state=None, strength=0.35, return
 def rigid_motion(image, angle=0.0, shift=(0.0, 0.0)):
     """Rotate ``image`` by ``angle`` degrees about its centre and shift it by ``(tx, ty)`` px.
 
-    Returns the moved image (borders replicated) and the 2x3 matrix ``M`` that maps
-    coordinates of the original onto the moved image (``cv2.warpAffine(image, M, ...)``).
+    Parameters
+    ----------
+    image : array-like of shape (height, width[, channels])
+        The image to move.
+    angle : float, default=0.0
+        Rotation in degrees, counter-clockwise.
+    shift : tuple of (float, float), default=(0.0, 0.0)
+        Translation ``(tx, ty)`` in pixels.
+
+    Returns
+    -------
+    moved : ndarray of the shape of ``image``, float32
+        The moved image, borders replicated.
+    M : ndarray of shape (2, 3)
+        The matrix that maps coordinates of the original onto the moved image
+        (``cv2.warpAffine(image, M, ...)``).
     """
     img = np.asarray(image, dtype=np.float32)
     h, w = img.shape[:2]
@@ -142,12 +157,14 @@ def make_parts(
     noise : float, default=0.02
         Standard deviation of the pixel noise.
     random_state : int, RandomState instance or None, default=None
+        Seeds the textures, defects, motions and noise.
     return_masks : bool, default=False
         Also return the defect masks.
 
     Returns
     -------
     X : ndarray of shape (n_samples + n_anomalies, H, W[, 3]), float32 in [0, 1]
+        The images, normal ones first.
     y : ndarray of shape (n_samples + n_anomalies,)
         0 for normal, 1 for defective (the positive class).
     masks : ndarray of shape (n_samples + n_anomalies, H, W), bool

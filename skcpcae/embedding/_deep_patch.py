@@ -49,11 +49,10 @@ class DeepPatchEmbedder(ImageOutputMixin, DeepPoolEmbedder):
     batch_size : int, default=16
         Images per forward pass.
         The output does not depend on it beyond float32 rounding (the convolutions
-        sum in another order): measured on CPU, at most 1e-5 in absolute value (about
-        1e-6 of the largest feature) between ``batch_size=1`` and ``16`` for
-        EfficientNet-Lite0 with random weights on 64x64 images. scikit-learn's
-        ``check_methods_subset_invariance`` asks for 1e-7, so the common checks run with
-        ``batch_size=1``.
+        sum in another order); the tolerance the tests allow, 1e-5 relative and
+        absolute, and the measured differences are in ``docs/benchmarks.md`` ("Batch-size
+        tolerance"). scikit-learn's ``check_methods_subset_invariance`` asks for 1e-7, so
+        its common checks run with ``batch_size=1``.
     device : str, default="auto"
         The torch device; ``"auto"`` uses CUDA when available.
     random_state : int, RandomState instance or None, default=None

@@ -74,11 +74,10 @@ class DeepPoolEmbedder(
     batch_size : int, default=16
         Images per forward pass; bounds memory.
         The output does not depend on it beyond float32 rounding (the convolutions
-        sum in another order): measured on CPU, at most 1e-5 in absolute value (about
-        1e-6 of the largest feature) between ``batch_size=1`` and ``16`` for
-        EfficientNet-Lite0 with random weights on 64x64 images. scikit-learn's
-        ``check_methods_subset_invariance`` asks for 1e-7, so the common checks run with
-        ``batch_size=1``.
+        sum in another order); the tolerance the tests allow, 1e-5 relative and
+        absolute, and the measured differences are in ``docs/benchmarks.md`` ("Batch-size
+        tolerance"). scikit-learn's ``check_methods_subset_invariance`` asks for 1e-7, so
+        its common checks run with ``batch_size=1``.
     device : str, default="auto"
         ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     random_state : int, RandomState instance or None, default=None
@@ -254,6 +253,7 @@ class DeepPoolEmbedder(
         Returns
         -------
         feature_names_out : ndarray of str objects
+            One name per embedding column.
         """
         return super().get_feature_names_out(input_features)
 

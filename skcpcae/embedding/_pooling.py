@@ -68,6 +68,7 @@ def global_max_pool(x):
     Returns
     -------
     torch.Tensor of shape (n, C)
+        One pooled value per channel.
 
     Examples
     --------
@@ -91,6 +92,7 @@ def global_avg_pool(x):
     Returns
     -------
     torch.Tensor of shape (n, C)
+        One pooled value per channel.
 
     Examples
     --------
@@ -122,6 +124,7 @@ def gem_pool(x, p=3.0, eps=1e-6):
     Returns
     -------
     torch.Tensor of shape (n, C)
+        One pooled value per channel.
 
     Examples
     --------
@@ -220,6 +223,7 @@ def pool_features(x, pooling="max"):
     Returns
     -------
     torch.Tensor of shape (n, pooled_n_features(pooling, C))
+        The pooled features.
 
     Examples
     --------
@@ -248,6 +252,7 @@ def pooled_n_features(pooling, n_channels):
     Returns
     -------
     int
+        Length of the pooled vector.
 
     Examples
     --------

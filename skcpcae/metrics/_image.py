@@ -24,10 +24,20 @@ __all__ = [
 
 
 def to_anomaly_labels(y):
-    """Labels as 0 (normal) / 1 (anomalous).
+    """Convert labels to 0 (normal) / 1 (anomalous).
 
     ``y`` may use this package's convention (0 normal, 1 anomalous, also bool) or
     scikit-learn's outlier convention (+1 normal, -1 anomalous).
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+        0/1 or bool (1 anomalous), or +1/-1 (-1 anomalous).
+
+    Returns
+    -------
+    labels : ndarray of shape (n_samples,)
+        1 for the anomalous samples, 0 for the normal ones.
 
     Examples
     --------
@@ -59,7 +69,20 @@ def to_anomaly_labels(y):
 
 
 def anomaly_scores(estimator, X):
-    """Anomaly scores (higher = more anomalous) from any fitted outlier detector."""
+    """Compute anomaly scores (higher = more anomalous) with any fitted outlier detector.
+
+    Parameters
+    ----------
+    estimator : estimator instance
+        A fitted detector or pipeline with ``score_samples`` or ``decision_function``.
+    X : array-like
+        Input of the detector.
+
+    Returns
+    -------
+    anomaly_score : ndarray of shape (n_samples,)
+        ``-score_samples(X)``, or ``-decision_function(X)`` without ``score_samples``.
+    """
     for method in ("score_samples", "decision_function"):
         if hasattr(estimator, method):
             return -np.asarray(getattr(estimator, method)(X), dtype=float)
@@ -83,6 +106,11 @@ def image_auroc(y_true, anomaly_score):
     anomaly_score : array-like of shape (n_samples,)
         Higher = more anomalous (e.g. ``-score_samples``).
 
+    Returns
+    -------
+    auroc : float
+        Area under the ROC curve of the anomalous class.
+
     Examples
     --------
     >>> image_auroc([0, 0, 1], [0.1, 0.2, 0.9])
@@ -94,19 +122,62 @@ def image_auroc(y_true, anomaly_score):
 
 
 def image_average_precision(y_true, anomaly_score):
-    """Average precision with anomalous = positive (see :func:`image_auroc`)."""
+    """Average precision with anomalous = positive (see :func:`image_auroc`).
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        0/1 (1 anomalous) or +1/-1 (-1 anomalous).
+    anomaly_score : array-like of shape (n_samples,)
+        Higher = more anomalous (e.g. ``-score_samples``).
+
+    Returns
+    -------
+    average_precision : float
+        Average precision of the anomalous class.
+    """
     y = to_anomaly_labels(y_true)
     _check_both_classes(y)
     return float(average_precision_score(y, anomaly_score))
 
 
 def auroc_scorer(estimator, X, y):
-    """Scorer for ``GridSearchCV(scoring=auroc_scorer)``: AUROC, anomalous = positive."""
+    """Scorer for ``GridSearchCV(scoring=auroc_scorer)``: AUROC, anomalous = positive.
+
+    Parameters
+    ----------
+    estimator : estimator instance
+        A fitted outlier detector or pipeline (``predict`` +1 / -1, or scores).
+    X : array-like
+        Input of the detector.
+    y : array-like of shape (n_samples,)
+        0/1 (1 anomalous) or +1/-1 (-1 anomalous).
+
+    Returns
+    -------
+    score : float
+        AUROC of the anomalous class (higher is better).
+    """
     return image_auroc(y, anomaly_scores(estimator, X))
 
 
 def average_precision_scorer(estimator, X, y):
-    """Scorer for ``GridSearchCV``: average precision, anomalous = positive."""
+    """Scorer for ``GridSearchCV``: average precision, anomalous = positive.
+
+    Parameters
+    ----------
+    estimator : estimator instance
+        A fitted outlier detector or pipeline (``predict`` +1 / -1, or scores).
+    X : array-like
+        Input of the detector.
+    y : array-like of shape (n_samples,)
+        0/1 (1 anomalous) or +1/-1 (-1 anomalous).
+
+    Returns
+    -------
+    score : float
+        Average precision of the anomalous class (higher is better).
+    """
     return image_average_precision(y, anomaly_scores(estimator, X))
 
 
@@ -125,7 +196,22 @@ def _anomaly_predictions(estimator, X):
 
 
 def f1_scorer(estimator, X, y):
-    """Scorer for ``GridSearchCV``: F1 of the anomalous class at the model's threshold."""
+    """Scorer for ``GridSearchCV``: F1 of the anomalous class at the model's threshold.
+
+    Parameters
+    ----------
+    estimator : estimator instance
+        A fitted outlier detector or pipeline (``predict`` +1 / -1).
+    X : array-like
+        Input of the detector.
+    y : array-like of shape (n_samples,)
+        0/1 (1 anomalous) or +1/-1 (-1 anomalous).
+
+    Returns
+    -------
+    score : float
+        F1 of the anomalous class (higher is better).
+    """
     from sklearn.metrics import f1_score
 
     return float(f1_score(to_anomaly_labels(y), _anomaly_predictions(estimator, X),
@@ -133,7 +219,22 @@ def f1_scorer(estimator, X, y):
 
 
 def precision_scorer(estimator, X, y):
-    """Scorer for ``GridSearchCV``: precision of the anomaly alarms at the model's threshold."""
+    """Scorer for ``GridSearchCV``: precision of the anomaly alarms at the model's threshold.
+
+    Parameters
+    ----------
+    estimator : estimator instance
+        A fitted outlier detector or pipeline (``predict`` +1 / -1).
+    X : array-like
+        Input of the detector.
+    y : array-like of shape (n_samples,)
+        0/1 (1 anomalous) or +1/-1 (-1 anomalous).
+
+    Returns
+    -------
+    score : float
+        Precision of the anomaly alarms (higher is better).
+    """
     from sklearn.metrics import precision_score
 
     return float(precision_score(to_anomaly_labels(y), _anomaly_predictions(estimator, X),
@@ -141,7 +242,22 @@ def precision_scorer(estimator, X, y):
 
 
 def recall_scorer(estimator, X, y):
-    """Scorer for ``GridSearchCV``: recall of the anomalies at the model's threshold."""
+    """Scorer for ``GridSearchCV``: recall of the anomalies at the model's threshold.
+
+    Parameters
+    ----------
+    estimator : estimator instance
+        A fitted outlier detector or pipeline (``predict`` +1 / -1).
+    X : array-like
+        Input of the detector.
+    y : array-like of shape (n_samples,)
+        0/1 (1 anomalous) or +1/-1 (-1 anomalous).
+
+    Returns
+    -------
+    score : float
+        Recall of the anomalies (higher is better).
+    """
     from sklearn.metrics import recall_score
 
     return float(recall_score(to_anomaly_labels(y), _anomaly_predictions(estimator, X),
@@ -149,7 +265,22 @@ def recall_scorer(estimator, X, y):
 
 
 def balanced_accuracy_scorer(estimator, X, y):
-    """Scorer for ``GridSearchCV``: mean of recall and 1 - false-alarm rate at the threshold."""
+    """Scorer for ``GridSearchCV``: mean of recall and 1 - false-alarm rate at the threshold.
+
+    Parameters
+    ----------
+    estimator : estimator instance
+        A fitted outlier detector or pipeline (``predict`` +1 / -1).
+    X : array-like
+        Input of the detector.
+    y : array-like of shape (n_samples,)
+        0/1 (1 anomalous) or +1/-1 (-1 anomalous).
+
+    Returns
+    -------
+    score : float
+        Balanced accuracy (higher is better).
+    """
     from sklearn.metrics import balanced_accuracy_score
 
     return float(balanced_accuracy_score(to_anomaly_labels(y),
@@ -167,7 +298,13 @@ _SCORERS = {
 
 
 def get_scorer_names():
-    """Names accepted by :func:`get_scorer` (scikit-learn's names for the same metrics)."""
+    """List the names :func:`get_scorer` accepts (scikit-learn's names for the metrics).
+
+    Returns
+    -------
+    names : list of str
+        Sorted scorer names.
+    """
     return sorted(_SCORERS)
 
 
@@ -195,6 +332,7 @@ def get_scorer(scoring):
     Returns
     -------
     scorer : callable ``scorer(estimator, X, y)``, or dict of them
+        Higher is better; a dict ``{name: scorer}`` for a list of names.
 
     Examples
     --------

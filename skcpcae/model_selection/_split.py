@@ -86,6 +86,7 @@ class NormalOnlyKFold(BaseCrossValidator):
         Returns
         -------
         n_splits : int
+            Number of folds.
         """
         return self.n_splits
 

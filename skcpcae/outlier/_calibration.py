@@ -50,6 +50,7 @@ def conformal_threshold(anomaly_scores, alpha):
     Returns
     -------
     threshold : float
+        Anomaly-score threshold.
 
     Examples
     --------
@@ -72,10 +73,12 @@ def threshold_step(model):
     Parameters
     ----------
     model : KDEThresholdClassifier or Pipeline ending in one
+        The model to look into.
 
     Returns
     -------
     step : KDEThresholdClassifier
+        The threshold step of the model.
     """
     last = model.steps[-1][1] if isinstance(model, Pipeline) else model
     if not isinstance(last, KDEThresholdClassifier):
@@ -97,6 +100,7 @@ def set_operating_point(model, *, alpha=None, beta=None, threshold=None):
     Parameters
     ----------
     model : fitted KDEThresholdClassifier or Pipeline ending in one
+        The model whose threshold is moved, in place.
     alpha : float in (0, 1), default=None
         New target false-alarm rate (clears a fixed ``threshold``). None keeps it.
     beta : float, default=None
@@ -106,7 +110,8 @@ def set_operating_point(model, *, alpha=None, beta=None, threshold=None):
 
     Returns
     -------
-    model : the same object, with its threshold moved.
+    model : estimator instance
+        The same object, with its threshold moved.
 
     Examples
     --------
@@ -161,6 +166,7 @@ def fit_calibrated(model, X, y=None, *, calibration_size=1 / 3, random_state=Non
     X : array-like of shape (n_samples, ...)
         Normal samples, in the form ``model`` accepts.
     y : Ignored
+        Not used, present for API consistency.
     calibration_size : float in (0, 1) or int, default=1/3
         Fraction (or number) of samples held out for calibration
         (:func:`~sklearn.model_selection.train_test_split`'s ``test_size``).
@@ -169,7 +175,8 @@ def fit_calibrated(model, X, y=None, *, calibration_size=1 / 3, random_state=Non
 
     Returns
     -------
-    model : the same object, fitted and calibrated.
+    model : estimator instance
+        The same object, fitted and calibrated.
 
     Examples
     --------
@@ -217,6 +224,7 @@ def best_threshold(y_true, anomaly_score, *, criterion="f1"):
     Returns
     -------
     threshold : float
+        Anomaly-score threshold that maximises the metric.
 
     Examples
     --------
@@ -256,7 +264,7 @@ def best_threshold(y_true, anomaly_score, *, criterion="f1"):
 
 
 def fit_alpha_beta(score_sets, best_thresholds, *, bandwidth="scott", alpha_bounds=(1e-4, 0.5)):
-    """Least-squares ``alpha`` and ``beta`` of the KDE threshold from labelled validation sets.
+    """Fit ``alpha`` and ``beta`` of the KDE threshold to labelled validation sets (least squares).
 
     For each validation set ``i``, ``F_i`` is the Gaussian KDE of its (out-of-sample) normal
     anomaly scores and ``t_i`` the best threshold found on its labelled data (e.g. by
@@ -287,6 +295,7 @@ def fit_alpha_beta(score_sets, best_thresholds, *, bandwidth="scott", alpha_boun
     Returns
     -------
     alpha : float
+        Significance level of the KDE threshold.
     beta : float
         Use them as ``KDEThresholdClassifier(..., alpha=alpha, beta=beta)``.
 

@@ -201,6 +201,8 @@ def _standardized_on_itself(X, *, atol=1e-3):
     """
     if sp.issparse(X) or not hasattr(X, "shape") or len(X.shape) != 2 or X.shape[0] < 3:
         return False
+    if np.iscomplexobj(X):  # refused by the validation that follows; no ComplexWarning here
+        return False
     try:
         data = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError):
@@ -590,6 +592,7 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
         Returns
         -------
         self : object
+            The recalibrated estimator.
         """
         check_is_fitted(self)
         anomaly = -_raw_scores(self.estimator_, X)
@@ -616,6 +619,7 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
         Returns
         -------
         normalized : ndarray of shape (n_samples,)
+            0 for a typical normal sample, 1 at the threshold, above 1 for anomalies.
         """
         return self._normalize(-self.score_samples(X))
 
@@ -647,6 +651,7 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
         Returns
         -------
         pvalue : ndarray of shape (n_samples,)
+            Probability that a normal sample scores at least as high.
         """
         return self._pvalue(-self.score_samples(X))
 
@@ -656,7 +661,7 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
         return 1.0 - self.kde_.cdf(np.asarray(anomaly, dtype=np.float64))
 
     def score_samples(self, X):
-        """Scores of the wrapped detector: higher is more normal.
+        """Score samples with the wrapped detector: higher is more normal.
 
         ``score_samples`` of ``estimator_`` (its ``decision_function`` when it has no
         ``score_samples``); the anomaly score is the opposite.
@@ -669,6 +674,7 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
         Returns
         -------
         scores : ndarray of shape (n_samples,)
+            The wrapped detector's scores: higher = more normal.
         """
         check_is_fitted(self)
         return _raw_scores(self.estimator_, X)
@@ -684,6 +690,7 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
         Returns
         -------
         decision : ndarray of shape (n_samples,)
+            ``score_samples(X) - offset_``: negative for anomalies.
         """
         refuse_backward_string_scorer()
         return self.score_samples(X) - self.offset_
@@ -701,6 +708,7 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
         Returns
         -------
         labels : ndarray of shape (n_samples,)
+            +1 for normal samples, -1 for anomalies.
         """
         decision = self.decision_function(X)
         n_nan = int(np.isnan(decision).sum())

@@ -136,6 +136,7 @@ class KNNAnomalyScorer(OutlierScoresMixin, OutlierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Embeddings to score.
 
         Returns
         -------

@@ -173,6 +173,7 @@ class PatchKNNScorer(OutlierScoresMixin, OutlierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, h, w[, d]) or (n_samples, n_features)
+            Patch features (a table is read as one-pixel-high maps).
 
         Returns
         -------

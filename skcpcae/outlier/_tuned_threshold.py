@@ -129,6 +129,7 @@ class TunedThresholdDetectorCV(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
         Returns
         -------
         self : object
+            The fitted estimator.
         """
         from ..model_selection import NormalOnlyKFold
 
@@ -177,15 +178,17 @@ class TunedThresholdDetectorCV(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
         return self
 
     def score_samples(self, X):
-        """Scores of the fitted detector, higher = more normal.
+        """Score samples with the fitted detector: higher = more normal.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, ...)
+            Samples, in the form ``estimator`` accepts.
 
         Returns
         -------
         scores : ndarray of shape (n_samples,)
+            The detector's scores: higher = more normal.
         """
         check_is_fitted(self)
         return _raw_scores(self.estimator_, X)
@@ -196,10 +199,12 @@ class TunedThresholdDetectorCV(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, ...)
+            Samples, in the form ``estimator`` accepts.
 
         Returns
         -------
         decision : ndarray of shape (n_samples,)
+            Negative for anomalies (scores below the tuned threshold).
         """
         refuse_backward_string_scorer()
         return self.score_samples(X) - self.offset_
@@ -210,10 +215,12 @@ class TunedThresholdDetectorCV(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, ...)
+            Samples, in the form ``estimator`` accepts.
 
         Returns
         -------
         labels : ndarray of shape (n_samples,)
+            +1 for normal samples, -1 for anomalies.
         """
         return np.where(self.decision_function(X) >= 0, 1, -1)
 

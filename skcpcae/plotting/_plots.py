@@ -197,6 +197,7 @@ def plot_anomaly_overlay(
     Returns
     -------
     ax : matplotlib Axes
+        The axes drawn on.
     """
     rgb = _to_rgb(image)
     amap = _as_map(anomaly_map, rgb.shape[:2])
@@ -233,8 +234,10 @@ def plot_inspection(
     cmap="jet",
     axes=None,
 ):
-    """One image as a person reads it: the image, its anomaly map with a colour bar, and
-    the file name, score, threshold and decision written on the figure.
+    """Plot one image as a person reads it: the image and its anomaly map.
+
+    The anomaly map has a colour bar; the file name, score, threshold and decision are
+    written on the figure.
 
     Parameters
     ----------
@@ -267,6 +270,7 @@ def plot_inspection(
     Returns
     -------
     axes : ndarray of two matplotlib Axes
+        The axes drawn on.
 
     Examples
     --------
@@ -344,7 +348,7 @@ def plot_reconstruction_triplets(
     vmin=None,
     vmax=None,
 ):
-    """Rows of input / reconstruction / anomaly map (Saeedi & Giusti 2023, Figs. 11-12).
+    """Plot rows of input / reconstruction / anomaly map (Saeedi & Giusti 2023, Figs. 11-12).
 
     Parameters
     ----------
@@ -369,6 +373,7 @@ def plot_reconstruction_triplets(
     Returns
     -------
     axes : ndarray of matplotlib Axes of shape (n, 3)
+        One row per image: input, reconstruction, residual.
     """
     images = np.asarray(images)
     reconstructions = np.asarray(reconstructions)
@@ -528,13 +533,14 @@ def plot_embedding_tsne(embeddings, y, *, ax=None, random_state=0, perplexity=No
     random_state : int, default=0
         Seed of :class:`sklearn.manifold.TSNE`.
     perplexity : float, default=None
-        t-SNE perplexity; default ``min(30, (n_samples - 1) / 3)``.
+        The t-SNE perplexity; default ``min(30, (n_samples - 1) / 3)``.
     title : str, default="t-SNE of the embeddings"
         Axes title.
 
     Returns
     -------
     ax : matplotlib Axes
+        The axes drawn on.
     """
     from sklearn.manifold import TSNE
 
@@ -630,6 +636,7 @@ def plot_score_histogram(
     Returns
     -------
     ax : matplotlib Axes
+        The axes drawn on.
     """
     if log_scale not in (True, False, "auto"):
         raise ValueError(f"log_scale must be True, False or 'auto'; got {log_scale!r}.")

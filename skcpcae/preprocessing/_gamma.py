@@ -271,6 +271,7 @@ class AdaptiveGamma(ImageOutputMixin, TransformerMixin, BaseEstimator):
         Returns
         -------
         X_corrected : ndarray of the same shape as X, float32 in [0, 1]
+            The gamma-corrected images.
         """
         images, was_2d = validate_images(
             self, X, reset=False, value_range="unit", allowed_channels=(1, 3)

@@ -375,7 +375,7 @@ class ECCRegistrar(ImageOutputMixin, TransformerMixin, BaseEstimator):
         return restore_layout(out, was_2d)
 
     def valid_masks(self, warps=None):
-        """Pixels of the registered images that come from inside the input images.
+        """Mark the pixels of the registered images that come from inside the input images.
 
         Parameters
         ----------

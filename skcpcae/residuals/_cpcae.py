@@ -127,7 +127,7 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
         as much as one in a bright region (see ``docs/benchmarks.md``, "What the CPCAE needs
         on ELPV").
     device : str, default="auto"
-        torch device; ``"auto"`` uses CUDA when available, else the CPU. The device used is
+        The torch device; ``"auto"`` uses CUDA when available, else the CPU. The device used is
         stored in ``device_``.
     random_state : int, RandomState instance or None, default=None
         Seeds the weight initialisation, the shuffling of the patches and the folds. torch is
@@ -336,7 +336,7 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
         return restore_layout(self._residuals(self.net_, images), was_2d)
 
     def reconstruct(self, X):
-        """Reconstructions of ``X`` at the input size (patches reassembled, then upsized).
+        """Reconstruct ``X`` at the input size (patches reassembled, then upsized).
 
         Parameters
         ----------

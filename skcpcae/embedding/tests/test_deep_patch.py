@@ -68,5 +68,5 @@ def test_batch_size_invariance_within_the_documented_tolerance(batch_size):
     X = np.random.default_rng(5).random((5, 48, 48), dtype=np.float32)
     one = _emb(stages=(2, 3), batch_size=1).fit(X).transform(X)
     many = _emb(stages=(2, 3), batch_size=batch_size).fit(X).transform(X)
-    # the tolerance the batch_size docstring declares: 1e-5 absolute
+    # the tolerance docs/benchmarks.md documents ("Batch-size tolerance"): 1e-5 absolute
     np.testing.assert_allclose(many, one, rtol=0, atol=1e-5)

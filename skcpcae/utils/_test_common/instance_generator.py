@@ -1,9 +1,18 @@
-"""Fast test instances and expected failures of scikit-learn's common checks.
+"""Fast test instances and expected failures of the common checks.
 
-Each subpackage keeps its own list in ``_<subpackage>.py`` beside this file (tiny images,
-``max_epochs=1``, ``pretrained=False``), with ``INSTANCES`` (estimator instances) and
-``EXPECTED_FAILED_CHECKS`` (``{ClassName: {check_name: reason}}``); this module merges them,
-as imbalanced-learn's ``instance_generator`` does.
+Each subpackage keeps its own lists in ``_<subpackage>.py`` beside this file (tiny images,
+``max_epochs=1``, ``pretrained=False``), as imbalanced-learn's ``instance_generator`` does:
+
+* ``INSTANCES``: estimator instances checked by scikit-learn's checks and the image checks;
+* ``EXPECTED_FAILED_CHECKS``: ``{ClassName: {check_name: reason}}`` for scikit-learn's checks;
+* ``EXPECTED_FAILED_IMAGE_CHECKS``: the same for :mod:`skcpcae.utils.estimator_checks`;
+* ``IMAGE_ONLY_INSTANCES``: instances only the image checks run on;
+* ``SKLEARN_CHECKS_NOT_RUN`` / ``IMAGE_CHECKS_NOT_RUN``: ``{ClassName: reason}`` for public
+  estimators a battery cannot run on at all.
+
+This module merges them. ``tests/test_common.py`` and ``tests/test_image_checks.py`` check
+that every public estimator (:func:`skcpcae.utils.discovery.all_estimators`) is either
+checked or listed, with a reason, as not run.
 """
 
 import importlib
@@ -19,24 +28,53 @@ _PARTS = [
 
 
 def _load():
-    instances, expected = [], {}
+    merged = {
+        "INSTANCES": [],
+        "IMAGE_ONLY_INSTANCES": [],
+        "EXPECTED_FAILED_CHECKS": {},
+        "EXPECTED_FAILED_IMAGE_CHECKS": {},
+        "SKLEARN_CHECKS_NOT_RUN": {},
+        "IMAGE_CHECKS_NOT_RUN": {},
+    }
     for part in _PARTS:
-        try:
-            mod = importlib.import_module(f"{__package__}.{part}")
-        except ModuleNotFoundError as exc:  # a subpackage without estimators yet
-            if exc.name != f"{__package__}.{part}":
-                raise
-            continue
-        instances.extend(mod.INSTANCES)
-        expected.update(mod.EXPECTED_FAILED_CHECKS)
-    return instances, expected
+        mod = importlib.import_module(f"{__package__}.{part}")
+        for key, value in merged.items():
+            extra = getattr(mod, key, None)
+            if extra is None:
+                continue
+            if isinstance(value, list):
+                value.extend(extra)
+            else:
+                value.update(extra)
+    return merged
 
 
 def test_instances():
-    """Fresh fast instances of every public estimator."""
-    return _load()[0]
+    """Fresh fast instances of every estimator that scikit-learn's checks run on."""
+    return _load()["INSTANCES"]
+
+
+def image_test_instances():
+    """Fresh fast instances of every estimator that the image checks run on."""
+    merged = _load()
+    return merged["INSTANCES"] + merged["IMAGE_ONLY_INSTANCES"]
 
 
 def expected_failed_checks(estimator):
     """``{check_name: reason}`` for ``parametrize_with_checks(expected_failed_checks=...)``."""
-    return dict(_load()[1].get(type(estimator).__name__, {}))
+    return dict(_load()["EXPECTED_FAILED_CHECKS"].get(type(estimator).__name__, {}))
+
+
+def expected_failed_image_checks(estimator):
+    """``{check_name: reason}`` for ``parametrize_with_image_checks``."""
+    return dict(_load()["EXPECTED_FAILED_IMAGE_CHECKS"].get(type(estimator).__name__, {}))
+
+
+def sklearn_checks_not_run():
+    """``{ClassName: reason}``: public estimators scikit-learn's checks cannot run on."""
+    return dict(_load()["SKLEARN_CHECKS_NOT_RUN"])
+
+
+def image_checks_not_run():
+    """``{ClassName: reason}``: public estimators the image checks cannot run on."""
+    return dict(_load()["IMAGE_CHECKS_NOT_RUN"])
