@@ -15,28 +15,15 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 
-from ._cli._errors import _STATE, CLIError, _echo, _errors, _OneLineUsageErrors
+from ._cli import _help
+from ._cli._errors import _STATE, CLIError, _call_main, _echo, _errors, _OneLineUsageErrors
+from ._cli._evaluate import _evaluation_data, _evaluation_report
 from ._cli._files import _check_new_file, _prepare_dir, _write_atomic
-from ._cli._help import (
-    _EPILOG_MAIN,
-    _EVALUATE_EPILOG,
-    _FIT_EPILOG,
-    _INFO_EPILOG,
-    _SCORE_EPILOG,
-)
-from ._cli._inputs import (
-    _common_size,
-    _expand_inputs,
-    _first_size,
-    _image_sizes,
-    _load,
-    _read_masks,
-)
-from ._cli._maps import _heatmap_names, _heatmap_score_batch, _save_curves
-from ._cli._memory_checks import _check_fit_memory, _check_score_memory
+from ._cli._fit import _fit_and_record, _fit_images, _make_pipeline
+from ._cli._inputs import _expand_inputs
+from ._cli._maps import _heatmap_score_batch, _save_curves
 from ._cli._models import _claim_model_file, _load_model, _move_operating_point, _save_model
 from ._cli._parsing import (
     MAX_SIGMA,
@@ -46,14 +33,11 @@ from ._cli._parsing import (
     _parse_size,
     _read_config,
 )
-from ._steps import fitted_layout as _fitted_layout
-from ._steps import reads_files as _reads_files
-from ._steps import set_verbose as _set_verbose
-from ._steps import validate_steps as _validate_steps
+from ._cli._score import _map_outputs, _prepare_run, _results_path, _score_all
+from ._steps import fitted_layout, reads_files, set_verbose
 
 __all__ = ["app", "main"]
 
-#: Model file written by ``skcpcae fit`` when ``-o`` is not given.
 # Options that several commands share, declared once.
 TrustOption = Annotated[
     list[str],
@@ -66,9 +50,22 @@ AllowPickleOption = Annotated[
                        "chosen by whoever wrote it; only for files you trust.")
 ]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show the traceback on errors.")]
+RecursiveOption = Annotated[
+    bool, typer.Option("--recursive", "-r", help="Also read sub-folders.")
+]
+MemoryLimitOption = Annotated[
+    str, typer.Option("--memory-limit", metavar="SIZE",
+                      help="Memory the run may use, e.g. 8G (default: what the system "
+                      "has available); the run is refused before loading images when "
+                      "the estimate exceeds it. 'off' skips the check.")
+]
+ModelArgument = Annotated[
+    Path, typer.Argument(help="Model file written by `skcpcae fit`.", metavar="MODEL")
+]
 
 #: ``skcpcae fit``'s preset when neither --preset nor a config file names one.
 DEFAULT_PRESET = "best"
+#: Model file written by ``skcpcae fit`` when ``-o`` is not given.
 DEFAULT_MODEL = "model.skops"
 MODEL_SUFFIXES = (".joblib", ".skops")
 
@@ -77,7 +74,7 @@ app = typer.Typer(
     name="skcpcae",
     help="Visual anomaly detection for parts: fit on images of good parts, score new "
     "images, evaluate on labelled folders (Saeedi & Giusti 2023).",
-    epilog=_EPILOG_MAIN,
+    epilog=_help.MAIN,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -112,7 +109,7 @@ def _root(
 
 # ---------------------------------------------------------------------------- fit
 
-@app.command(epilog=_FIT_EPILOG)
+@app.command(epilog=_help.FIT)
 def fit(
     good: Annotated[
         list[Path],
@@ -164,9 +161,7 @@ def fit(
     color: Annotated[
         str, typer.Option("--color", metavar="MODE", help="auto, gray or rgb.")
     ] = "auto",
-    recursive: Annotated[
-        bool, typer.Option("--recursive", "-r", help="Also read sub-folders.")
-    ] = False,
+    recursive: RecursiveOption = False,
     list_params: Annotated[
         bool, typer.Option("--list-params", help="Print the preset's parameters and exit.")
     ] = False,
@@ -176,19 +171,12 @@ def fit(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")
     ] = False,
-    memory_limit: Annotated[
-        str, typer.Option("--memory-limit", metavar="SIZE",
-                          help="Memory the run may use, e.g. 8G (default: what the system "
-                          "has available); the run is refused before loading images when "
-                          "the estimate exceeds it. 'off' skips the check.")
-    ] = None,
+    memory_limit: MemoryLimitOption = None,
     debug: DebugOption = False,
 ):
     """Fit an anomaly detector on images of good parts and save it."""
     with _errors(debug), contextlib.ExitStack() as claims:
-        from ._fit_record import fit_record
-        from ._memory import embed_batch_size
-        from ._pipelines import PRESETS, make_preset
+        from ._pipelines import PRESETS
 
         fit_config = _read_config(config)
         if preset is None:
@@ -213,37 +201,21 @@ def fit(
             size_hw = _parse_size(size)
             limit = _parse_memory_limit(memory_limit)
             paths = _expand_inputs(good, recursive=recursive, role="good-image")
-        try:
-            pipe = make_preset(preset, **params)
-            _validate_steps(pipe)  # every parameter checked before any image is read
-        except (ValueError, TypeError) as exc:
-            raise CLIError(
-                f"Bad --set for preset {preset!r}: {exc} (`skcpcae fit --preset {preset} "
-                "--list-params` lists the parameters)."
-            ) from None
+        pipe = _make_pipeline(preset, params)
         if list_params:
             for key, value in sorted(pipe.get_params(deep=True).items()):
                 if "__" in key and not hasattr(value, "get_params"):
                     typer.echo(f"{key}={value!r}")
             return
         claims.enter_context(_claim_model_file(output))  # a second fit onto it: exit 2
-        sizes = _image_sizes(paths, max_pixels)  # headers only: no image decoded yet
-        if size_hw is None:
-            size_hw = _common_size(sizes, keep_aspect)
-        _check_fit_memory(preset, len(paths), size_hw + ((3,) if color == "rgb" else ()),
-                          limit, batch_size=embed_batch_size(pipe))
-        X = _load(paths, size=size_hw, color=color, verbose=0 if quiet else 1,
-                  keep_aspect=keep_aspect, max_pixels=max_pixels)
-        _set_verbose(pipe, 0 if quiet else 1)
+        X, size_hw, sizes = _fit_images(pipe, preset, paths, size_hw=size_hw, color=color,
+                                        keep_aspect=keep_aspect, max_pixels=max_pixels,
+                                        limit=limit, quiet=quiet)
+        set_verbose(pipe, 0 if quiet else 1)
         _echo(f"Fitting preset {preset!r} on {len(X)} images of {size_hw[0]}x{size_hw[1]} "
               "pixels...", quiet)
-        try:
-            pipe.fit(X)
-        except ValueError as exc:
-            raise CLIError(f"Fitting failed: {exc}") from None
-        _set_verbose(pipe, 0)
-        pipe.fit_record_ = fit_record(X, preset=preset, params=params, config=fit_config,
-                                      paths=paths, source_sizes=sizes, command="skcpcae fit")
+        _fit_and_record(pipe, X, preset=preset, params=params, config=fit_config,
+                        paths=paths, source_sizes=sizes)
 
         _save_model(pipe, output, force)
         claims.close()
@@ -256,9 +228,9 @@ def fit(
 
 # ---------------------------------------------------------------------------- score
 
-@app.command(epilog=_SCORE_EPILOG)
+@app.command(epilog=_help.SCORE)
 def score(
-    model: Annotated[Path, typer.Argument(help="Model file written by `skcpcae fit`.", metavar="MODEL")],
+    model: ModelArgument,
     inputs: Annotated[
         list[Path],
         typer.Argument(help="Folder(s) and/or image files to score.", metavar="DIR_OR_FILES...",
@@ -313,9 +285,7 @@ def score(
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Images read and scored at a time.")
     ] = 32,
-    recursive: Annotated[
-        bool, typer.Option("--recursive", "-r", help="Also read sub-folders.")
-    ] = False,
+    recursive: RecursiveOption = False,
     force: Annotated[
         bool, typer.Option("--force", "-f", help="Overwrite existing result files.")
     ] = False,
@@ -341,12 +311,7 @@ def score(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")
     ] = False,
-    memory_limit: Annotated[
-        str, typer.Option("--memory-limit", metavar="SIZE",
-                          help="Memory the run may use, e.g. 8G (default: what the system "
-                          "has available); the run is refused before loading images when "
-                          "the estimate exceeds it. 'off' skips the check.")
-    ] = None,
+    memory_limit: MemoryLimitOption = None,
     debug: DebugOption = False,
 ):
     """Score images with a fitted model: a CSV of anomaly scores and ok/defect decisions."""
@@ -361,15 +326,7 @@ def score(
         if resume and force:
             raise CLIError("Give --resume (continue a run) or --force (start afresh), not both.")
         paths = _expand_inputs(inputs, recursive=recursive, role="input")
-        out_dir = Path(output)
-        if out_dir.exists() and not out_dir.is_dir():
-            raise CLIError(f"Output {str(out_dir)!r} exists and is not a folder.")
-        csv_path = out_dir / f"scores.{output_format}"
-        if csv_path.exists() and not (force or resume):
-            raise CLIError(
-                f"{str(csv_path)!r} already exists; use --resume to continue the run that "
-                "wrote it, or --force to overwrite it."
-            )
+        out_dir, csv_path = _results_path(output, output_format, force=force, resume=resume)
         _check_number("--alpha", alpha, low=0, high=1, low_open=True)
         _check_number("--threshold", threshold)
         if alpha is not None and threshold is not None:
@@ -384,43 +341,10 @@ def score(
         _check_number("--map-threshold", map_threshold)
         want_maps = heatmaps or locations or save_maps is not None or save_masks
         if want_maps:
-            from .inspection import map_source
-
-            source = map_source(pipe)
-            if source is None:
-                raise CLIError(
-                    "Anomaly maps (--heatmaps, --locations, --save-maps, --save-masks) are "
-                    "unavailable for this model: none of its steps makes an anomaly map and it "
-                    "does not take images. Rerun without these options."
-                )
-            if source == "occlusion":
-                typer.echo("warning: no step of this model makes an anomaly map; the maps are "
-                           "occlusion maps (64 extra scorings per image: slow).", err=True)
-            names = _heatmap_names(paths)
-            jsonl = out_dir / "locations.jsonl"
-            if jsonl.exists() and not (force or resume):
-                raise CLIError(f"{str(jsonl)!r} already exists; use --resume or --force.")
-            if jsonl.exists() and force:
-                jsonl.unlink()
-            existing = [n for n in names if (out_dir / "heatmaps" / n).exists()]
-            if existing and not (force or resume):
-                raise CLIError(
-                    f"{str(out_dir / 'heatmaps' / existing[0])!r} already exists "
-                    f"({len(existing)} heatmap file(s) would be overwritten); use --force to "
-                    "overwrite them."
-                )
+            source, names = _map_outputs(pipe, paths, out_dir, force=force, resume=resume)
         if vmax is not None and not vmax > 0:
             raise CLIError(f"--vmax must be positive; got {vmax}.")
-        _prepare_dir(out_dir)
-        size_hw, color = _fitted_layout(pipe)
-        if size_hw is not None:
-            _check_score_memory(pipe, batch_size, size_hw + ((3,) if color == "rgb" else ()),
-                                limit)
-        _set_verbose(pipe, 0)
-        from ._scoring import score_files
-        from .datasets import MAX_PIXELS
-        from .utils._files import OutputInUseError, is_disk_full
-
+        _prepare_run(pipe, out_dir, batch_size, limit)
         heat_dir = out_dir / "heatmaps" if heatmaps else None
         score_batch = None  # score_files' own: no maps
         if want_maps:
@@ -428,33 +352,9 @@ def score(
                 source, dict(zip(paths, names, strict=False)), heat_dir, sigma=sigma,
                 vmax=vmax, out_dir=out_dir, map_threshold=map_threshold, save_maps=save_maps,
                 save_masks=save_masks)
-        try:
-            summary = score_files(
-                pipe, paths, csv_path, batch_size=batch_size, resume=resume,
-                overwrite=force, on_error=on_error, verbose=0 if quiet else 1,
-                max_pixels=MAX_PIXELS if max_pixels is None else max_pixels,
-                score_batch=score_batch,
-            )
-        except OutputInUseError as exc:
-            raise CLIError(str(exc)) from None
-        except (FileExistsError, ImportError) as exc:
-            raise CLIError(str(exc)) from None
-        except KeyboardInterrupt:
-            typer.echo(f"The rows of the finished batches are kept in {str(csv_path)!r}; "
-                       "rerun with --resume to score the rest.", err=True)
-            raise
-        except ValueError as exc:  # --on-error fail
-            raise CLIError(f"{exc} (rows of the finished batches are kept in "
-                           f"{str(csv_path)!r}; rerun with --resume)") from None
-        except OSError as exc:
-            if is_disk_full(exc):
-                raise CLIError(
-                    f"The disk is full ({exc.strerror or exc}) while writing in "
-                    f"{str(out_dir)!r}; the rows of the finished batches are kept: free some "
-                    "space and rerun with --resume."
-                ) from None
-            raise CLIError(f"Cannot write the results in {str(out_dir)!r}: "
-                           f"{exc.strerror or exc}.") from None
+        summary = _score_all(pipe, paths, csv_path, out_dir, score_batch,
+                             batch_size=batch_size, resume=resume, force=force,
+                             on_error=on_error, quiet=quiet, max_pixels=max_pixels)
         moved = (f", --alpha {alpha:g}" if alpha is not None else
                  f", --threshold {threshold:g}" if threshold is not None else "")
         threshold = summary.threshold
@@ -478,9 +378,9 @@ def score(
 
 # ---------------------------------------------------------------------------- evaluate
 
-@app.command(epilog=_EVALUATE_EPILOG)
+@app.command(epilog=_help.EVALUATE)
 def evaluate(
-    model: Annotated[Path, typer.Argument(help="Model file written by `skcpcae fit`.", metavar="MODEL")],
+    model: ModelArgument,
     good: Annotated[
         list[Path], typer.Option("--good", metavar="DIR", help="Folder of good test images (repeatable).")
     ] = None,
@@ -514,8 +414,6 @@ def evaluate(
 ):
     """Evaluate a fitted model on labelled images: AUROC, AP, confusion at the threshold."""
     with _errors(debug):
-        from .metrics import evaluate as evaluate_report
-
         use_folders = bool(good or defect)
         if use_folders == (mvtec is not None):
             raise CLIError(
@@ -537,60 +435,18 @@ def evaluate(
         for path in files.values():
             _check_new_file(path, force)
         pipe = _load_model(model, trust, allow_pickle)
-        size_hw, color = _fitted_layout(pipe)
-        reads_files = _reads_files(pipe)
+        size_hw, color = fitted_layout(pipe)
         verbose = 0 if quiet else 1
-        if use_folders:
-            good_paths = _expand_inputs(good, role="good-image")
-            defect_paths = _expand_inputs(defect, role="defect-image")
-            paths = good_paths + defect_paths
-            X = paths if reads_files else _load(paths, size=size_hw, color=color,
-                                                verbose=verbose)
-            y = np.r_[np.zeros(len(good_paths), int), np.ones(len(defect_paths), int)]
-            data = {"good": [str(g) for g in good], "defect": [str(d) for d in defect]}
-            masks_test = None
-            if masks is not None:
-                masks_test = _read_masks(masks, good_paths, defect_paths,
-                                         size_hw or _first_size(X))
-                data["masks"] = str(masks)
-        else:
-            from .datasets import load_mvtec_ad
+        X, y, masks_test, data = _evaluation_data(
+            use_folders, good, defect, masks, mvtec, category, size_hw=size_hw, color=color,
+            reads_files=reads_files(pipe), verbose=verbose)
+        set_verbose(pipe, 0)
+        from .inspection import map_source
 
-            try:
-                bunch = load_mvtec_ad(mvtec, category, size=size_hw, color=color,
-                                      verbose=verbose)
-            except (OSError, ValueError) as exc:
-                raise CLIError(f"Cannot read the MVTec AD data: {exc}") from None
-            X = bunch.paths_test if reads_files else bunch.X_test
-            y = bunch.y_test
-            masks_test = bunch.masks_test
-            data = {"mvtec": str(mvtec), "category": category}
-        _set_verbose(pipe, 0)
-        from .inspection import final_estimator, inspect_images, map_source
-
-        pixel = masks_test is not None
-        if pixel and map_source(pipe, "model") is None:
+        if masks_test is not None and map_source(pipe, "model") is None:
             typer.echo("warning: the model makes no anomaly map; the pixel metrics use "
                        "occlusion maps (64 extra scorings per image: slow).", err=True)
-        try:
-            res = inspect_images(pipe, X, maps=pixel)
-            report = evaluate_report(final_estimator(pipe), res.final_input, y)
-            s = res.anomaly_score
-        except ValueError as exc:
-            raise CLIError(f"Cannot evaluate on these images: {exc}") from None
-        threshold = res.threshold
-        report = {"model": str(model), "data": data, "threshold": threshold, **report}
-        if pixel:
-            from .metrics import aupro, pixel_auroc
-
-            if res.anomaly_maps.shape != masks_test.shape:
-                raise CLIError(f"The anomaly maps are {res.anomaly_maps.shape[1:]} but the "
-                               f"masks {masks_test.shape[1:]} (height x width).")
-            if not masks_test.any():
-                raise CLIError("The masks mark no defect pixel: pixel metrics need some.")
-            report.update(pixel_auroc=pixel_auroc(masks_test, res.anomaly_maps),
-                          aupro=aupro(masks_test, res.anomaly_maps, max_fpr=0.3),
-                          aupro_max_fpr=0.3, map_source=res.map_source)
+        report, s, threshold = _evaluation_report(pipe, X, y, masks_test, model, data)
 
         typer.echo(f"{report['n_samples']} images ({report['n_anomalous']} defective)")
         typer.echo(f"AUROC              {report['auroc']:.4f}")
@@ -619,7 +475,7 @@ def evaluate(
 
 # ---------------------------------------------------------------------------- info
 
-@app.command(epilog=_INFO_EPILOG)
+@app.command(epilog=_help.INFO)
 def info(
     model: Annotated[Path, typer.Argument(help="Model file written by `skcpcae fit`.",
                                           metavar="MODEL", show_default=False)],
@@ -649,22 +505,6 @@ def info(
 
 _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True,
                  "help_option_names": []}
-
-
-def _call_main(module_name, args, debug):
-    import importlib
-
-    with _errors(debug):
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            typer.echo(f"Error: {module_name} is not available in this installation ({exc}).",
-                       err=True)
-            raise typer.Exit(1) from None
-        result = module.main(list(args))
-    # an int is an exit status; anything else (the benchmark returns its rows) is success
-    rc = result if isinstance(result, int) and not isinstance(result, bool) else 0
-    raise typer.Exit(rc)
 
 
 @app.command(context_settings=_PASS_THROUGH, add_help_option=False)

@@ -97,6 +97,8 @@ TRUSTED_TYPES = (
     "sklearn.model_selection._split.KFold",
     "sklearn.model_selection._split.StratifiedKFold",
     "sklearn.model_selection._split.ShuffleSplit",
+    "skcpcae._components.kde.GaussianKDE1D",
+    # the same class, under the path of files saved before the components layer
     "skcpcae.outlier._kde_threshold._GaussianKDE1D",
 )
 

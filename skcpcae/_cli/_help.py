@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """The help epilogs of ``skcpcae`` and its commands (examples, what is written, exit codes)."""
 
-_EPILOG_MAIN = """\
+MAIN = """\
 **Examples**
 
 ```
@@ -17,7 +17,7 @@ for the full traceback.
 """
 
 
-_FIT_EPILOG = """\
+FIT = """\
 **Examples**
 
 ```
@@ -38,7 +38,7 @@ the fitted model is saved as `.joblib` instead, with exit code 2, so a long fit 
 """
 
 
-_SCORE_EPILOG = """\
+SCORE = """\
 **Examples**
 
 ```
@@ -74,7 +74,7 @@ the run: a second run into it is refused (exit 2).
 """
 
 
-_EVALUATE_EPILOG = """\
+EVALUATE = """\
 **Examples**
 
 ```
@@ -89,7 +89,7 @@ plots need matplotlib: `pip install "skcpcae[plot]"`).
 """
 
 
-_INFO_EPILOG = """\
+INFO = """\
 **Examples**
 
 ```
