@@ -38,6 +38,16 @@ from ._steps import fitted_layout, reads_files, set_verbose
 
 __all__ = ["app", "main"]
 
+def _flag(*param_decls, **kwargs):
+    """A boolean option: ``Annotated[bool, typer.Option(...)]``."""
+    return Annotated[bool, typer.Option(*param_decls, **kwargs)]
+
+
+def _option(kind, *param_decls, **kwargs):
+    """An option of type ``kind``: ``Annotated[kind, typer.Option(...)]``."""
+    return Annotated[kind, typer.Option(*param_decls, **kwargs)]
+
+
 # Options that several commands share, declared once.
 TrustOption = Annotated[
     list[str],
@@ -95,9 +105,7 @@ def _version_callback(value: bool):
 
 @app.callback()
 def _root(
-    debug: Annotated[
-        bool, typer.Option("--debug", help="Show tracebacks (for every command).")
-    ] = False,
+    debug: _flag("--debug", help="Show tracebacks (for every command).") = False,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version_callback, is_eager=True,
@@ -116,10 +124,8 @@ def fit(
         typer.Argument(help="Folder(s) or image files of GOOD parts only.",
                        metavar="GOOD_DIR...", show_default=False),
     ] = None,
-    output: Annotated[
-        Path, typer.Option("-o", "--output", metavar="FILE",
-                           help="Model file to write (.joblib or .skops).")
-    ] = Path(DEFAULT_MODEL),
+    output: _option(Path, "-o", "--output", metavar="FILE",
+                          help="Model file to write (.joblib or .skops).") = Path(DEFAULT_MODEL),
     preset: Annotated[
         str,
         typer.Option("--preset", metavar="NAME", help="Pipeline: paper (registration + gamma + CPCAE + deep "
@@ -147,30 +153,18 @@ def fit(
                      help="Resize every image to HEIGHTxWIDTH. Default: the images' own size "
                      "(images of different sizes are refused, with the sizes listed)."),
     ] = None,
-    keep_aspect: Annotated[
-        bool, typer.Option("--keep-aspect",
-                           help="Keep aspect ratios: pad images of different sizes to the "
-                           "largest height and width (with --size: scale each to fit inside "
-                           "HxW, then pad), with black.")
-    ] = False,
-    max_pixels: Annotated[
-        int, typer.Option("--max-pixels", min=1, metavar="N",
-                          help="Largest image accepted, in pixels (height x width; default "
-                          "100 million), checked from the file header before decoding.")
-    ] = None,
-    color: Annotated[
-        str, typer.Option("--color", metavar="MODE", help="auto, gray or rgb.")
-    ] = "auto",
+    keep_aspect: _flag("--keep-aspect",
+                       help="Keep aspect ratios: pad images of different sizes to the "
+                       "largest height and width (with --size: scale each to fit inside "
+                       "HxW, then pad), with black.") = False,
+    max_pixels: _option(int, "--max-pixels", min=1, metavar="N",
+                             help="Largest image accepted, in pixels (height x width; default "
+                             "100 million), checked from the file header before decoding.") = None,
+    color: _option(str, "--color", metavar="MODE", help="auto, gray or rgb.") = "auto",
     recursive: RecursiveOption = False,
-    list_params: Annotated[
-        bool, typer.Option("--list-params", help="Print the preset's parameters and exit.")
-    ] = False,
-    force: Annotated[
-        bool, typer.Option("--force", "-f", help="Overwrite an existing model file.")
-    ] = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")
-    ] = False,
+    list_params: _flag("--list-params", help="Print the preset's parameters and exit.") = False,
+    force: _flag("--force", "-f", help="Overwrite an existing model file.") = False,
+    quiet: _flag("--quiet", "-q", help="No progress bars or summary.") = False,
     memory_limit: MemoryLimitOption = None,
     debug: DebugOption = False,
 ):
@@ -239,78 +233,47 @@ def score(
     output: Annotated[Path, typer.Option("-o", "--output", metavar="DIR", help="Output folder.")] = Path(
         "results"
     ),
-    heatmaps: Annotated[
-        bool, typer.Option("--heatmaps", help="Also write one overlay PNG per image.")
-    ] = False,
-    sigma: Annotated[
-        float, typer.Option("--sigma", help="Gaussian smoothing of the maps, in pixels "
-                            "(default: image size / 64, at least 1; 0 = none).")
-    ] = None,
-    vmax: Annotated[
-        float, typer.Option("--vmax", help="Map value shown as the hottest colour, the same "
-                            "for every image of the run (default: each image's own range).")
-    ] = None,
-    locations: Annotated[
-        bool, typer.Option("--locations", help="Compute the anomaly maps (also without "
-                           "--heatmaps) and write where the defect is: location columns in "
-                           "the scores file and one JSON line per image in locations.jsonl.")
-    ] = False,
-    map_threshold: Annotated[
-        float, typer.Option("--map-threshold", metavar="T",
-                            help="Map value above which a pixel is defective, in the map's "
-                            "units (default: the model's threshold when its score is an "
-                            "average of its map, as for the best preset; else none).")
-    ] = None,
-    save_maps: Annotated[
-        str, typer.Option("--save-maps", metavar="npy|tiff",
-                          help="Also save each raw anomaly map (float32) in maps/.")
-    ] = None,
-    save_masks: Annotated[
-        bool, typer.Option("--save-masks", help="Also save each binary defect mask (map above "
-                           "the map threshold) as maps/<name>_mask.png.")
-    ] = False,
-    alpha: Annotated[
-        float, typer.Option("--alpha", metavar="A",
-                            help="Move the operating point without refitting: the expected "
-                            "false-alarm rate on good parts, in (0, 1), read off the "
-                            "model's stored KDE (default: the model's own).")
-    ] = None,
-    threshold: Annotated[
-        float, typer.Option("--threshold", metavar="T",
-                            help="A fixed threshold on the anomaly score instead of the "
-                            "model's (not with --alpha); the model file is not changed.")
-    ] = None,
+    heatmaps: _flag("--heatmaps", help="Also write one overlay PNG per image.") = False,
+    sigma: _option(float, "--sigma", help="Gaussian smoothing of the maps, in pixels "
+                          "(default: image size / 64, at least 1; 0 = none).") = None,
+    vmax: _option(float, "--vmax", help="Map value shown as the hottest colour, the same "
+                         "for every image of the run (default: each image's own range).") = None,
+    locations: _flag("--locations", help="Compute the anomaly maps (also without "
+                     "--heatmaps) and write where the defect is: location columns in "
+                     "the scores file and one JSON line per image in locations.jsonl.") = False,
+    map_threshold: _option(float, "--map-threshold", metavar="T",
+                                  help="Map value above which a pixel is defective, in the map's "
+                                  "units (default: the model's threshold when its score is an "
+                                  "average of its map, as for the best preset; else none).") = None,
+    save_maps: _option(str, "--save-maps", metavar="npy|tiff",
+                            help="Also save each raw anomaly map (float32) in maps/.") = None,
+    save_masks: _flag("--save-masks", help="Also save each binary defect mask (map above "
+                      "the map threshold) as maps/<name>_mask.png.") = False,
+    alpha: _option(float, "--alpha", metavar="A",
+                          help="Move the operating point without refitting: the expected "
+                          "false-alarm rate on good parts, in (0, 1), read off the "
+                          "model's stored KDE (default: the model's own).") = None,
+    threshold: _option(float, "--threshold", metavar="T",
+                              help="A fixed threshold on the anomaly score instead of the "
+                              "model's (not with --alpha); the model file is not changed.") = None,
     trust: TrustOption = None,
     allow_pickle: AllowPickleOption = False,
-    batch_size: Annotated[
-        int, typer.Option("--batch-size", min=1, help="Images read and scored at a time.")
-    ] = 32,
+    batch_size: _option(int, "--batch-size", min=1, help="Images read and scored at a time.") = 32,
     recursive: RecursiveOption = False,
-    force: Annotated[
-        bool, typer.Option("--force", "-f", help="Overwrite existing result files.")
-    ] = False,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="Continue an interrupted run into the same -o: "
-                           "score only the images not in its scores file yet.")
-    ] = False,
-    on_error: Annotated[
-        str, typer.Option("--on-error", metavar="skip|fail",
-                          help="An unreadable image: 'skip' writes a row with its error and "
-                          "goes on; 'fail' stops the run (rows written so far are kept).")
-    ] = "skip",
-    output_format: Annotated[
-        str, typer.Option("--format", metavar="csv|parquet",
-                          help="scores.csv, or scores.parquet (a folder of one Parquet file "
-                          "per batch; needs pyarrow).")
-    ] = "csv",
-    max_pixels: Annotated[
-        int, typer.Option("--max-pixels", min=1, metavar="N",
-                          help="Largest image accepted, in pixels (height x width), checked "
-                          "from the file header before decoding.")
-    ] = None,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")
-    ] = False,
+    force: _flag("--force", "-f", help="Overwrite existing result files.") = False,
+    resume: _flag("--resume", help="Continue an interrupted run into the same -o: "
+                  "score only the images not in its scores file yet.") = False,
+    on_error: _option(str, "--on-error", metavar="skip|fail",
+                           help="An unreadable image: 'skip' writes a row with its error and "
+                           "goes on; 'fail' stops the run (rows written so far are kept)."
+                           ) = "skip",
+    output_format: _option(str, "--format", metavar="csv|parquet",
+                                help="scores.csv, or scores.parquet (a folder of one Parquet file "
+                                "per batch; needs pyarrow).") = "csv",
+    max_pixels: _option(int, "--max-pixels", min=1, metavar="N",
+                             help="Largest image accepted, in pixels (height x width), checked "
+                             "from the file header before decoding.") = None,
+    quiet: _flag("--quiet", "-q", help="No progress bar or summary.") = False,
     memory_limit: MemoryLimitOption = None,
     debug: DebugOption = False,
 ):
@@ -388,28 +351,20 @@ def evaluate(
         list[Path],
         typer.Option("--defect", metavar="DIR", help="Folder of defective test images (repeatable)."),
     ] = None,
-    mvtec: Annotated[
-        Path, typer.Option("--mvtec", metavar="ROOT", help="Root of a dataset in the MVTec AD layout.")
-    ] = None,
-    category: Annotated[
-        str, typer.Option("--category", metavar="NAME", help="MVTec AD category (with --mvtec).")
-    ] = None,
-    masks: Annotated[
-        Path, typer.Option("--masks", metavar="DIR",
-                           help="Folder of defect masks for --defect images (<name>_mask.png "
-                           "or <name>.png, nonzero = defect): adds pixel AUROC and AUPRO.")
-    ] = None,
+    mvtec: _option(Path, "--mvtec", metavar="ROOT",
+                   help="Root of a dataset in the MVTec AD layout.") = None,
+    category: _option(str, "--category", metavar="NAME",
+                      help="MVTec AD category (with --mvtec).") = None,
+    masks: _option(Path, "--masks", metavar="DIR",
+                         help="Folder of defect masks for --defect images (<name>_mask.png "
+                         "or <name>.png, nonzero = defect): adds pixel AUROC and AUPRO.") = None,
     output: Annotated[Path, typer.Option("-o", "--output", metavar="DIR", help="Report folder.")] = Path(
         "report"
     ),
     trust: TrustOption = None,
     allow_pickle: AllowPickleOption = False,
-    force: Annotated[
-        bool, typer.Option("--force", "-f", help="Overwrite existing report files.")
-    ] = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No progress bars.")
-    ] = False,
+    force: _flag("--force", "-f", help="Overwrite existing report files.") = False,
+    quiet: _flag("--quiet", "-q", help="No progress bars.") = False,
     debug: DebugOption = False,
 ):
     """Evaluate a fitted model on labelled images: AUROC, AP, confusion at the threshold."""
@@ -479,9 +434,7 @@ def evaluate(
 def info(
     model: Annotated[Path, typer.Argument(help="Model file written by `skcpcae fit`.",
                                           metavar="MODEL", show_default=False)],
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print the description as one JSON object.")
-    ] = False,
+    as_json: _flag("--json", help="Print the description as one JSON object.") = False,
     trust: TrustOption = None,
     allow_pickle: AllowPickleOption = False,
     debug: DebugOption = False,
