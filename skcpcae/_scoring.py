@@ -19,6 +19,10 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from ._components.atomic import write_atomic
+from ._steps import fitted_layout as _fitted_layout
+from ._steps import named_steps as _steps
+from ._steps import reads_files as _reads_files
+from ._steps import threshold_of as _threshold
 from .datasets._io import MAX_PIXELS, _check_pixels, _read_batch, _read_header
 from .utils._files import append_atomic, claim_output
 
@@ -273,41 +277,6 @@ def _one_line(exc):
 
 
 # ----------------------------------------------------------------------------- the model
-
-
-def _steps(model):
-    """``[(name, step), ...]`` of a pipeline (without 'passthrough' / None), or the model."""
-    steps = getattr(model, "steps", None)
-    if steps is None:
-        return [("model", model)]
-    return [(n, s) for n, s in steps if s is not None and s != "passthrough"]
-
-
-def _fitted_layout(model):
-    """``(size, color)`` the model was fitted on, from its first image stage."""
-    shape = getattr(_steps(model)[0][1], "image_shape_", None)
-    if shape is None or len(shape) < 2 or shape[0] == 1:
-        return None, "auto"
-    color = "rgb" if len(shape) == 3 and shape[2] == 3 else "gray"
-    return (int(shape[0]), int(shape[1])), color
-
-
-def _reads_files(model):
-    from .datasets import ImageReader
-
-    return isinstance(_steps(model)[0][1], ImageReader)
-
-
-def _threshold(final):
-    """Threshold on the anomaly score (higher = more anomalous), or None."""
-    value = getattr(final, "threshold_", None)
-    if value is not None:
-        return float(value)
-    if hasattr(final, "score_samples") and getattr(final, "offset_", None) is not None:
-        return -float(final.offset_)
-    if not hasattr(final, "score_samples") and hasattr(final, "decision_function"):
-        return 0.0
-    return None
 
 
 def model_input(model, X):

@@ -34,8 +34,22 @@ image is returned beside the map instead.
 import numbers
 
 import numpy as np
-from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.pipeline import FeatureUnion
 from sklearn.utils import Bunch
+
+# the chain, read without running it, and one map in numbers: their own modules, public here
+from ._locations import defect_mask, location_summary
+from ._steps import (
+    _METHODS,
+    _chain_source,
+    _check_choice,
+    _flat_steps,
+    _makes_residuals,
+    _map_step_name,
+    decision_threshold,
+    final_estimator,
+    map_source,
+)
 
 __all__ = [
     "anomaly_maps",
@@ -47,175 +61,7 @@ __all__ = [
     "map_source",
 ]
 
-_METHODS = ("auto", "model", "occlusion")
 _FRAMES = ("input", "registered")
-
-
-# ----------------------------------------------------------------------------- the chain
-
-
-def _flat_steps(estimator):
-    """The estimators of a (nested) pipeline in order, without ``None``/'passthrough'.
-
-    Nested pipelines are expanded; a FeatureUnion stays one step.
-    """
-    if isinstance(estimator, Pipeline):
-        out = []
-        for _, step in estimator.steps:
-            if step is None or (isinstance(step, str) and step == "passthrough"):
-                continue
-            out.extend(_flat_steps(step))
-        return out
-    return [estimator]
-
-
-def final_estimator(estimator):
-    """The step that decides: the last step of a (nested) pipeline, or the estimator itself.
-
-    Parameters
-    ----------
-    estimator : estimator or Pipeline
-        A fitted estimator or pipeline.
-
-    Returns
-    -------
-    final : estimator
-        The last step of a pipeline, or ``estimator`` itself.
-
-    Examples
-    --------
-    >>> from sklearn.pipeline import make_pipeline
-    >>> from sklearn.preprocessing import StandardScaler
-    >>> from skcpcae.outlier import KNNAnomalyScorer
-    >>> from skcpcae.inspection import final_estimator
-    >>> inner = make_pipeline(StandardScaler(), KNNAnomalyScorer())
-    >>> type(final_estimator(make_pipeline(StandardScaler(), inner))).__name__
-    'KNNAnomalyScorer'
-    """
-    steps = _flat_steps(estimator)
-    if not steps:
-        raise ValueError("The pipeline has no steps (all are None or 'passthrough').")
-    return steps[-1]
-
-
-def decision_threshold(estimator):
-    """Threshold on the anomaly score (``-score_samples``, higher = more anomalous).
-
-    An image is a defect when its anomaly score is above the threshold. It is
-    ``threshold_`` where the detector has one (:class:`~skcpcae.outlier.KDEThresholdClassifier`),
-    else ``-offset_`` (scikit-learn's outlier detectors: ``decision_function = score_samples -
-    offset_``), else 0 for a detector with ``decision_function`` only (its anomaly score is
-    ``-decision_function``).
-
-    Parameters
-    ----------
-    estimator : fitted outlier detector or Pipeline ending in one
-        The model whose threshold is read.
-
-    Returns
-    -------
-    threshold : float or None
-        None when the detector has no threshold.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sklearn.neighbors import LocalOutlierFactor
-    >>> from skcpcae.inspection import decision_threshold
-    >>> lof = LocalOutlierFactor(n_neighbors=3, novelty=True).fit(np.random.rand(20, 2))
-    >>> decision_threshold(lof) == -lof.offset_
-    True
-    """
-    final = final_estimator(estimator)
-    value = getattr(final, "threshold_", None)
-    if value is not None:
-        return float(value)
-    if hasattr(final, "score_samples") and getattr(final, "offset_", None) is not None:
-        return -float(final.offset_)
-    if not hasattr(final, "score_samples") and hasattr(final, "decision_function"):
-        return 0.0
-    return None
-
-
-def _residual_types():
-    try:
-        from .residuals import CPCAEResidualMap
-    except ImportError:  # pragma: no cover - torch missing
-        return ()
-    return (CPCAEResidualMap,)
-
-
-def _makes_residuals(step):
-    return isinstance(step, _residual_types())
-
-
-def _map_step_name(step):
-    if _makes_residuals(step):
-        return f"{type(step).__name__} residual"
-    if isinstance(step, FeatureUnion):
-        for _, branch in step.transformer_list:
-            if branch is None or isinstance(branch, str):
-                continue
-            name = _chain_source(_flat_steps(branch), include_last=True)
-            if name is not None:
-                return name
-        return None
-    if hasattr(step, "anomaly_map"):
-        return f"{type(step).__name__}.anomaly_map"
-    return None
-
-
-def _chain_source(steps, include_last):
-    """Name of the step nearest the end of ``steps`` that gives a map, or None."""
-    found = None
-    for i, step in enumerate(steps):
-        if i == len(steps) - 1 and not include_last:
-            if hasattr(step, "anomaly_map"):
-                found = f"{type(step).__name__}.anomaly_map"
-            break
-        name = _map_step_name(step)
-        if name is not None:
-            found = name
-    return found
-
-
-def _takes_images(steps):
-    """Whether the fitted chain reads images (file paths or (n, H, W[, C]) arrays)."""
-    first = steps[0]
-    try:
-        from .datasets import ImageReader
-    except ImportError:  # pragma: no cover
-        ImageReader = ()
-    if isinstance(first, ImageReader):
-        return True
-    shape = getattr(first, "image_shape_", None)
-    return shape is not None and len(shape) >= 2 and shape[0] > 1
-
-
-def map_source(pipeline, method="auto"):
-    """Where :func:`anomaly_maps` would take the maps of ``pipeline`` from.
-
-    Parameters
-    ----------
-    pipeline : fitted estimator or Pipeline
-        The fitted model whose maps are looked for.
-    method : {"auto", "model", "occlusion"}, default="auto"
-        As in :func:`anomaly_maps`.
-
-    Returns
-    -------
-    source : str or None
-        E.g. ``"CPCAEResidualMap residual"``, ``"PatchKNNScorer.anomaly_map"``,
-        ``"KDEThresholdClassifier.anomaly_map"`` or ``"occlusion"``; None when no map can
-        be made (a model on tables, or ``method="model"`` for a model without maps).
-    """
-    _check_choice(method, _METHODS, "method")
-    steps = _flat_steps(pipeline)
-    if method != "occlusion":
-        found = _chain_source(steps, include_last=False)
-        if found is not None or method == "model":
-            return found
-    return "occlusion" if _takes_images(steps) else None
 
 
 # ----------------------------------------------------------------------------- running
@@ -583,134 +429,3 @@ def _no_map_message(pipeline, method):
                 "CPCAEResidualMap step or an anomaly_map method); use method='occlusion'.")
     return (f"No anomaly maps: this model ({name} last) makes none and does not take images "
             "(occlusion maps need image input).")
-
-
-def _check_choice(value, choices, name):
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}.")
-
-
-# ----------------------------------------------------------------------------- locations
-
-
-def defect_mask(anomaly_map, threshold):
-    """The pixels of a map above a threshold (defective).
-
-    Parameters
-    ----------
-    anomaly_map : array-like of shape (height, width)
-        One anomaly map.
-    threshold : float
-        In the map's units (see ``map_threshold`` of :func:`inspect_images`).
-
-    Returns
-    -------
-    mask : ndarray of shape (height, width), bool
-        True where the map exceeds the threshold.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skcpcae.inspection import defect_mask
-    >>> defect_mask(np.array([[0.0, 2.0], [1.0, 3.0]]), 1.0).tolist()
-    [[False, True], [False, True]]
-    """
-    amap = _check_map(anomaly_map)
-    return amap > _check_threshold(threshold)
-
-
-def location_summary(anomaly_map, threshold=None, *, max_regions=None):
-    """Where a map says the defect is, in numbers.
-
-    Parameters
-    ----------
-    anomaly_map : array-like of shape (height, width)
-        Higher = more anomalous (one map of :func:`anomaly_maps`).
-    threshold : float or None, default=None
-        Pixels above it are defective, in the map's units. Without it only the maximum is
-        reported.
-    max_regions : int or None, default=None
-        Keep the ``max_regions`` regions of largest peak value (``n_regions`` still counts
-        them all).
-
-    Returns
-    -------
-    summary : dict
-        ``map_max`` (float), ``map_max_row``, ``map_max_col`` (int, the first pixel holding
-        the maximum), ``height``, ``width``; with a threshold also ``map_threshold``,
-        ``defect_area`` (pixels above the threshold), ``defect_fraction`` (of the image),
-        ``n_regions`` (8-connected regions of such pixels) and ``regions``: one dict per
-        region, by decreasing peak, with ``row``, ``col``, ``height``, ``width`` (its
-        bounding box: top-left pixel and size), ``area`` (pixels), ``peak`` (largest map
-        value) and ``peak_row``, ``peak_col``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skcpcae.inspection import location_summary
-    >>> m = np.zeros((6, 8)); m[1:3, 2:5] = 1.0; m[4, 7] = 2.0
-    >>> s = location_summary(m, 0.5)
-    >>> s["map_max"], s["map_max_row"], s["map_max_col"], s["defect_area"], s["n_regions"]
-    (2.0, 4, 7, 7, 2)
-    >>> [(r["row"], r["col"], r["height"], r["width"]) for r in s["regions"]]
-    [(4, 7, 1, 1), (1, 2, 2, 3)]
-    """
-    amap = _check_map(anomaly_map)
-    h, w = amap.shape
-    flat_idx = int(np.argmax(amap))
-    row, col = divmod(flat_idx, w)
-    summary = {"map_max": float(amap[row, col]), "map_max_row": int(row),
-               "map_max_col": int(col), "height": int(h), "width": int(w)}
-    if threshold is None:
-        return summary
-    threshold = _check_threshold(threshold)
-    if max_regions is not None and (not isinstance(max_regions, numbers.Integral)
-                                    or max_regions < 0):
-        raise ValueError(f"max_regions must be a non-negative integer or None, got "
-                         f"{max_regions!r}.")
-    mask = amap > threshold
-    area = int(mask.sum())
-    regions = _regions(amap, mask) if area else []
-    summary.update(map_threshold=threshold, defect_area=area,
-                   defect_fraction=area / float(h * w), n_regions=len(regions),
-                   regions=regions if max_regions is None else regions[:max_regions])
-    return summary
-
-
-def _regions(amap, mask):
-    import cv2
-
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    regions = []
-    if n <= 1:
-        return regions
-    lab = labels.ravel()
-    values = amap.ravel()
-    order = np.argsort(lab, kind="stable")
-    bounds = np.searchsorted(lab[order], np.arange(n + 1))
-    w = amap.shape[1]
-    for k in range(1, n):
-        idx = order[bounds[k]:bounds[k + 1]]
-        best = idx[np.argmax(values[idx])]
-        x, y, bw, bh, area = (int(v) for v in stats[k])
-        regions.append({"row": y, "col": x, "height": bh, "width": bw, "area": area,
-                        "peak": float(values[best]), "peak_row": int(best // w),
-                        "peak_col": int(best % w)})
-    regions.sort(key=lambda r: (-r["peak"], r["row"], r["col"]))
-    return regions
-
-
-def _check_map(anomaly_map):
-    amap = np.asarray(anomaly_map, dtype=np.float64)
-    if amap.ndim != 2 or amap.size == 0:
-        raise ValueError(f"anomaly_map must have shape (height, width); got {amap.shape}.")
-    if not np.all(np.isfinite(amap)):
-        raise ValueError("anomaly_map holds NaN or infinite values.")
-    return amap
-
-
-def _check_threshold(threshold):
-    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not np.isfinite(
-            threshold):
-        raise ValueError(f"threshold must be a finite number, got {threshold!r}.")
-    return float(threshold)

@@ -31,16 +31,10 @@ torch's ``meta`` device, which allocates nothing).
 """
 
 import datetime
-import hashlib
 import importlib
 import importlib.metadata
 import io
-import numbers
-import os
 import platform
-import re
-import sys
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -48,7 +42,20 @@ from pathlib import Path
 import joblib
 import numpy as np
 
-from .utils._system import available_memory, default_file_mode
+from ._components.atomic import write_atomic
+from ._model_integrity import (  # noqa: F401 (_zip_digest: tests build files with it)
+    _DIGEST_TAG,
+    _TRAILER_LEN,
+    ModelIntegrityError,
+    _check_digest,
+    _check_npy_header,
+    _describe,
+    _sha256_stream,
+    _sniff,
+    _zip_digest,
+)
+from ._model_objects import _check_loaded, _is_public_skcpcae_type, _torch_paths
+from .utils._system import available_memory
 
 __all__ = [
     "FORMAT_VERSION",
@@ -66,13 +73,6 @@ __all__ = [
 FORMAT_VERSION = 2
 
 _MARKER = "__skcpcae_model__"
-_DIGEST_TAG = b"skcpcae-sha256="
-# a joblib file's last line: b"\nskcpcae-sha256=<64 hex digits>\n"
-_TRAILER_LEN = 1 + len(_DIGEST_TAG) + 64 + 1
-_CHUNK = 1 << 20
-# first bytes of the files joblib writes compressed (zlib, gzip, bz2, lzma, xz, lz4)
-_COMPRESSED_MAGIC = (b"\x78", b"\x1f\x8b", b"BZh", b"\x5d\x00\x00", b"\xfd7zXZ",
-                     b"\x04\x22\x4d\x18", b"ZF")
 # loading a skops member holds its bytes and the object built from them at once
 _LOAD_OVERHEAD = 2
 
@@ -97,25 +97,16 @@ TRUSTED_TYPES = (
     "sklearn.model_selection._split.KFold",
     "sklearn.model_selection._split.StratifiedKFold",
     "sklearn.model_selection._split.ShuffleSplit",
+    "skcpcae._components.kde.GaussianKDE1D",
+    # the same class, under the path of files saved before the components layer
     "skcpcae.outlier._kde_threshold._GaussianKDE1D",
 )
-
-_TORCH_ROOTS = ("torch", "skorch", "timm")
-_TYPE_RE = re.compile(r"^skcpcae(\.[A-Za-z_][A-Za-z0-9_]*)+$")
-
 
 class ModelVersionWarning(UserWarning):
     """A model file was written with other versions of skcpcae or its dependencies.
 
     Like scikit-learn's ``InconsistentVersionWarning``: the model usually still works, but
     its outputs are only guaranteed with the versions it was saved with.
-    """
-
-
-class ModelIntegrityError(ValueError):
-    """A model file is damaged or was edited: its checksum, a size or a shape is wrong.
-
-    Nothing was built from the file.
     """
 
 
@@ -195,131 +186,10 @@ def _infer_format(path, format):
     )
 
 
-def _children(obj):
-    """(name, child) pairs of an object as a serialiser would see them."""
-    if isinstance(obj, dict):
-        return [(f"[{k!r}]", v) for k, v in obj.items()]
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        return [(f"[{i}]", v) for i, v in enumerate(obj)]
-    if isinstance(obj, (str, bytes, numbers.Number, np.ndarray, np.generic, type)) or obj is None:
-        return []
-    if callable(obj) and not hasattr(obj, "__dict__"):
-        return []
-    try:
-        state = obj.__getstate__() if hasattr(obj, "__getstate__") else vars(obj)
-    except Exception:  # objects without a usable state hold nothing to inspect
-        return []
-    if isinstance(state, dict):
-        return [(f".{k}", v) for k, v in state.items()]
-    if isinstance(state, (list, tuple)):
-        return [(f"<state>[{i}]", v) for i, v in enumerate(state)]
-    return []
-
-
-def _walk(obj, visit, path="estimator", seen=None, depth=0):
-    """Depth-first walk over the object graph; ``visit(obj, path)`` returns True to stop."""
-    seen = {} if seen is None else seen  # id -> object: holding it keeps its id unique
-    if id(obj) in seen or depth > 100:
-        return
-    seen[id(obj)] = obj
-    if visit(obj, path):
-        return
-    for name, child in _children(obj):
-        _walk(child, visit, path + name, seen, depth + 1)
-
-
-def _torch_paths(estimator):
-    """Paths to torch / skorch / timm objects inside ``estimator``."""
-    if not any(root in sys.modules for root in _TORCH_ROOTS):
-        return []
-    found = []
-
-    def visit(obj, path):
-        root = type(obj).__module__.split(".")[0]
-        if root in _TORCH_ROOTS:
-            found.append(f"{path} ({type(obj).__module__}.{type(obj).__qualname__})")
-            return True
-        return False
-
-    _walk(estimator, visit)
-    return found
-
-
 def _write_atomic(path, write, overwrite):
-    """Write through a temporary file in the same folder, then move it into place.
-
-    ``write(fh)`` gets the temporary file opened ``"w+b"``; the file gets the permissions
-    the user's umask gives (not ``mkstemp``'s ``0o600``).
-    """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w+b") as fh:
-            write(fh)
-            fh.flush()
-            os.fchmod(fh.fileno(), default_file_mode())
-            os.fsync(fh.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:  # link fails if the target appeared meanwhile: no silent clobbering
-                os.link(tmp, path)
-            except FileExistsError:
-                raise FileExistsError(
-                    f"{path} exists; pass overwrite=True to replace it."
-                ) from None
-            except OSError:  # file systems without hard links
-                if path.exists():
-                    raise FileExistsError(
-                        f"{path} exists; pass overwrite=True to replace it."
-                    ) from None
-                os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _sha256_stream(fh, n_bytes):
-    """SHA-256 of the next ``n_bytes`` of ``fh``, read in chunks."""
-    digest = hashlib.sha256()
-    left = n_bytes
-    while left > 0:
-        chunk = fh.read(min(_CHUNK, left))
-        if not chunk:
-            break
-        digest.update(chunk)
-        left -= len(chunk)
-    return digest.hexdigest(), n_bytes - left
-
-
-def _zip_digest(zf):
-    """SHA-256 over a zip archive's members (name, size, content), in name order.
-
-    Reads each member in chunks and refuses one that holds more bytes than its header
-    declares; returns the hex digest.
-    """
-    digest = hashlib.sha256()
-    for info in sorted(zf.infolist(), key=lambda i: i.filename):
-        name = info.filename.encode("utf-8")
-        digest.update(len(name).to_bytes(8, "little") + name)
-        digest.update(info.file_size.to_bytes(8, "little"))
-        read = 0
-        with zf.open(info) as member:
-            while True:
-                chunk = member.read(_CHUNK)
-                if not chunk:
-                    break
-                read += len(chunk)
-                if read > info.file_size:
-                    raise ModelIntegrityError(
-                        f"member {info.filename!r} holds more bytes than its header declares"
-                    )
-                digest.update(chunk)
-        if read != info.file_size:
-            raise ModelIntegrityError(
-                f"member {info.filename!r} holds {read} bytes, its header declares "
-                f"{info.file_size}"
-            )
-    return digest.hexdigest()
+    """:func:`skcpcae._components.atomic.write_atomic` (``write(fh)`` gets the temporary file
+    opened ``"w+b"``; umask permissions; fsync; no clobbering without ``overwrite``)."""
+    write_atomic(path, write, overwrite=overwrite)
 
 
 def save(estimator, path, *, format=None, overwrite=False):
@@ -416,99 +286,6 @@ def save(estimator, path, *, format=None, overwrite=False):
 # --------------------------------------------------------------------------------------
 
 
-def _is_public_skcpcae_type(name):
-    """A class exported in the ``__all__`` of a skcpcae package (or a module's package)."""
-    if not _TYPE_RE.match(name):
-        return False
-    module_name, cls_name = name.rsplit(".", 1)
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        return False
-    cls = getattr(module, cls_name, None)
-    if not isinstance(cls, type):
-        return False
-    for pkg_name in (module_name, module_name.rsplit(".", 1)[0]):
-        try:
-            pkg = importlib.import_module(pkg_name)
-        except ImportError:
-            continue
-        if cls_name in getattr(pkg, "__all__", ()) and getattr(pkg, cls_name, None) is cls:
-            return True
-    return False
-
-
-def _check_binary_tree(tree, path):
-    """Bounds of a loaded KDTree / BallTree's index arrays (Cython reads them unchecked)."""
-    state = tree.__getstate__()
-    data, idx_array, node_data, node_bounds = state[0], state[1], state[2], state[3]
-    n_levels, n_nodes = int(state[5]), int(state[6])
-    sample_weight = state[12]
-    problems = []
-    data = np.asarray(data)
-    if data.ndim != 2:
-        problems.append("data is not 2-D")
-        n_samples = -1
-    else:
-        n_samples = data.shape[0]
-        idx = np.asarray(idx_array)
-        if idx.shape != (n_samples,) or not np.array_equal(np.sort(idx), np.arange(n_samples)):
-            problems.append("idx_array is not a permutation of the samples")
-    if len(node_data) != n_nodes or n_nodes != 2**n_levels - 1:
-        problems.append("node count does not match the number of levels")
-    else:
-        start = np.asarray(node_data["idx_start"])
-        end = np.asarray(node_data["idx_end"])
-        leaf = np.asarray(node_data["is_leaf"]).astype(bool)
-        if np.any(start < 0) or np.any(end < start) or np.any(end > n_samples):
-            problems.append("node index ranges out of bounds")
-        last = 2 * np.arange(n_nodes) + 1 >= n_nodes
-        if np.any(last & ~leaf):
-            problems.append("a node of the last level is not a leaf")
-    bounds = np.asarray(node_bounds)
-    if data.ndim == 2 and (bounds.ndim != 3 or bounds.shape[1:] != (n_nodes, data.shape[1])):
-        problems.append("node_bounds has the wrong shape")
-    if sample_weight is not None and np.shape(sample_weight) != (n_samples,):
-        problems.append("sample_weight has the wrong length")
-    if problems:
-        raise ValueError(
-            f"The model file holds a corrupted {type(tree).__name__} at {path}: "
-            + "; ".join(problems)
-            + ". It was not produced by scikit-learn; do not use it."
-        )
-
-
-def _check_loaded(obj):
-    from sklearn.neighbors import BallTree, KDTree
-
-    def visit(o, path):
-        if isinstance(o, (KDTree, BallTree)):
-            _check_binary_tree(o, path)
-            return True
-        return False
-
-    _walk(obj, visit)
-
-
-def _sniff(path):
-    """The kind of a file from its first bytes: "zip", "pickle", "compressed" or None."""
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
-        return "zip"
-    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
-        return "pickle"  # protocol 2-5: what joblib.dump writes
-    if any(head.startswith(magic) for magic in _COMPRESSED_MAGIC):
-        return "compressed"
-    return None
-
-
-def _describe(kind):
-    return {"pickle": "a pickle (joblib) file",
-            "compressed": "a compressed joblib file (a pickle)",
-            "zip": "a zip archive that is not a skops file"}.get(kind, "not a model file")
-
-
 def _check_budget(path, n_bytes):
     """Refuse a file whose content would not fit in the memory available."""
     avail = available_memory()
@@ -518,33 +295,6 @@ def _check_budget(path, n_bytes):
             f"{path} would need about {need / 2**30:.3g} GiB of memory to load "
             f"({n_bytes / 2**30:.3g} GiB of content), more than the "
             f"{avail / 2**30:.3g} GiB available; nothing was loaded."
-        )
-
-
-def _check_npy_header(zf, info):
-    """The shape and dtype a ``.npy`` member declares must match the bytes it holds."""
-    from numpy.lib import format as npy
-
-    with zf.open(info) as member:
-        try:
-            version = npy.read_magic(member)
-            read_header = (npy.read_array_header_1_0 if version == (1, 0)
-                           else npy.read_array_header_2_0)
-            shape, _, dtype = read_header(member, max_header_size=10000)
-        except Exception as exc:  # a header numpy cannot parse
-            raise ModelIntegrityError(
-                f"member {info.filename!r} is not a valid .npy array ({exc})"
-            ) from None
-        offset = member.tell()
-    if dtype.hasobject:
-        raise ModelIntegrityError(f"member {info.filename!r} is an object array (pickled)")
-    n_values = 1
-    for dim in shape:
-        n_values *= int(dim)
-    if n_values * dtype.itemsize != info.file_size - offset:
-        raise ModelIntegrityError(
-            f"member {info.filename!r} declares an array of shape {shape} ({dtype}, "
-            f"{n_values * dtype.itemsize} bytes) but holds {info.file_size - offset} bytes"
         )
 
 
@@ -580,21 +330,6 @@ def _open_skops(path):
                 f"{path} is damaged ({exc}); nothing was loaded."
             ) from None
         _check_digest(path, zf.comment, digest)
-
-
-def _check_digest(path, recorded, digest):
-    if not recorded.startswith(_DIGEST_TAG):
-        raise ModelIntegrityError(
-            f"{path} records no checksum: it was not written by this version of "
-            "skcpcae.persistence.save (or the record was removed); nothing was loaded. "
-            "Re-save the model with skcpcae.persistence.save."
-        )
-    if recorded[len(_DIGEST_TAG):].decode("ascii", "replace") != digest:
-        raise ModelIntegrityError(
-            f"{path} is damaged or was modified: the SHA-256 of its content does not match "
-            "the one recorded when it was saved; nothing was loaded. Use an intact copy or "
-            "refit the model."
-        )
 
 
 def _load_skops(path, trusted):

@@ -406,7 +406,9 @@ def test_parse_set_literals_and_strings():
 
 
 def test_heatmap_names_are_unique():
-    names = cli._heatmap_names(["a/x.png", "b/x.png", "c/x-1.png", "y.tif"])
+    from skcpcae._cli._maps import _heatmap_names
+
+    names = _heatmap_names(["a/x.png", "b/x.png", "c/x-1.png", "y.tif"])
     assert names == ["x.png", "x-1.png", "x-1_1.png", "y.png"]
     assert len(set(names)) == 4
 

@@ -4,13 +4,13 @@ from ._elpv import load_elpv
 from ._io import (
     IMAGE_EXTENSIONS,
     MAX_PIXELS,
-    ImageReader,
     list_images,
     load_images,
     read_image_size,
     save_image,
 )
 from ._loaders import load_folder, load_mvtec_ad
+from ._reader import ImageReader
 from ._synthetic import make_parts, paste_defect, rigid_motion
 
 __all__ = [

@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
-"""Image files in and out: ``load_images``, ``list_images``, ``save_image`` and ``ImageReader``.
+"""Image files in and out: ``load_images``, ``read_image_size`` and ``save_image``; the
+files found and the arguments checked in ``_inputs.py``, the ``ImageReader`` step in
+``_reader.py`` (both re-exported here).
 
 Documented conversions (the same in every reader of this package):
 
@@ -32,11 +34,22 @@ import warnings
 
 import cv2
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
-from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.validation import check_is_fitted
 
 from ..utils._system import default_file_mode
+
+# what the readers accept: its own module, re-exported here (other modules import from _io)
+from ._inputs import (  # noqa: F401
+    _COLORS,
+    IMAGE_EXTENSIONS,
+    _check_color,
+    _check_size,
+    _has_image_extension,
+    _is_pathlike,
+    _resolve_paths,
+    _scan_folder,
+    _warn_skipped,
+    list_images,
+)
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -52,218 +65,10 @@ __all__ = [
 #: refused from their header, before decoding (see :func:`load_images`, ``max_pixels``).
 MAX_PIXELS = 100_000_000
 
-#: File extensions (lower case) that :func:`list_images` treats as images.
-IMAGE_EXTENSIONS = frozenset(
-    {
-        ".bmp",
-        ".dib",
-        ".jpg",
-        ".jpeg",
-        ".jpe",
-        ".jp2",
-        ".png",
-        ".pbm",
-        ".pgm",
-        ".ppm",
-        ".pnm",
-        ".tif",
-        ".tiff",
-        ".webp",
-    }
-)
-
-_COLORS = ("auto", "gray", "rgb")
 _JPEG_SOI = b"\xff\xd8"
 _JPEG_EOI = b"\xff\xd9"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_IEND = b"IEND"
-
-
-# --------------------------------------------------------------------------- validation
-def _check_size(size, name="size"):
-    """``None`` or a ``(height, width)`` pair of positive ints."""
-    if size is None:
-        return None
-    if isinstance(size, (str, bytes)) or not hasattr(size, "__len__") or len(size) != 2:
-        raise ValueError(f"{name} must be None or a pair (height, width); got {size!r}.")
-    out = []
-    for v in size:
-        if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
-            raise ValueError(
-                f"{name} must be a pair (height, width) of positive integers; got {size!r}."
-            )
-        out.append(int(v))
-    return tuple(out)
-
-
-def _check_color(color):
-    if color not in _COLORS:
-        raise ValueError(f"color must be one of {_COLORS}; got {color!r}.")
-    return color
-
-
-def _is_pathlike(x):
-    return isinstance(x, str) or hasattr(x, "__fspath__")
-
-
-def _has_image_extension(name):
-    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
-
-
-# --------------------------------------------------------------------------- listing
-def _scan_folder(folder, recursive):
-    """Image files (sorted by relative path) and the names of skipped non-image files."""
-    folder = os.fspath(folder)
-    if not os.path.exists(folder):
-        raise FileNotFoundError(f"No such folder: {folder!r}.")
-    if not os.path.isdir(folder):
-        raise NotADirectoryError(f"Not a folder: {folder!r}.")
-    images, skipped, broken = [], [], []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        # hidden folders and files (".git", ".DS_Store", macOS "._name.png") are ignored
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if recursive else []
-        rel_dir = os.path.relpath(dirpath, folder)
-        for fname in filenames:
-            if fname.startswith("."):
-                continue
-            rel = fname if rel_dir == os.curdir else os.path.join(rel_dir, fname)
-            full = os.path.join(folder, rel)
-            if not os.path.isfile(full):
-                if os.path.islink(full) and not os.path.exists(full):
-                    broken.append(rel)
-                continue
-            (images if _has_image_extension(fname) else skipped).append(rel)
-    if broken:
-        shown = ", ".join(f"{b!r} -> {os.readlink(os.path.join(folder, b))!r}"
-                          for b in sorted(broken)[:3])
-        warnings.warn(
-            f"Skipped {len(broken)} broken symbolic link(s) in {folder!r} (their target does "
-            f"not exist): {shown}{', ...' if len(broken) > 3 else ''}.",
-            UserWarning,
-            stacklevel=3,  # _scan_folder < list_images < caller
-        )
-    images.sort(key=lambda rel: rel.split(os.sep))
-    return [os.path.join(folder, rel) for rel in images], sorted(skipped)
-
-
-def _warn_skipped(folder, skipped):
-    if skipped:
-        examples = ", ".join(repr(s) for s in skipped[:3])
-        warnings.warn(
-            f"Skipped {len(skipped)} file(s) without an image extension in "
-            f"{os.fspath(folder)!r} (e.g. {examples}). Image extensions: "
-            f"{', '.join(sorted(IMAGE_EXTENSIONS))}.",
-            UserWarning,
-            stacklevel=3,
-        )
-
-
-def list_images(folder, recursive=False):
-    """List the image files of a folder, sorted by name.
-
-    A file is an image when its extension (any case) is one of
-    ``skcpcae.datasets.IMAGE_EXTENSIONS`` (``.png``, ``.jpg``, ``.jpeg``, ``.bmp``,
-    ``.tif``, ``.tiff``, ``.webp``, ...). Other files are skipped with a warning that says how
-    many were skipped; hidden files and folders (names starting with ``"."``) are ignored.
-
-    Parameters
-    ----------
-    folder : str or path-like
-        The folder to list.
-    recursive : bool, default=False
-        Also list the sub-folders; paths are then sorted by their path relative to ``folder``.
-
-    Returns
-    -------
-    paths : list of str
-        Paths of the image files (``folder`` joined with the file name), sorted by name
-        (plain string order, case-sensitive). Empty when the folder holds no image.
-
-    Raises
-    ------
-    FileNotFoundError
-        When ``folder`` does not exist.
-    NotADirectoryError
-        When ``folder`` is a file.
-
-    See Also
-    --------
-    load_images : read the listed images into one array.
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> import numpy as np
-    >>> from skcpcae.datasets import list_images, save_image
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     for name in ["b.png", "a.png"]:
-    ...         _ = save_image(os.path.join(tmp, name), np.zeros((4, 4)))
-    ...     [os.path.basename(p) for p in list_images(tmp)]
-    ['a.png', 'b.png']
-    """
-    images, skipped = _scan_folder(folder, recursive)
-    _warn_skipped(folder, skipped)
-    return images
-
-
-def _resolve_paths(paths_or_folder, recursive):
-    """Turn the ``load_images`` input into a non-empty list of file paths (str)."""
-    if _is_pathlike(paths_or_folder):
-        path = os.fspath(paths_or_folder)
-        if os.path.isdir(path):
-            paths = list_images(path, recursive=recursive)
-            if not paths:
-                raise ValueError(f"No image files in folder {path!r}.")
-            return paths
-        if not os.path.exists(path):
-            if os.path.islink(path):
-                raise FileNotFoundError(
-                    f"No such file or folder: {path!r} is a broken symbolic link (to "
-                    f"{os.readlink(path)!r}, which does not exist)."
-                )
-            raise FileNotFoundError(f"No such file or folder: {path!r}.")
-        return [path]
-    if isinstance(paths_or_folder, bytes):
-        raise TypeError("Pass paths as str or pathlib.Path, not bytes.")
-    if isinstance(paths_or_folder, np.ndarray):
-        if paths_or_folder.dtype.kind in "biufc":
-            raise TypeError(
-                "load_images reads image files; it got a numeric array of shape "
-                f"{paths_or_folder.shape}. Image arrays need no loading."
-            )
-        items = paths_or_folder.ravel().tolist()
-    else:
-        try:
-            items = list(paths_or_folder)
-        except TypeError:
-            raise TypeError(
-                "load_images expects a folder, a file path or a list of file paths; got "
-                f"{type(paths_or_folder).__name__}."
-            ) from None
-    if not items:
-        raise ValueError("No image paths given (empty list).")
-    paths = []
-    for item in items:
-        if not _is_pathlike(item):
-            raise TypeError(
-                "load_images expects a folder, a file path or a list of file paths; the list "
-                f"holds {type(item).__name__} {item!r}."
-            )
-        path = os.fspath(item)
-        if os.path.isdir(path):
-            raise ValueError(
-                f"{path!r} is a folder; a list may hold image files only. Pass a folder on "
-                "its own, or list its files with list_images."
-            )
-        if not os.path.exists(path):
-            if os.path.islink(path):
-                raise FileNotFoundError(
-                    f"No such file: {path!r} is a broken symbolic link (to "
-                    f"{os.readlink(path)!r}, which does not exist)."
-                )
-            raise FileNotFoundError(f"No such file: {path!r}.")
-        paths.append(path)
-    return paths
 
 
 # --------------------------------------------------------------------------- decoding
@@ -674,192 +479,6 @@ def save_image(path, image):
     return path
 
 
-# --------------------------------------------------------------------------- estimator
-def _check_path_batch(X):
-    """A pipeline's ``X`` of file paths as a list of str, with clear errors otherwise."""
-    if _is_pathlike(X) or isinstance(X, bytes):
-        raise TypeError(
-            f"ImageReader expects a list of image file paths (one per sample); got a single "
-            f"path {os.fspath(X) if _is_pathlike(X) else X!r}. Use [path], or "
-            "skcpcae.datasets.list_images(folder) for a folder."
-        )
-    arrays_msg = (
-        "ImageReader reads image files from paths; it got {what}. Drop ImageReader from "
-        "the pipeline when passing image arrays."
-    )
-    if hasattr(X, "__array__") and not isinstance(X, (list, tuple)):
-        X = np.asarray(X)
-    if isinstance(X, np.ndarray):
-        if X.dtype.kind in "biufc":
-            raise TypeError(arrays_msg.format(what=f"a numeric array of shape {X.shape}"))
-        if X.ndim == 2 and X.shape[1] == 1:
-            X = X[:, 0]
-        if X.ndim != 1:
-            raise ValueError(
-                f"ImageReader expects a 1-D list of file paths; got an array of shape {X.shape}."
-            )
-        items = X.tolist()
-    else:
-        try:
-            items = list(X)
-        except TypeError:
-            raise TypeError(
-                f"ImageReader expects a list of image file paths; got {type(X).__name__}."
-            ) from None
-    for item in items:
-        if not _is_pathlike(item):
-            if isinstance(item, (numbers.Number, np.ndarray, list, tuple)):
-                raise TypeError(arrays_msg.format(what="numbers or arrays"))
-            raise TypeError(
-                f"ImageReader expects image file paths (str or pathlib.Path); got "
-                f"{type(item).__name__} {item!r}."
-            )
-    if not items:
-        raise ValueError("ImageReader got an empty list of paths.")
-    return _resolve_paths(items, recursive=False)
-
-
-class ImageReader(TransformerMixin, BaseEstimator):
-    """Read image files: the first step of a pipeline that is fitted on file paths.
-
-    ``transform(paths)`` returns the images of the files as one float32 array in ``[0, 1]``
-    (the conversions of :func:`load_images`). ``fit`` reads its files once to fix the image
-    shape and resolve ``color="auto"``, so that later batches come out in the same layout:
-    a reader fitted on grayscale images converts colour files to gray, and one fitted on
-    colour images repeats gray files in three channels. With ``size=None``, a file of
-    another size than the fitted images is an error; set ``size`` to resize every file.
-
-    The reader takes file paths only: when the data are already arrays, drop it from the
-    pipeline. scikit-learn's common estimator checks feed numeric arrays, so they do not
-    apply to this step; its own tests cover ``clone``, ``get_params``, persistence and
-    :class:`~sklearn.pipeline.Pipeline` use.
-
-    Parameters
-    ----------
-    size : tuple of (int, int) or None, default=None
-        ``(height, width)`` every image is resized to; ``None`` keeps the files' size, which
-        must then be the same for all of them.
-    color : {"auto", "gray", "rgb"}, default="auto"
-        Output colour mode; ``"auto"`` is ``"gray"`` when every training image is
-        single-channel (or has equal channels), else ``"rgb"``.
-    verbose : int, default=0
-        Show a tqdm progress bar when positive.
-
-    Attributes
-    ----------
-    image_shape_ : tuple of int
-        ``(height, width)`` or ``(height, width, 3)`` of the images ``transform`` returns.
-    color_ : {"gray", "rgb"}
-        The colour mode ``color`` resolved to during ``fit``.
-
-    See Also
-    --------
-    load_images : the function this step calls.
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> import numpy as np
-    >>> from sklearn.pipeline import make_pipeline
-    >>> from sklearn.preprocessing import FunctionTransformer
-    >>> from skcpcae.datasets import ImageReader, save_image
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     paths = [save_image(os.path.join(tmp, f"{i}.png"), np.full((8, 8), i / 4))
-    ...              for i in range(4)]
-    ...     flatten = FunctionTransformer(lambda X: X.reshape(len(X), -1))
-    ...     pipe = make_pipeline(ImageReader(size=(4, 4)), flatten).fit(paths)
-    ...     pipe.transform(paths[:2]).shape
-    (2, 16)
-    >>> pipe[0].image_shape_, pipe[0].color_
-    ((4, 4), 'gray')
-    """
-
-    _parameter_constraints: dict = {
-        "size": [None, tuple, list],
-        "color": [StrOptions(set(_COLORS))],
-        "verbose": ["verbose"],
-    }
-
-    def __init__(self, size=None, *, color="auto", verbose=0):
-        self.size = size
-        self.color = color
-        self.verbose = verbose
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
-        """Read the files once to fix the image shape and colour mode.
-
-        Parameters
-        ----------
-        X : list of str or path-like of length n_samples
-            Image file paths.
-        y : Ignored
-            Not used, present for API consistency.
-
-        Returns
-        -------
-        self : object
-            Fitted reader.
-        """
-        self._fit_read(X)
-        return self
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit_transform(self, X, y=None):
-        """Fit and return the images, reading each file once.
-
-        Parameters
-        ----------
-        X : list of str or path-like of length n_samples
-            Image file paths.
-        y : Ignored
-            Not used, present for API consistency.
-
-        Returns
-        -------
-        images : ndarray of shape (n_samples, height, width) or (n_samples, height, width, 3)
-            Float32 in ``[0, 1]``.
-        """
-        return self._fit_read(X)
-
-    def transform(self, X):
-        """Read the files in the fitted size and colour mode.
-
-        Parameters
-        ----------
-        X : list of str or path-like of length n_samples
-            Image file paths.
-
-        Returns
-        -------
-        images : ndarray of shape (n_samples, height, width) or (n_samples, height, width, 3)
-            Float32 in ``[0, 1]``, shape ``(n_samples,) + image_shape_``.
-        """
-        check_is_fitted(self)
-        paths = _check_path_batch(X)
-        images, _ = _read_batch(
-            paths, size=_check_size(self.size), color=self.color_, verbose=self.verbose
-        )
-        if images.shape[1:] != tuple(self.image_shape_):
-            got, fitted = images.shape[1:3], tuple(self.image_shape_[:2])
-            raise ValueError(
-                f"ImageReader was fitted on images of {fitted[0]}x{fitted[1]} pixels "
-                f"(height x width) but got images of {got[0]}x{got[1]}. Set "
-                f"size=({fitted[0]}, {fitted[1]}) to resize every file, or refit."
-            )
-        return images
-
-    def _fit_read(self, X):
-        paths = _check_path_batch(X)
-        size = _check_size(self.size)
-        images, color = _read_batch(paths, size=size, color=self.color, verbose=self.verbose)
-        self.color_ = color
-        self.image_shape_ = tuple(int(s) for s in images.shape[1:])
-        return images
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.string = True
-        tags.transformer_tags.preserves_dtype = []
-        return tags
+# The estimator lives in _reader.py; its old path stays importable, since model files saved
+# before record skcpcae.datasets._io.ImageReader.
+from ._reader import ImageReader  # noqa: E402, F401

@@ -8,12 +8,10 @@ numpy only.
 from ._plots import (
     overlay_heatmap,
     plot_anomaly_overlay,
-    plot_embedding_tsne,
     plot_inspection,
     plot_reconstruction_triplets,
-    plot_roc_pr,
-    plot_score_histogram,
 )
+from ._scores import plot_embedding_tsne, plot_roc_pr, plot_score_histogram
 
 __all__ = [
     "overlay_heatmap",

@@ -523,3 +523,32 @@ def test_other_writers_follow_the_umask(tmp_path, umask):
         os.umask(old)
     for path in paths:
         assert stat.S_IMODE(Path(path).stat().st_mode) == 0o666 & ~umask, path
+
+
+@pytest.mark.parametrize("suffix", [".skops", ".joblib"])
+def test_model_saved_with_the_old_kde_class_path_still_loads(tmp_path, suffix):
+    # Before the components layer, the threshold's KDE was
+    # skcpcae.outlier._kde_threshold._GaussianKDE1D; files saved then record that path.
+    from skcpcae._components.kde import GaussianKDE1D
+
+    X = np.random.RandomState(0).normal(size=(40, 2))
+    est = KDEThresholdClassifier(KNNAnomalyScorer(3), cv=3, random_state=0).fit(X)
+    assert type(est.kde_) is GaussianKDE1D
+    path = tmp_path / f"old{suffix}"
+    names = GaussianKDE1D.__module__, GaussianKDE1D.__name__, GaussianKDE1D.__qualname__
+    try:  # write the file as the old code did
+        GaussianKDE1D.__module__ = "skcpcae.outlier._kde_threshold"
+        GaussianKDE1D.__name__ = GaussianKDE1D.__qualname__ = "_GaussianKDE1D"
+        save(est, path)
+    finally:
+        GaussianKDE1D.__module__, GaussianKDE1D.__name__, GaussianKDE1D.__qualname__ = names
+    raw = path.read_bytes()
+    if suffix == ".skops":
+        with zipfile.ZipFile(path) as zf:
+            raw = zf.read("schema.json")
+    assert b"_GaussianKDE1D" in raw and b"_components.kde" not in raw
+
+    loaded = load(path, allow_pickle=suffix == ".joblib")
+    assert type(loaded.kde_) is GaussianKDE1D
+    assert loaded.threshold_ == est.threshold_
+    np.testing.assert_array_equal(loaded.decision_function(X), est.decision_function(X))
