@@ -32,6 +32,8 @@ PUBLIC_MODULES = [
     "skcpcae.model_selection",
     "skcpcae.plotting",
     "skcpcae.persistence",
+    "skcpcae.export",
+    "skcpcae.runtime",
     "skcpcae.utils",
 ]
 FACTORIES = ["PRESETS", "make_best_pipeline", "make_cpcae_pipeline",

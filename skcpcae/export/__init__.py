@@ -6,6 +6,6 @@ onnxruntime, onnxscript). The exported file is served without torch or scikit-le
 :mod:`skcpcae.runtime` (the ``onnx`` extra).
 """
 
-from ._onnx import METADATA_KEY, ExportReport, ParityError, relative_difference, to_onnx
+from ._onnx import ExportReport, ParityError, to_onnx
 
-__all__ = ["METADATA_KEY", "ExportReport", "ParityError", "relative_difference", "to_onnx"]
+__all__ = ["ExportReport", "ParityError", "to_onnx"]

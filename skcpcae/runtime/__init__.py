@@ -14,7 +14,6 @@ file comes from :func:`skcpcae.export.to_onnx` (or ``skcpcae export``)::
 Nothing here imports torch, scikit-learn or scipy (tested with them blocked).
 """
 
-from ._model import IMAGE_EXTENSIONS, OnnxModel, list_images, load, read_images, score_to_csv
+from ._model import OnnxModel, load, read_images, score_to_csv
 
-__all__ = ["IMAGE_EXTENSIONS", "OnnxModel", "list_images", "load", "read_images",
-           "score_to_csv"]
+__all__ = ["OnnxModel", "load", "read_images", "score_to_csv"]

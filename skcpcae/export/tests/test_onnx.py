@@ -15,8 +15,9 @@ from typer.testing import CliRunner  # noqa: E402
 
 from skcpcae import cli, make_preset  # noqa: E402
 from skcpcae.datasets import load_images, make_parts, save_image  # noqa: E402
-from skcpcae.export import METADATA_KEY, ParityError, to_onnx  # noqa: E402
+from skcpcae.export import ParityError, to_onnx  # noqa: E402
 from skcpcae.export import _onnx as onnx_module  # noqa: E402
+from skcpcae.export._onnx import METADATA_KEY  # noqa: E402
 
 TINY = {"backbone": "test_efficientnet", "pretrained": False, "random_state": 0,
         "device": "cpu"}
