@@ -41,7 +41,9 @@ class ExportReport:
     rtol : float
         Largest relative score difference accepted.
     max_rel_diff : float
-        Largest ``|s_onnx - s_python| / |s_python|`` over the sample's anomaly scores.
+        Largest ``|s_onnx - s_python| / max(|s_python|, |threshold|)`` over the sample's
+        anomaly scores (a score far below the threshold, such as 0 for a training image
+        that the memory holds, is compared at the threshold's scale).
     max_abs_diff : float
         Largest absolute anomaly-score difference.
     max_map_rel_diff : float or None
@@ -247,8 +249,13 @@ def _session(model_bytes, n_threads=None):
     return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
 
 
-def relative_difference(a, b):
-    """Largest ``|a - b| / |b|`` (0 where both are 0; ``inf`` where only ``b`` is 0)."""
+def relative_difference(a, b, floor=0.0):
+    """Largest ``|a - b| / max(|b|, floor)`` (0 where equal; ``inf`` where the divisor is 0).
+
+    The parity check uses the threshold's magnitude as ``floor``: a training image scored
+    against a memory that holds it (``n_neighbors=1``) is at distance 0 in Python and at a
+    float32 rounding of the backbone from it in the graph, which only a scale can judge.
+    """
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if a.shape != b.shape:
         return float("inf")
@@ -256,8 +263,13 @@ def relative_difference(a, b):
         return 0.0
     same = (a == b) | (np.isnan(a) & np.isnan(b))
     with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.where(same, 0.0, np.abs(a - b) / np.abs(b))
+        rel = np.where(same, 0.0, np.abs(a - b) / np.maximum(np.abs(b), float(floor)))
     return float(np.nan_to_num(rel, nan=np.inf).max())
+
+
+def _floor(threshold):
+    """Divisor floor of the relative score difference: ``|threshold|`` (0 if not finite)."""
+    return abs(threshold) if np.isfinite(threshold) else 0.0
 
 
 # -------------------------------------------------------------------------- export
@@ -352,7 +364,7 @@ def to_onnx(pipeline, path, *, sample, rtol=1e-4, opset=17, input_dtype="float32
         map_diff = float(np.abs(got[2].astype(np.float64) - py_map).max() / scale)
     report = ExportReport(
         path=None, rtol=float(rtol),
-        max_rel_diff=relative_difference(got[0], py_scores),
+        max_rel_diff=relative_difference(got[0], py_scores, _floor(desc["threshold"])),
         max_abs_diff=float(np.abs(got[0].astype(np.float64) - py_scores).max()),
         max_map_rel_diff=map_diff,
         n_decisions_differ=int(np.sum(got[1] != py_decisions)),
