@@ -36,7 +36,7 @@ _LAZY = {
 }
 _SUBMODULES = {
     "baselines", "datasets", "embedding", "inspection", "metrics", "model_selection", "outlier",
-    "persistence", "plotting", "preprocessing", "residuals", "utils",
+    "export", "persistence", "plotting", "preprocessing", "residuals", "runtime", "utils",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -278,6 +278,13 @@ def score(
     debug: DebugOption = False,
 ):
     """Score images with a fitted model: a CSV of anomaly scores and ok/defect decisions."""
+    if Path(model).suffix.lower() == ".onnx":  # exported model: the light runtime, no torch
+        with _errors(debug):
+            from .runtime._cli import score_onnx
+
+            score_onnx(model, inputs, output, batch_size=batch_size, recursive=recursive,
+                       force=force, quiet=quiet, error=CLIError)
+        return
     with _errors(debug):
         _check_number("--sigma", sigma, low=0, high=MAX_SIGMA)
         _check_number("--vmax", vmax, low=0, low_open=True)
@@ -452,6 +459,39 @@ def info(
         else:
             for line in format_model_description(desc):
                 typer.echo(line)
+
+
+@app.command("export")
+def export_model(
+    model: Annotated[Path, typer.Argument(help="Model file written by `skcpcae fit`.",
+                                          metavar="MODEL", show_default=False)],
+    output: Annotated[Path, typer.Option("-o", "--output", metavar="FILE.onnx",
+                                         help="The ONNX file to write.")] = Path("model.onnx"),
+    sample: Annotated[Path, typer.Option("--sample", metavar="DIR",
+                                         help="Folder (or image) of images for the parity "
+                                         "check, e.g. some training images.")] = None,
+    rtol: Annotated[float, typer.Option("--rtol", help="Largest accepted relative score "
+                                        "difference.")] = 1e-4,
+    input_dtype: Annotated[str, typer.Option("--input-dtype", metavar="float32|uint8",
+                                             help="Input of the graph.")] = "float32",
+    opset: Annotated[int, typer.Option("--opset", help="ONNX opset.")] = 17,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite the output.")] = False,
+    trust: TrustOption = None,
+    allow_pickle: AllowPickleOption = False,
+    debug: DebugOption = False,
+):
+    """Export a fitted model to ONNX, checked to score the --sample images as the model does
+    (exit 2 without writing when it does not)."""
+    with _errors(debug):
+        _check_new_file(output, force)
+        if sample is None:
+            raise CLIError("--sample DIR is required: the export is checked on those images.")
+        pipe = _load_model(model, trust, allow_pickle)
+        from .export._cli import export_pipeline
+
+        export_pipeline(pipe, output, _expand_inputs([sample], role="sample"), rtol=rtol,
+                        input_dtype=input_dtype, opset=opset, error=CLIError,
+                        layout=_fitted_layout(pipe))
 
 
 # ---------------------------------------------------------------------------- demo, benchmark

@@ -32,6 +32,8 @@ PUBLIC_MODULES = [
     "skcpcae.model_selection",
     "skcpcae.plotting",
     "skcpcae.persistence",
+    "skcpcae.export",
+    "skcpcae.runtime",
     "skcpcae.utils",
     "skcpcae.utils.discovery",
     "skcpcae.utils.estimator_checks",

@@ -1,0 +1,143 @@
+"""ONNX export on ELPV: parity with the Python pipeline and onnxruntime's speed.
+
+    python benchmarks/export.py [--cells mono poly] [--presets best deep-feature]
+                                [--threads 2] [--batch-size 16] [--quick] [--write]
+
+For each cell type (protocol of ``benchmarks/paper_tables.py``: fit on ``b.X_train``, test on
+``b.X_test``) and each preset, the pipeline is fitted, exported with
+``skcpcae.export.to_onnx`` (parity checked on 32 training images) and both the Python
+pipeline and the ONNX graph under onnxruntime score the whole test split. Reported: the
+largest relative anomaly-score difference, the decisions that differ, and images/s of each,
+measured in the same run on the same batches (``--batch-size``), alternating batch by batch
+(Python, then onnxruntime) so that a load change on a shared machine hits both alike, with
+torch and onnxruntime limited to ``--threads`` threads. Python's time is its
+``score_samples`` (embedding + scorer); onnxruntime's run returns score, decision and map.
+"""
+
+import argparse
+import datetime
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from skcpcae import make_preset
+from skcpcae.datasets import load_elpv
+from skcpcae.export import to_onnx
+from skcpcae.export._onnx import relative_difference
+from skcpcae.utils._report import machine_description, update_section
+
+
+def _load(cell, quick):
+    b = load_elpv(cell)
+    X_tr, X_te = b.X_train, b.X_test
+    if quick:
+        X_tr, X_te = X_tr[:24], X_te[:32]
+    return X_tr, X_te
+
+
+def run_one(cell, preset, X_tr, X_te, *, threads, batch_size, tmp):
+    import onnxruntime as ort
+
+    t0 = time.perf_counter()
+    pipe = make_preset(preset).fit(X_tr)
+    fit_s = time.perf_counter() - t0
+    path = os.path.join(tmp, f"{cell}-{preset}.onnx")
+    report = to_onnx(pipe, path, sample=X_tr[:32], overwrite=True)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    head, final = pipe[:-1], pipe[-1]
+    session.run(None, {"images": X_te[:batch_size]})  # warm up both
+    head.transform(X_te[:batch_size])
+    py_scores, py_dec, ox_scores, ox_dec = [], [], [], []
+    t_py = t_ox = 0.0
+    for start in range(0, len(X_te), batch_size):
+        batch = X_te[start:start + batch_size]
+        t = time.perf_counter()
+        features = head.transform(batch)
+        scores = -final.score_samples(features)
+        t_py += time.perf_counter() - t
+        t = time.perf_counter()
+        got = session.run(None, {"images": batch})
+        t_ox += time.perf_counter() - t
+        py_scores.append(scores)
+        py_dec.append(final.predict(features))  # not timed
+        ox_scores.append(got[0])
+        ox_dec.append(got[1])
+    py_scores, ox_scores = np.concatenate(py_scores), np.concatenate(ox_scores)
+    py_dec, ox_dec = np.concatenate(py_dec), np.concatenate(ox_dec)
+    n = len(X_te)
+    return {
+        "cells": cell, "preset": preset, "n_test": n, "fit_s": fit_s,
+        "export_rel_diff": report.max_rel_diff,
+        "max_rel_diff": relative_difference(ox_scores, py_scores),  # plain |b|, no floor
+        "decisions_differ": int(np.sum(py_dec != ox_dec)),
+        "n_defect": int(np.sum(py_dec == -1)),
+        "python_ips": n / t_py, "onnx_ips": n / t_ox,
+        "size_mib": os.path.getsize(path) / 2**20,
+    }
+
+
+def _table(rows):
+    lines = ["| cells | preset | test images | max rel. score diff | decisions differ "
+             "(of which defect) | Python images/s | onnxruntime images/s | speed-up | "
+             "ONNX file MiB |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['cells']} | `{r['preset']}` | {r['n_test']} | {r['max_rel_diff']:.2g} | "
+            f"{r['decisions_differ']} ({r['n_defect']} flagged) | {r['python_ips']:.1f} | "
+            f"{r['onnx_ips']:.1f} | {r['onnx_ips'] / r['python_ips']:.2f}x | "
+            f"{r['size_mib']:.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cells", nargs="+", default=["mono", "poly"], choices=["mono", "poly"])
+    p.add_argument("--presets", nargs="+", default=["best", "deep-feature"])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--quick", action="store_true", help="smoke run on a few images")
+    p.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    p.add_argument("--docs", default="docs/benchmarks.md")
+    args = p.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    print(f"machine: {machine_description()}", flush=True)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for cell in args.cells:
+            X_tr, X_te = _load(cell, args.quick)
+            for preset in args.presets:
+                row = run_one(cell, preset, X_tr, X_te, threads=args.threads,
+                              batch_size=args.batch_size, tmp=tmp)
+                rows.append(row)
+                print({k: (round(v, 6) if isinstance(v, float) else v)
+                       for k, v in row.items()}, flush=True)
+    text = _table(rows)
+    print(text)
+    if args.write and not args.quick:
+        text = (
+            f"Generated by `python benchmarks/export.py --cells {' '.join(args.cells)} "
+            f"--threads {args.threads} --batch-size {args.batch_size} --write` on "
+            f"{datetime.date.today().isoformat()}.  \n"
+            f"Machine: {machine_description()}  \n"
+            f"Fit on `X_train`, scored on the whole `X_test` split of each cell type; "
+            "exported with `skcpcae.export.to_onnx` (opset 17, float32 input, parity "
+            "checked on 32 training images). Images/s: same run, same batches, alternating "
+            f"batch by batch, {args.threads} threads for torch and for onnxruntime; "
+            "Python = the pipeline's `score_samples`, onnxruntime = one run giving score, "
+            "decision (and map).\n\n" + text)
+        update_section(args.docs, "export", text)
+    return rows
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)

@@ -1,0 +1,251 @@
+"""ONNX export: parity with the Python pipeline, refusals, the light runtime, the CLI."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx", reason="the export tests need the 'export' extra (onnx)")
+pytest.importorskip("onnxruntime", reason="the export tests need onnxruntime ('onnx' extra)")
+
+from typer.testing import CliRunner  # noqa: E402
+
+from skcpcae import cli, make_preset  # noqa: E402
+from skcpcae.datasets import load_images, make_parts, save_image  # noqa: E402
+from skcpcae.export import ParityError, to_onnx  # noqa: E402
+from skcpcae.export import _onnx as onnx_module  # noqa: E402
+from skcpcae.export._onnx import METADATA_KEY  # noqa: E402
+
+TINY = {"backbone": "test_efficientnet", "pretrained": False, "random_state": 0,
+        "device": "cpu"}
+PRESETS = {
+    # stages 3 and 4 of timm's test network: strides 16 and 32, as EfficientNet-Lite0's
+    "best": {f"deeppatchembedder__{k}": v for k, v in TINY.items()},
+    "deep-feature": {**{f"deeppoolembedder__{k}": v for k, v in TINY.items()},
+                     "kdethresholdclassifier__estimator__knnanomalyscorer__n_neighbors": 3},
+}
+
+
+@pytest.fixture(scope="module")
+def images():
+    X, _ = make_parts(16, size=(64, 64), random_state=0)
+    Xd, _ = make_parts(0, n_anomalies=4, size=(64, 64), random_state=1)
+    return X, np.concatenate([X[12:], Xd])
+
+
+@pytest.fixture(scope="module")
+def fitted(images):
+    X_train = images[0][:12]
+    return {name: make_preset(name, **params).fit(X_train) for name, params in PRESETS.items()}
+
+
+def _uint8(X):
+    return np.rint(X * 255).astype(np.uint8)
+
+
+def _ort(path, X):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return dict(zip([o.name for o in session.get_outputs()], session.run(None, {"images": X}),
+                    strict=True))
+
+
+@pytest.mark.parametrize("input_dtype", ["float32", "uint8"])
+@pytest.mark.parametrize("preset", ["best", "deep-feature"])
+def test_export_scores_new_images_as_the_pipeline(fitted, images, tmp_path, preset,
+                                                  input_dtype):
+    pipe = fitted[preset]
+    X_train, X_new = images
+    conv = _uint8 if input_dtype == "uint8" else (lambda a: a)
+    path = tmp_path / "model.onnx"
+    report = to_onnx(pipe, path, sample=conv(X_train[:6]), input_dtype=input_dtype)
+    assert report.passed and report.path == str(path) and path.is_file()
+    assert report.max_rel_diff <= 1e-4 and report.n_decisions_differ == 0
+    assert report.threshold == pytest.approx(pipe[-1].threshold_)
+    # images the export never saw: scores, decisions (and maps) as the Python pipeline's
+    got = _ort(path, conv(X_new))
+    expected = -pipe.score_samples(conv(X_new))
+    np.testing.assert_allclose(got["anomaly_score"], expected, rtol=1e-4)
+    np.testing.assert_array_equal(got["decision"], pipe.predict(conv(X_new)))
+    assert set(got["decision"]) <= {-1, 1}
+    if preset == "best":
+        amap = pipe[-1].anomaly_map(pipe[:-1].transform(conv(X_new)))
+        assert got["anomaly_map"].shape == amap.shape
+        np.testing.assert_allclose(got["anomaly_map"], amap, rtol=1e-4,
+                                   atol=1e-4 * float(amap.max()))
+    else:
+        assert "anomaly_map" not in got
+    # the threshold travels with the file: moving it changes decisions the same way
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    meta = json.loads(props[METADATA_KEY])
+    assert meta["rtol"] == 1e-4 and meta["max_rel_diff"] == report.max_rel_diff
+    assert meta["input_shape"] == [64, 64] and meta["input_dtype"] == input_dtype
+    assert meta["threshold"] == report.threshold
+    assert meta["steps"][0] in ("DeepPatchEmbedder", "DeepPoolEmbedder")
+
+
+def test_patch_radius_and_bare_scorer_are_exported(images, tmp_path):
+    from sklearn.pipeline import make_pipeline
+
+    from skcpcae.embedding import DeepPatchEmbedder
+    from skcpcae.outlier import PatchKNNScorer
+
+    X_train, X_new = images
+    pipe = make_pipeline(DeepPatchEmbedder(stages=(2, 3), **TINY),
+                         PatchKNNScorer(n_neighbors=2, radius=1, top_k=3)).fit(X_train[:8])
+    report = to_onnx(pipe, tmp_path / "m.onnx", sample=X_train[:4])
+    assert report.passed
+    got = _ort(tmp_path / "m.onnx", X_new)
+    np.testing.assert_allclose(got["anomaly_score"], -pipe.score_samples(X_new), rtol=1e-4)
+    np.testing.assert_array_equal(got["decision"], pipe.predict(X_new))
+    assert report.threshold == pytest.approx(-pipe[-1].offset_)
+
+
+def test_parity_failure_refuses_to_write(fitted, images, tmp_path, monkeypatch):
+    real = onnx_module._python_outputs
+
+    def shifted(pipeline, X, has_map):
+        scores, decisions, amap = real(pipeline, X, has_map)
+        return scores * (1 + 1e-3), decisions, amap
+
+    monkeypatch.setattr(onnx_module, "_python_outputs", shifted)
+    path = tmp_path / "model.onnx"
+    with pytest.raises(ParityError, match="does not score as the pipeline") as info:
+        to_onnx(fitted["best"], path, sample=images[0][:4])
+    assert info.value.report.max_rel_diff > 1e-4
+    assert not info.value.report.passed
+    assert list(tmp_path.iterdir()) == []  # no file, no temporary left behind
+
+
+def test_unsupported_step_is_named(images, tmp_path):
+    from sklearn.pipeline import make_pipeline
+
+    from skcpcae.embedding import DeepPatchEmbedder
+    from skcpcae.outlier import PatchKNNScorer
+    from skcpcae.preprocessing import AdaptiveGamma
+
+    pipe = make_pipeline(AdaptiveGamma(), DeepPatchEmbedder(**TINY),
+                         PatchKNNScorer()).fit(images[0][:6])
+    with pytest.raises(NotImplementedError, match="AdaptiveGamma.*outside the graph"):
+        to_onnx(pipe, tmp_path / "m.onnx", sample=images[0][:2])
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_existing_file_is_not_overwritten(fitted, images, tmp_path):
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"keep")
+    with pytest.raises(FileExistsError):
+        to_onnx(fitted["deep-feature"], path, sample=images[0][:2])
+    assert path.read_bytes() == b"keep"
+
+
+BLOCKED = """
+import sys
+for name in ("torch", "sklearn", "scipy", "timm", "skorch"):
+    sys.modules[name] = None  # "import torch" raises ImportError
+"""
+
+
+def test_runtime_scores_files_with_torch_blocked(fitted, images, tmp_path):
+    folder = tmp_path / "new"
+    folder.mkdir()
+    for i, img in enumerate(images[1]):
+        save_image(folder / f"img_{i:02d}.png", img)
+    pipe = fitted["best"]
+    to_onnx(pipe, tmp_path / "m.onnx", sample=_uint8(images[0][:4]), input_dtype="uint8")
+    code = BLOCKED + f"""
+import json
+import numpy as np
+try:
+    import torch
+except ImportError:
+    pass
+else:
+    raise SystemExit("torch was importable")
+from skcpcae import runtime
+model = runtime.load({str(tmp_path / "m.onnx")!r})
+result = model.score_files({str(folder)!r})
+bad = [m for m in ("torch", "sklearn", "scipy") if sys.modules.get(m) is not None]
+print(json.dumps({{"scores": result["anomaly_score"].tolist(),
+                  "decisions": result["decision"].tolist(), "paths": result["path"],
+                  "map_shape": list(result["anomaly_map"].shape), "heavy": bad}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).parents[3], timeout=120)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["heavy"] == []
+    X = _uint8(load_images(got["paths"], size=(64, 64), color="gray"))
+    np.testing.assert_allclose(got["scores"], -pipe.score_samples(X), rtol=1e-4)
+    assert got["decisions"] == pipe.predict(X).tolist()
+    assert got["map_shape"][0] == len(images[1])
+
+
+def test_runtime_refuses_wrong_shape_and_dtype(fitted, images, tmp_path):
+    from skcpcae import runtime
+
+    to_onnx(fitted["deep-feature"], tmp_path / "m.onnx", sample=_uint8(images[0][:2]),
+            input_dtype="uint8")
+    model = runtime.load(tmp_path / "m.onnx")
+    assert model.input_shape == (64, 64) and model.input_dtype == "uint8"
+    with pytest.raises(ValueError, match=r"shape \(64, 64\)"):
+        model.score(np.zeros((1, 32, 32), np.uint8))
+    with pytest.raises(TypeError, match="uint8"):
+        model.score(images[1])
+    one = model.score(_uint8(images[1][0]))  # a single image without the batch axis
+    assert one["anomaly_score"].shape == (1,)
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli.app, [str(a) for a in args], catch_exceptions=True)
+
+
+def test_cli_export_then_score_round_trip(fitted, images, tmp_path, monkeypatch):
+    from skcpcae import persistence
+
+    X_train, X_new = images
+    pipe = fitted["best"]
+    model = tmp_path / "model.skops"
+    persistence.save(pipe, model)
+    sample, new = tmp_path / "sample", tmp_path / "new"
+    for folder, data in ((sample, X_train[:4]), (new, X_new)):
+        folder.mkdir()
+        for i, img in enumerate(data):
+            save_image(folder / f"{folder.name}_{i:02d}.png", img)
+    onnx_path = tmp_path / "model.onnx"
+    result = invoke("export", model, "-o", onnx_path, "--sample", sample)
+    assert result.exit_code == 0, result.output
+    assert "max relative score difference" in result.output and onnx_path.is_file()
+    again = invoke("export", model, "-o", onnx_path, "--sample", sample)
+    assert again.exit_code == 2 and "--force" in again.output
+
+    # score with the runtime in a process where torch cannot be imported
+    code = BLOCKED + (f"from skcpcae.cli import main\nmain(['score', {str(onnx_path)!r}, "
+                      f"{str(new)!r}, '-o', {str(tmp_path / 'out')!r}])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).parents[3], timeout=120)
+    assert out.returncode == 0, out.stderr
+    import csv
+
+    with open(tmp_path / "out" / "scores.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    X = load_images([r["path"] for r in rows], size=(64, 64), color="gray")
+    np.testing.assert_allclose([float(r["anomaly_score"]) for r in rows],
+                               -pipe.score_samples(X), rtol=1e-4)
+    assert [r["decision"] for r in rows] == [
+        "ok" if d == 1 else "defect" for d in pipe.predict(X)]
+
+    # a parity failure: exit 2, the figures on stderr, no file
+    real = onnx_module._python_outputs
+    monkeypatch.setattr(onnx_module, "_python_outputs",
+                        lambda p, X, m: (lambda s, d, a: (s * 1.01, d, a))(*real(p, X, m)))
+    failed = tmp_path / "failed.onnx"
+    result = invoke("export", model, "-o", failed, "--sample", sample)
+    assert result.exit_code == 2
+    assert "max relative score difference" in result.output and not failed.exists()
