@@ -6,7 +6,8 @@ and its threshold, where anomaly maps would come from, the image layout it was f
 these questions here, so that none of them walks a pipeline class by class.
 """
 
-from sklearn.pipeline import FeatureUnion, Pipeline
+# scikit-learn is imported inside the functions: the command line imports this module, and
+# `skcpcae score model.onnx` must run where only the light runtime is installed.
 
 _METHODS = ("auto", "model", "occlusion")
 
@@ -27,6 +28,8 @@ def _flat_steps(estimator):
 
     Nested pipelines are expanded; a FeatureUnion stays one step.
     """
+    from sklearn.pipeline import Pipeline
+
     if isinstance(estimator, Pipeline):
         out = []
         for _, step in estimator.steps:
@@ -164,6 +167,8 @@ def _makes_residuals(step):
 
 
 def _map_step_name(step):
+    from sklearn.pipeline import FeatureUnion
+
     if _makes_residuals(step):
         return f"{type(step).__name__} residual"
     if isinstance(step, FeatureUnion):

@@ -33,7 +33,7 @@ from ._cli._parsing import (
     _parse_size,
     _read_config,
 )
-from ._cli._score import _map_outputs, _prepare_run, _results_path, _score_all
+from ._cli._score import _map_outputs, _prepare_run, _results_path, _score_all, _score_exported
 from ._steps import fitted_layout, reads_files, set_verbose
 
 __all__ = ["app", "main"]
@@ -60,18 +60,15 @@ AllowPickleOption = Annotated[
                        "chosen by whoever wrote it; only for files you trust.")
 ]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show the traceback on errors.")]
-RecursiveOption = Annotated[
-    bool, typer.Option("--recursive", "-r", help="Also read sub-folders.")
-]
+RecursiveOption = Annotated[bool, typer.Option("--recursive", "-r", help="Also read sub-folders.")]
 MemoryLimitOption = Annotated[
     str, typer.Option("--memory-limit", metavar="SIZE",
                       help="Memory the run may use, e.g. 8G (default: what the system "
                       "has available); the run is refused before loading images when "
                       "the estimate exceeds it. 'off' skips the check.")
 ]
-ModelArgument = Annotated[
-    Path, typer.Argument(help="Model file written by `skcpcae fit`.", metavar="MODEL")
-]
+ModelArgument = Annotated[Path, typer.Argument(help="Model file written by `skcpcae fit`.",
+                                               metavar="MODEL")]
 
 #: ``skcpcae fit``'s preset when neither --preset nor a config file names one.
 DEFAULT_PRESET = "best"
@@ -106,11 +103,8 @@ def _version_callback(value: bool):
 @app.callback()
 def _root(
     debug: _flag("--debug", help="Show tracebacks (for every command).") = False,
-    version: Annotated[
-        bool,
-        typer.Option("--version", callback=_version_callback, is_eager=True,
-                     help="Print the version and exit."),
-    ] = False,
+    version: _option(bool, "--version", callback=_version_callback, is_eager=True,
+                     help="Print the version and exit.") = False,
 ):
     _STATE["debug"] = debug
 
@@ -126,33 +120,16 @@ def fit(
     ] = None,
     output: _option(Path, "-o", "--output", metavar="FILE",
                           help="Model file to write (.joblib or .skops).") = Path(DEFAULT_MODEL),
-    preset: Annotated[
-        str,
-        typer.Option("--preset", metavar="NAME", help="Pipeline: paper (registration + gamma + CPCAE + deep "
-                     "features + k-NN + KDE threshold), aligned (paper without registration, "
-                     "for pre-aligned parts), best (patch features, each compared with the "
-                     "same place on good parts; fast, no training), union (raw-image + "
-                     "residual-map embeddings), deep-feature (the CNN-feature comparator). "
-                     "Default: the config file's, else best."),
-    ] = None,
-    config: Annotated[
-        Path,
-        typer.Option("--config", metavar="FILE",
-                     help="TOML (or YAML) file with the preset and [params] step__param "
-                     "overrides; --preset and --set win over it. Stored in the model "
-                     "(`skcpcae info`)."),
-    ] = None,
-    set_: Annotated[
-        list[str],
-        typer.Option("--set", metavar="STEP__PARAM=VALUE",
-                     help="Override a pipeline parameter (repeatable)."),
-    ] = None,
-    size: Annotated[
-        str,
-        typer.Option("--size", metavar="HxW",
-                     help="Resize every image to HEIGHTxWIDTH. Default: the images' own size "
-                     "(images of different sizes are refused, with the sizes listed)."),
-    ] = None,
+    preset: _option(str, "--preset", metavar="NAME", help=_help.PRESET_OPTION) = None,
+    config: _option(Path, "--config", metavar="FILE",
+                    help="TOML (or YAML) file with the preset and [params] step__param "
+                    "overrides; --preset and --set win over it. Stored in the model "
+                    "(`skcpcae info`).") = None,
+    set_: _option(list[str], "--set", metavar="STEP__PARAM=VALUE",
+                  help="Override a pipeline parameter (repeatable).") = None,
+    size: _option(str, "--size", metavar="HxW",
+                  help="Resize every image to HEIGHTxWIDTH. Default: the images' own size "
+                  "(images of different sizes are refused, with the sizes listed).") = None,
     keep_aspect: _flag("--keep-aspect",
                        help="Keep aspect ratios: pad images of different sizes to the "
                        "largest height and width (with --size: scale each to fit inside "
@@ -279,12 +256,8 @@ def score(
 ):
     """Score images with a fitted model: a CSV of anomaly scores and ok/defect decisions."""
     if Path(model).suffix.lower() == ".onnx":  # exported model: the light runtime, no torch
-        with _errors(debug):
-            from .runtime._cli import score_onnx
-
-            score_onnx(model, inputs, output, batch_size=batch_size, recursive=recursive,
-                       force=force, quiet=quiet, error=CLIError)
-        return
+        return _score_exported(model, inputs, output, batch_size=batch_size,
+                               recursive=recursive, force=force, quiet=quiet, debug=debug)
     with _errors(debug):
         _check_number("--sigma", sigma, low=0, high=MAX_SIGMA)
         _check_number("--vmax", vmax, low=0, low_open=True)
@@ -463,21 +436,17 @@ def info(
 
 @app.command("export")
 def export_model(
-    model: Annotated[Path, typer.Argument(help="Model file written by `skcpcae fit`.",
-                                          metavar="MODEL", show_default=False)],
-    output: Annotated[Path, typer.Option("-o", "--output", metavar="FILE.onnx",
-                                         help="The ONNX file to write.")] = Path("model.onnx"),
-    sample: Annotated[Path, typer.Option("--sample", metavar="DIR",
-                                         help="Folder (or image) of images for the parity "
-                                         "check, e.g. some training images.")] = None,
-    rtol: Annotated[float, typer.Option("--rtol", help="Largest accepted relative score "
-                                        "difference.")] = 1e-4,
-    input_dtype: Annotated[str, typer.Option("--input-dtype", metavar="float32|uint8",
-                                             help="Input of the graph.")] = "float32",
-    opset: Annotated[int, typer.Option("--opset", help="ONNX opset.")] = 17,
-    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite the output.")] = False,
-    trust: TrustOption = None,
-    allow_pickle: AllowPickleOption = False,
+    model: ModelArgument,
+    output: _option(Path, "-o", "--output", metavar="FILE.onnx",
+                    help="The ONNX file to write.") = Path("model.onnx"),
+    sample: _option(Path, "--sample", metavar="DIR", help="Folder (or image) of images for "
+                    "the parity check, e.g. some training images.") = None,
+    rtol: _option(float, "--rtol", help="Largest accepted relative score difference.") = 1e-4,
+    input_dtype: _option(str, "--input-dtype", metavar="float32|uint8",
+                         help="Input of the graph.") = "float32",
+    opset: _option(int, "--opset", help="ONNX opset.") = 17,
+    force: _flag("--force", "-f", help="Overwrite the output.") = False,
+    trust: TrustOption = None, allow_pickle: AllowPickleOption = False,
     debug: DebugOption = False,
 ):
     """Export a fitted model to ONNX, checked to score the --sample images as the model does
@@ -491,7 +460,7 @@ def export_model(
 
         export_pipeline(pipe, output, _expand_inputs([sample], role="sample"), rtol=rtol,
                         input_dtype=input_dtype, opset=opset, error=CLIError,
-                        layout=_fitted_layout(pipe))
+                        layout=fitted_layout(pipe))
 
 
 # ---------------------------------------------------------------------------- demo, benchmark

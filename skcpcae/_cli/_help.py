@@ -103,3 +103,13 @@ text with `--json`), the training images (number, size, the files' own sizes, fo
 library versions and the date of the fit.
 """
 
+
+#: Help of ``skcpcae fit --preset``.
+PRESET_OPTION = (
+    "Pipeline: paper (registration + gamma + CPCAE + deep "
+    "features + k-NN + KDE threshold), aligned (paper without registration, "
+    "for pre-aligned parts), best (patch features, each compared with the "
+    "same place on good parts; fast, no training), union (raw-image + "
+    "residual-map embeddings), deep-feature (the CNN-feature comparator). "
+    "Default: the config file's, else best."
+)

@@ -106,3 +106,13 @@ def _score_all(pipe, paths, csv_path, out_dir, score_batch, *, batch_size, resum
             ) from None
         raise CLIError(f"Cannot write the results in {str(out_dir)!r}: "
                        f"{exc.strerror or exc}.") from None
+
+
+def _score_exported(model, inputs, output, *, batch_size, recursive, force, quiet, debug):
+    """``skcpcae score model.onnx ...``: the light runtime (onnxruntime, no torch)."""
+    from ..runtime._cli import score_onnx
+    from ._errors import CLIError, _errors
+
+    with _errors(debug):
+        score_onnx(model, inputs, output, batch_size=batch_size, recursive=recursive,
+                   force=force, quiet=quiet, error=CLIError)
