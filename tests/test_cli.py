@@ -644,7 +644,12 @@ def test_score_unreadable_image_is_a_row_unless_on_error_fail(data, tmp_path, mo
     assert "\n'=HYPERLINK(1).png," in raw and "\nimg_000.png," in raw
     line = _one_line_error(invoke("score", model, folder, "-o", tmp_path / "r2",
                                   "--on-error", "fail", "--quiet"))
-    assert "img_001.png" in line
+    assert "img_001.png" in line and "no image had been scored, no row is kept" in line
+    # one image per batch: the two before the broken file are on disk, and the line says so
+    line = _one_line_error(invoke("score", model, folder, "-o", tmp_path / "r3",
+                                  "--on-error", "fail", "--batch-size", "1", "--quiet"))
+    assert "the 2 rows of the finished batches are kept" in line and "--resume" in line
+    assert len(_read_csv(tmp_path / "r3" / "scores.csv")) == 2
 
 
 def test_score_refuses_a_decompression_bomb_by_name(data, tmp_path):

@@ -71,6 +71,19 @@ def _map_outputs(pipe, paths, out_dir, *, force, resume):
     return source, names
 
 
+def _what_is_kept(csv_path, purpose=""):
+    """What an interrupted run leaves: the rows already written and how to go on."""
+    try:
+        with open(csv_path, encoding="utf-8") as f:
+            rows = max(sum(1 for _ in f) - 1, 0)  # minus the header
+    except OSError:
+        rows = 0
+    if rows == 0:
+        return "no image had been scored, no row is kept"
+    return (f"the {rows} row{'s' if rows != 1 else ''} of the finished batches are kept in "
+            f"{str(csv_path)!r}; rerun with --resume{' ' + purpose if purpose else ''}")
+
+
 def _score_all(pipe, paths, csv_path, out_dir, score_batch, *, batch_size, resume, force,
                on_error, quiet, max_pixels):
     """:func:`skcpcae._scoring.score_files` with its failures as one-line errors that say
@@ -91,18 +104,15 @@ def _score_all(pipe, paths, csv_path, out_dir, score_batch, *, batch_size, resum
     except (FileExistsError, ImportError) as exc:
         raise CLIError(str(exc)) from None
     except KeyboardInterrupt:
-        typer.echo(f"The rows of the finished batches are kept in {str(csv_path)!r}; "
-                   "rerun with --resume to score the rest.", err=True)
+        typer.echo(_what_is_kept(csv_path, "to score the rest") + ".", err=True)
         raise
     except ValueError as exc:  # --on-error fail
-        raise CLIError(f"{exc} (rows of the finished batches are kept in "
-                       f"{str(csv_path)!r}; rerun with --resume)") from None
+        raise CLIError(f"{exc} ({_what_is_kept(csv_path)})") from None
     except OSError as exc:
         if is_disk_full(exc):
             raise CLIError(
                 f"The disk is full ({exc.strerror or exc}) while writing in "
-                f"{str(out_dir)!r}; the rows of the finished batches are kept: free some "
-                "space and rerun with --resume."
+                f"{str(out_dir)!r}; free some space. {_what_is_kept(csv_path)}."
             ) from None
         raise CLIError(f"Cannot write the results in {str(out_dir)!r}: "
                        f"{exc.strerror or exc}.") from None
