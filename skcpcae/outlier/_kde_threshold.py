@@ -217,6 +217,34 @@ def _standardized_on_itself(X, *, atol=1e-3):
     )
 
 
+def _loo_plan(estimator, X, restandardize):
+    """How to get exact leave-one-out training scores from ``estimator``, or None.
+
+    ``estimator`` (unfitted) qualifies when its final step has ``loo_score_samples`` and
+    every step before it is a :class:`~sklearn.preprocessing.StandardScaler` (or
+    ``"passthrough"``): scaling is then left out with the sample (``standardize``), as it
+    is when ``restandardize`` asks for it (``"auto"``: ``X`` standardized on itself).
+    """
+    last = _final_step(estimator)
+    if not (hasattr(last, "loo_score_samples") and hasattr(last, "_loo_supported")):
+        return None
+    standardize = False
+    if isinstance(estimator, Pipeline):
+        for _, step in estimator.steps[:-1]:
+            if step is None or step == "passthrough":
+                continue
+            if type(step) is not StandardScaler:
+                return None
+            standardize = standardize or bool(step.with_std)
+    restandardized = restandardize is True or (
+        restandardize == "auto" and _standardized_on_itself(X)
+    )
+    standardize = standardize or restandardized
+    if not last._loo_supported(standardize):
+        return None
+    return {"standardize": standardize, "restandardize": restandardized}
+
+
 def _final_step(estimator):
     return estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
 
@@ -429,7 +457,7 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
         "estimator": [HasMethods(["fit"])],
         "alpha": [Interval(numbers.Real, 0, 1, closed="neither")],
         "beta": [Interval(numbers.Real, None, None, closed="neither")],
-        "cv": ["cv_object", None],
+        "cv": ["cv_object", StrOptions({"auto", "loo"}), None],
         "bandwidth": [
             StrOptions({"scott", "silverman"}),
             Interval(numbers.Real, 0, None, closed="neither"),
@@ -446,7 +474,7 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
         *,
         alpha=0.05,
         beta=0.0,
-        cv=5,
+        cv="auto",
         bandwidth="scott",
         threshold=None,
         restandardize="auto",
@@ -495,12 +523,30 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
         n_samples = _num_samples(X)
         name = type(self.estimator).__name__
 
+        loo = None if self.cv is None else _loo_plan(self.estimator, X, self.restandardize)
+        if self.cv == "loo" and loo is None:
+            raise ValueError(
+                f"cv='loo' needs a detector with exact leave-one-out scores "
+                f"(loo_score_samples, e.g. KNNAnomalyScorer or PatchKNNScorer, alone or after "
+                f"StandardScaler steps); {name} has none. Use cv='auto' or an integer."
+            )
         if self.cv is None:
+            self.cv_ = None
             self.restandardized_ = False
             self.estimator_ = clone(self.estimator).fit(X, y, **fit_params)
             scores = _raw_scores(self.estimator_, X)
+        elif self.cv in ("auto", "loo") and loo is not None:
+            # Leave-one-out: each training sample scored against all the others, one fit
+            # (a k-fold bank holds (k-1)/k of them, hence larger distances than at test).
+            self.cv_ = "loo"
+            self.restandardized_ = loo["restandardize"]
+            self.estimator_ = clone(self.estimator).fit(X, y, **fit_params)
+            last = _final_step(self.estimator_)
+            scores = np.asarray(last.loo_score_samples(standardize=loo["standardize"]),
+                                dtype=np.float64).ravel()
         else:
-            splits = list(self._check_cv().split(X, y))
+            self.cv_ = self._check_cv()
+            splits = list(self.cv_.split(X, y))
             counts = np.zeros(n_samples, dtype=int)
             for _, test in splits:
                 counts[np.asarray(test)] += 1
@@ -785,8 +831,9 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
         return tags
 
     def _check_cv(self):
-        if isinstance(self.cv, numbers.Integral):
+        if isinstance(self.cv, numbers.Integral) or self.cv == "auto":
             return KFold(
-                self.cv, shuffle=True, random_state=check_random_state(self.random_state)
+                5 if self.cv == "auto" else self.cv, shuffle=True,
+                random_state=check_random_state(self.random_state),
             )
         return check_cv(self.cv)
