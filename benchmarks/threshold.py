@@ -17,7 +17,10 @@ false-alarm rate (FAR) is measured on the other half and the recall on every def
   ``restandardize=False`` (the behaviour before it: the scaler fitted on the held-out folds
   too);
 * every preset, ``skcpcae.make_preset(name)`` for ``name`` in ``skcpcae.PRESETS``, as
-  shipped (``--quick``: ``max_epochs=5`` for the autoencoder).
+  shipped (``--quick``: ``max_epochs=5`` for the autoencoder);
+* ``..., cv=5 (before)``: the composition and the ``deep-feature`` and ``best`` presets with
+  the wrapper's former default ``cv=5`` (out-of-fold scores from banks of 4/5 of the
+  normals) instead of ``cv="auto"`` (leave-one-out scores for the k-NN scorers).
 
 Calibration rules, all read off one fit per split and alpha:
 
@@ -333,8 +336,10 @@ def threshold_markdown(results, sizes, n_splits, quick, command):
         "DeepPoolEmbedder(), StandardScaler(), KDEThresholdClassifier(KNNAnomalyScorer()))` "
         "(the library's default `restandardize=\"auto\"` re-standardizes each cross-validation "
         "fold, because its input is standardized on the training set); *restandardize=False*: "
-        "the scaler was fitted on the held-out folds too. *kde*: the library's threshold, "
-        "`kde_.ppf(1 - alpha)` of the out-of-fold training scores; *order stat.*: the "
+        "the scaler was fitted on the held-out folds too. *cv=5 (before)*: the wrapper's "
+        "former default, 5-fold scores, instead of the leave-one-out scores that "
+        "`cv=\"auto\"` (the default) gives k-NN scorers. *kde*: the library's threshold, "
+        "`kde_.ppf(1 - alpha)` of the out-of-sample training scores; *order stat.*: the "
         "split-conformal order statistic of the same scores; *held-out 1/3*: "
         "`fit_calibrated(model, X, calibration_size=1/3)`, the whole model fitted on two "
         "thirds, threshold = order statistic of the last third's scores. "

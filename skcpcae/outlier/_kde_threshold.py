@@ -391,9 +391,9 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
     train_scores_ : ndarray of shape (n_samples,)
         The anomaly scores the KDE was fitted on: leave-one-out or out-of-fold (``cv`` set)
         or in-sample (``cv=None``), in the order of the training samples.
-    cv_ : "loo", cross-validation splitter or None
-        How ``train_scores_`` were made: "loo" (leave-one-out), the splitter whose folds
-        were used, or None (in-sample).
+    cv_ : "loo", int or None
+        How ``train_scores_`` were made: "loo" (leave-one-out), the number of
+        cross-validation folds, or None (in-sample).
     kde_ : object
         The fitted 1-D KDE, with ``pdf``, ``cdf`` and ``ppf`` (inverse CDF) methods and a
         ``bandwidth`` attribute (kernel standard deviation, in score units).
@@ -571,8 +571,8 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
             scores = np.asarray(last.loo_score_samples(standardize=loo["standardize"]),
                                 dtype=np.float64).ravel()
         else:
-            self.cv_ = self._check_cv()
-            splits = list(self.cv_.split(X, y))
+            splits = list(self._check_cv().split(X, y))
+            self.cv_ = len(splits)
             counts = np.zeros(n_samples, dtype=int)
             for _, test in splits:
                 counts[np.asarray(test)] += 1

@@ -107,7 +107,7 @@ def test_cv_auto_falls_back_to_five_folds(make):
     X = StandardScaler().fit_transform(np.random.RandomState(4).normal(size=(50, 3)))
     clf = KDEThresholdClassifier(make(), random_state=0).fit(X)
     ref = KDEThresholdClassifier(make(), cv=5, random_state=0).fit(X)
-    assert clf.cv_.get_n_splits() == 5
+    assert clf.cv_ == 5
     np.testing.assert_allclose(clf.train_scores_, ref.train_scores_)
 
 
