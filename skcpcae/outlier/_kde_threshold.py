@@ -432,11 +432,11 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
     Why leave-one-out for nearest-neighbour scorers (``cv="auto"``): with ``k`` folds, a
     held-out sample is compared with a memory bank of ``(k - 1) / k`` of the normal
     samples, while a new sample is compared with all of them, so its out-of-fold distances
-    are larger than those of new normals and the threshold lands too high. On ELPV (patch
-    k-NN, preset ``best``, mean of 10 half splits) ``cv=5`` flagged about 0.07-0.08 of new
-    normal cells at ``alpha=0.1``; leave-one-out scores (a bank of ``n - 1``, exactly what a
-    scorer refitted without the sample uses, and one fit instead of ``k + 1``) bring it
-    to within 0.02 of ``alpha`` (``benchmarks/threshold.py``, ``docs/benchmarks.md``).
+    are larger than those of new normals and the threshold lands too high. On ELPV mono
+    (patch k-NN, preset ``best``, mean of 10 half splits, ``benchmarks/threshold.py``)
+    ``cv=5`` flagged 0.012 / 0.049 / 0.080 of new normal cells at ``alpha`` = 0.01 / 0.05 /
+    0.1; leave-one-out scores (a bank of ``n - 1``, exactly what a scorer refitted without
+    the sample uses, and one fit instead of ``k + 1``) flag 0.014 / 0.056 / 0.097.
     Detectors without ``loo_score_samples`` (LOF, OC-SVM, IsolationForest, ...) keep 5 folds.
 
     Cross-fitting covers what is inside ``estimator`` only. In
