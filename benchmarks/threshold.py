@@ -17,7 +17,10 @@ false-alarm rate (FAR) is measured on the other half and the recall on every def
   ``restandardize=False`` (the behaviour before it: the scaler fitted on the held-out folds
   too);
 * every preset, ``skcpcae.make_preset(name)`` for ``name`` in ``skcpcae.PRESETS``, as
-  shipped (``--quick``: ``max_epochs=5`` for the autoencoder).
+  shipped (``--quick``: ``max_epochs=5`` for the autoencoder);
+* ``..., cv=5 (before)``: the composition and the ``deep-feature`` and ``best`` presets with
+  the wrapper's former default ``cv=5`` (out-of-fold scores from banks of 4/5 of the
+  normals) instead of ``cv="auto"`` (leave-one-out scores for the k-NN scorers).
 
 Calibration rules, all read off one fit per split and alpha:
 
@@ -93,6 +96,18 @@ def composition(restandardize="auto"):
     )
 
 
+# Models also run with the wrapper's former default ``cv=5`` (k-fold instead of the
+# leave-one-out scores that ``cv="auto"`` gives nearest-neighbour scorers): the "before" rows.
+CV5_BEFORE = ("composition", "preset deep-feature", "preset best")
+
+
+def _with_cv5(pipe):
+    pipe = clone(pipe)
+    keys = [k for k in pipe.get_params() if k.split("__")[-1] == "cv"
+            and "kdethresholdclassifier" in k]
+    return pipe.set_params(**dict.fromkeys(keys, 5))
+
+
 def models(quick):
     """``{label: pipeline}``: the composition (two ways) and every preset."""
     out = {
@@ -105,6 +120,8 @@ def models(quick):
             keys = [k for k in pipe.get_params() if k.endswith("cpcaeresidualmap__max_epochs")]
             pipe.set_params(**dict.fromkeys(keys, QUICK["cpcae_max_epochs"]))
         out[f"preset {name}"] = pipe
+    for label in CV5_BEFORE:
+        out[f"{label}, cv=5 (before)"] = _with_cv5(out[label])
     return out
 
 
@@ -319,8 +336,10 @@ def threshold_markdown(results, sizes, n_splits, quick, command):
         "DeepPoolEmbedder(), StandardScaler(), KDEThresholdClassifier(KNNAnomalyScorer()))` "
         "(the library's default `restandardize=\"auto\"` re-standardizes each cross-validation "
         "fold, because its input is standardized on the training set); *restandardize=False*: "
-        "the scaler was fitted on the held-out folds too. *kde*: the library's threshold, "
-        "`kde_.ppf(1 - alpha)` of the out-of-fold training scores; *order stat.*: the "
+        "the scaler was fitted on the held-out folds too. *cv=5 (before)*: the wrapper's "
+        "former default, 5-fold scores, instead of the leave-one-out scores that "
+        "`cv=\"auto\"` (the default) gives k-NN scorers. *kde*: the library's threshold, "
+        "`kde_.ppf(1 - alpha)` of the out-of-sample training scores; *order stat.*: the "
         "split-conformal order statistic of the same scores; *held-out 1/3*: "
         "`fit_calibrated(model, X, calibration_size=1/3)`, the whole model fitted on two "
         "thirds, threshold = order statistic of the last third's scores. "

@@ -26,6 +26,7 @@ __all__ = [
     "ExactSearch",
     "knn_search",
     "local_patch_distances",
+    "loo_sq_distances",
     "make_search",
     "mean_knn_distance",
 ]
@@ -303,6 +304,73 @@ def local_patch_distances(queries, memory, *, n_neighbors=1, radius=0, exclude=N
     finite = torch.isfinite(dist)
     dist = torch.where(finite, dist, 0.0).sum(-1) / finite.sum(-1).clamp_min(1)
     return dist.permute(2, 0, 1).contiguous().numpy()
+
+
+def loo_sq_distances(X, n_neighbors=1, *, standardize=False, block_bytes=BLOCK_BYTES):
+    """Squared Euclidean distances of each row of ``X`` to its nearest *other* rows.
+
+    The leave-one-out search of :class:`~skcpcae.outlier.KNNAnomalyScorer`: row ``i`` is
+    compared with the ``n - 1`` other rows, exactly as a new sample is compared with the
+    memory bank of a scorer fitted without row ``i``.
+
+    With ``standardize``, row ``i`` is also compared *in the units of a*
+    :class:`~sklearn.preprocessing.StandardScaler` *fitted without it*: feature ``j`` is
+    divided by the standard deviation (``ddof=0``) of the other rows, ``s_{-i, j}``, so
+
+        ``d2(i, l) = sum_j (X[i, j] - X[l, j])**2 / s_{-i, j}**2``.
+
+    This is the leave-one-out score of ``make_pipeline(StandardScaler(), k-NN)``, computed
+    from the data once standardized (standardization is affine per feature, so it does not
+    matter whether ``X`` is raw or already standardized on all rows; the mean cancels in
+    the differences). A feature that is constant over the other rows keeps the units of
+    ``X`` (scale 1, as ``StandardScaler`` does for a zero variance).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Training rows (``n_samples >= 2``).
+    n_neighbors : int, default=1
+        Neighbours returned (clipped to ``n_samples - 1``).
+    standardize : bool, default=False
+        Re-standardize without each row, as above.
+    block_bytes : int, default=64 MiB
+        Largest block of the (rows x rows) distance matrix held at once.
+
+    Returns
+    -------
+    sq_distances : ndarray of shape (n_samples, min(n_neighbors, n_samples - 1)), float64
+        Ascending squared distances.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n = X.shape[0]
+    if n < 2:
+        raise ValueError(f"Leave-one-out distances need at least 2 rows, got {n}.")
+    k = max(1, min(int(n_neighbors), n - 1))
+    sq = X * X
+    if standardize:
+        s1, s2 = X.sum(axis=0), sq.sum(axis=0)
+    rows = max(1, min(n, block_bytes // (8 * max(n, k * X.shape[1]))))
+    out = np.empty((n, k))
+    for r0 in range(0, n, rows):
+        xi = X[r0 : r0 + rows]
+        if standardize:
+            mean = (s1 - xi) / (n - 1)
+            var = (s2 - xi * xi) / (n - 1) - mean * mean
+            # StandardScaler's rule for a zero variance: scale 1
+            weight = np.where(var > 10 * np.finfo(np.float64).eps * (s2 / n + 1.0),
+                              1.0 / np.maximum(var, np.finfo(np.float64).tiny), 1.0)
+        else:
+            weight = np.ones_like(xi)
+        # candidates ranked by the expansion (a matrix product), then recomputed exactly
+        wx = weight * xi
+        d2 = (wx * xi).sum(axis=1)[:, None] - 2.0 * (wx @ X.T) + weight @ sq.T
+        own = np.arange(len(xi))
+        d2[own, own + r0] = np.inf
+        idx = np.argpartition(d2, k - 1, axis=1)[:, :k] if k < n - 1 else np.argsort(d2, 1)[:, :k]
+        diff = xi[:, None, :] - X[idx]
+        exact = np.einsum("rkd,rkd->rk", diff * weight[:, None, :], diff)
+        out[r0 : r0 + len(xi)] = np.sort(exact, axis=1)
+    return out
 
 
 def _tensor(a):

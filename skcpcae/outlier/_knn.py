@@ -11,6 +11,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._base import CONTAMINATION_CONSTRAINT, OutlierScoresMixin, offset_from_scores
+from .._components.knn import loo_sq_distances
 
 __all__ = ["KNNAnomalyScorer"]
 
@@ -27,7 +28,8 @@ class KNNAnomalyScorer(OutlierScoresMixin, OutlierMixin, BaseEstimator):
     ``negative_outlier_score_``, from which ``offset_`` is set, are out-of-sample, so the
     threshold is not optimistic. (``predict`` on the training set itself still finds each
     sample among its own neighbours, as :class:`~sklearn.neighbors.LocalOutlierFactor` with
-    ``novelty=True`` does.)
+    ``novelty=True`` does.) :meth:`loo_score_samples` returns them, also re-standardized
+    without each sample for a :class:`~sklearn.preprocessing.StandardScaler` in front.
 
     Parameters
     ----------
@@ -130,6 +132,40 @@ class KNNAnomalyScorer(OutlierScoresMixin, OutlierMixin, BaseEstimator):
         self.offset_ = offset_from_scores(self.negative_outlier_score_, self.contamination)
         return self
 
+    def loo_score_samples(self, *, standardize=False):
+        """Leave-one-out ``score_samples`` of the training samples.
+
+        Each training sample is scored against all the others, as a new sample is scored
+        against all of them: an exact memory bank of ``n_samples - 1`` (the scores a scorer
+        refitted without that sample would give it). These are the out-of-sample training
+        scores that :class:`~skcpcae.outlier.KDEThresholdClassifier` fits its KDE on
+        (``cv="auto"``), in one pass instead of ``cv`` refits.
+
+        Parameters
+        ----------
+        standardize : bool, default=False
+            Also leave the sample out of a standardization: score sample ``i`` in the units
+            of a :class:`~sklearn.preprocessing.StandardScaler` fitted without it, i.e. the
+            leave-one-out score of ``make_pipeline(StandardScaler(), KNNAnomalyScorer())``.
+            Needs the Euclidean metric.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            Higher is more normal; ``negative_outlier_score_`` when ``standardize=False``.
+        """
+        check_is_fitted(self)
+        if not self._loo_supported(standardize):
+            raise ValueError(
+                f"loo_score_samples(standardize=True) needs metric='euclidean', got "
+                f"metric={self.metric!r}."
+            )
+        if not standardize or self.nn_.n_samples_fit_ < 2:
+            return self.negative_outlier_score_.copy()
+        # the bank of NearestNeighbors, validated in fit (no copy is kept here)
+        sq = loo_sq_distances(self.nn_._fit_X, self.n_neighbors_, standardize=True)
+        return -np.mean(sq, axis=1)
+
     def score_samples(self, X):
         """Opposite of the mean squared distance to the k nearest training samples.
 
@@ -147,3 +183,7 @@ class KNNAnomalyScorer(OutlierScoresMixin, OutlierMixin, BaseEstimator):
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         dist, _ = self.nn_.kneighbors(X)
         return -np.mean(np.square(dist), axis=1)
+
+    def _loo_supported(self, standardize):
+        """Whether :meth:`loo_score_samples` can give these scores."""
+        return not standardize or self.metric in ("euclidean", "l2")

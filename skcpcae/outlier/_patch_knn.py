@@ -43,7 +43,8 @@ class PatchKNNScorer(OutlierScoresMixin, OutlierMixin, BaseEstimator):
     every training patch, so no coreset is needed and scoring is fast.
 
     Training maps are scored *leave-one-out* (a map never matches itself), so ``offset_``
-    is not set from in-sample distances, which are zero.
+    is not set from in-sample distances, which are zero; :meth:`loo_score_samples` returns
+    these scores.
 
     Parameters
     ----------
@@ -167,6 +168,32 @@ class PatchKNNScorer(OutlierScoresMixin, OutlierMixin, BaseEstimator):
         """
         return -self._reduce(self._patch_distances(X)[0])
 
+    def loo_score_samples(self, *, standardize=False):
+        """Leave-one-out ``score_samples`` of the training maps.
+
+        Each training map is scored against all the other maps (a memory of
+        ``n_samples - 1`` maps, exactly what a scorer refitted without it would use):
+        ``negative_outlier_score_``. These are the out-of-sample training scores that
+        :class:`~skcpcae.outlier.KDEThresholdClassifier` fits its KDE on (``cv="auto"``),
+        in one pass instead of ``cv`` refits.
+
+        Parameters
+        ----------
+        standardize : bool, default=False
+            Not supported (``True`` raises a ``ValueError``): a
+            :class:`~sklearn.preprocessing.StandardScaler` in front of this scorer is
+            cross-fitted by the wrapper's ``cv`` folds instead.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            Higher is more normal.
+        """
+        check_is_fitted(self)
+        if not self._loo_supported(standardize):
+            raise ValueError("PatchKNNScorer.loo_score_samples does not support standardize=True.")
+        return self.negative_outlier_score_.copy()
+
     def anomaly_map(self, X):
         """Distance of every patch to the same place on normal parts (higher = worse).
 
@@ -187,6 +214,10 @@ class PatchKNNScorer(OutlierScoresMixin, OutlierMixin, BaseEstimator):
         return image_tags(super().__sklearn_tags__())
 
     # -- private helpers --------------------------------------------------------------------
+
+    def _loo_supported(self, standardize):
+        """Whether :meth:`loo_score_samples` can give these scores."""
+        return not standardize
 
     def _patch_distances(self, X):
         """``(n, h, w)`` patch distances of ``X`` and whether it was a table."""
