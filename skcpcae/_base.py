@@ -24,8 +24,9 @@ import numbers
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .utils.fixes import Interval, StrOptions
 
 __all__ = ["validate_images", "restore_layout", "image_tags"]
 

@@ -67,10 +67,13 @@ def _torch_paths(estimator):
 
 def _check_binary_tree(tree, path):
     """Bounds of a loaded KDTree / BallTree's index arrays (Cython reads them unchecked)."""
-    state = tree.__getstate__()
-    data, idx_array, node_data, node_bounds = state[0], state[1], state[2], state[3]
-    n_levels, n_nodes = int(state[5]), int(state[6])
-    sample_weight = state[12]
+    from .utils.fixes import binary_tree_state
+
+    state = binary_tree_state(tree)
+    data, idx_array = state["data"], state["idx_array"]
+    node_data, node_bounds = state["node_data"], state["node_bounds"]
+    n_levels, n_nodes = state["n_levels"], state["n_nodes"]
+    sample_weight = state["sample_weight"]
     problems = []
     data = np.asarray(data)
     if data.ndim != 2:

@@ -2,8 +2,7 @@
 """AE (L2) baseline: summed squared residual of the CPCAE autoencoder (Sec. 4.4)."""
 
 import numpy as np
-from sklearn.base import BaseEstimator, OutlierMixin, _fit_context, clone
-from sklearn.utils._param_validation import HasMethods
+from sklearn.base import BaseEstimator, OutlierMixin, clone
 
 from .._base import (
     CONTAMINATION_CONSTRAINT,
@@ -13,6 +12,8 @@ from .._base import (
     restore_layout,
     validate_images,
 )
+from ..utils.fixes import HasMethods
+from ..utils.fixes import fit_context as _fit_context
 from ._variation import _CHUNK
 
 __all__ = ["AEL2Detector"]

@@ -5,9 +5,8 @@ import numbers
 
 import cv2
 import numpy as np
-from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
+from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.neighbors import NearestNeighbors
-from sklearn.utils._param_validation import Interval
 
 from .._base import (
     CONTAMINATION_CONSTRAINT,
@@ -17,6 +16,8 @@ from .._base import (
     restore_layout,
     validate_images,
 )
+from ..utils.fixes import Interval
+from ..utils.fixes import fit_context as _fit_context
 from ._variation import _CHUNK
 
 __all__ = ["NearestImageDetector"]

@@ -13,9 +13,8 @@ import warnings
 
 import cv2
 import numpy as np
-from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
+from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._base import (
     CONTAMINATION_CONSTRAINT,
@@ -38,6 +37,8 @@ from ..utils._torch import (
     seed_from,
     torch_seeded,
 )
+from ..utils.fixes import Interval, StrOptions
+from ..utils.fixes import fit_context as _fit_context
 
 __all__ = ["PatchCoreDetector"]
 

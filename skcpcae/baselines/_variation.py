@@ -5,8 +5,7 @@
 import numbers
 
 import numpy as np
-from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
-from sklearn.utils._param_validation import Interval
+from sklearn.base import BaseEstimator, OutlierMixin
 
 from .._base import (
     CONTAMINATION_CONSTRAINT,
@@ -16,6 +15,8 @@ from .._base import (
     restore_layout,
     validate_images,
 )
+from ..utils.fixes import Interval
+from ..utils.fixes import fit_context as _fit_context
 
 __all__ = ["VariationDetector"]
 

@@ -6,10 +6,11 @@ import numbers
 import os
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
-from sklearn.utils._param_validation import StrOptions
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from ..utils.fixes import StrOptions
+from ..utils.fixes import fit_context as _fit_context
 from ._io import _COLORS, _check_size, _is_pathlike, _read_batch, _resolve_paths
 
 

@@ -4,11 +4,11 @@
 import numbers
 
 import numpy as np
-from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import ImageOutputMixin, iter_batches, validate_images
 from .._components.patch_features import aggregate_patch_maps
+from ..utils.fixes import Interval
 from ._deep_pool import DeepPoolEmbedder
 
 __all__ = ["DeepPatchEmbedder"]

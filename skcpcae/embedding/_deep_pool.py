@@ -5,13 +5,7 @@ import numbers
 import os
 
 import numpy as np
-from sklearn.base import (
-    BaseEstimator,
-    ClassNamePrefixFeaturesOutMixin,
-    TransformerMixin,
-    _fit_context,
-)
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import PretrainedBackboneMixin, image_tags, iter_batches, validate_images
@@ -22,6 +16,8 @@ from .._components.backbones import (
     load_backbone,
 )
 from ..utils._torch import resolve_device, seed_from, torch_seeded
+from ..utils.fixes import Interval, StrOptions
+from ..utils.fixes import fit_context as _fit_context
 from ._pooling import POOLINGS, pool_features
 
 __all__ = ["DeepPoolEmbedder"]

@@ -7,12 +7,11 @@ Imitates ``sklearn/model_selection/_split.py`` (``KFold``, ``StratifiedKFold``).
 import numbers
 
 import numpy as np
-from sklearn.model_selection import KFold
-from sklearn.model_selection._split import BaseCrossValidator
+from sklearn.model_selection import BaseCrossValidator, KFold
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import _num_samples
 
 from ..metrics import to_anomaly_labels
+from ..utils.fixes import num_samples as _num_samples
 
 __all__ = ["NormalOnlyKFold"]
 

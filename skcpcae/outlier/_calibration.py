@@ -14,11 +14,11 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
-from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import check_is_fitted
 
 from .._components.kde import GaussianKDE1D
 from ..metrics import to_anomaly_labels
+from ..utils.fixes import safe_indexing as _safe_indexing
 from ._kde_threshold import KDEThresholdClassifier
 
 __all__ = [

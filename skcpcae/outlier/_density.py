@@ -13,14 +13,15 @@ import numbers
 
 import numpy as np
 from scipy.special import logsumexp
-from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
+from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.metrics import pairwise_distances_chunked
 from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import KernelDensity
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._base import CONTAMINATION_CONSTRAINT, OutlierScoresMixin, offset_from_scores
+from ..utils.fixes import Interval, StrOptions
+from ..utils.fixes import fit_context as _fit_context
 
 __all__ = ["GMMAnomalyScorer", "KDEAnomalyScorer"]
 

@@ -10,32 +10,26 @@ import warnings
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, MetaEstimatorMixin, OutlierMixin, _fit_context, clone
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, OutlierMixin, clone
 from sklearn.model_selection import KFold, check_cv
 from sklearn.neighbors import LocalOutlierFactor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils import _safe_indexing, get_tags
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.metadata_routing import (
-    MetadataRouter,
-    MethodMapping,
-    _raise_for_params,
-    process_routing,
-)
+from sklearn.utils import get_tags
+from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping, process_routing
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.parallel import Parallel, delayed
-from sklearn.utils.validation import (
-    _check_method_params,
-    _estimator_has,
-    _num_samples,
-    check_is_fitted,
-    check_random_state,
-    indexable,
-)
+from sklearn.utils.validation import check_is_fitted, check_random_state, indexable
 
 from .._base import refuse_backward_string_scorer
 from .._components.kde import GaussianKDE1D
+from ..utils.fixes import HasMethods, Interval, StrOptions
+from ..utils.fixes import check_method_params as _check_method_params
+from ..utils.fixes import estimator_has as _estimator_has
+from ..utils.fixes import fit_context as _fit_context
+from ..utils.fixes import num_samples as _num_samples
+from ..utils.fixes import raise_for_params as _raise_for_params
+from ..utils.fixes import safe_indexing as _safe_indexing
 
 __all__ = ["KDEThresholdClassifier"]
 

@@ -5,13 +5,14 @@ import numbers
 import warnings
 
 import numpy as np
-from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
+from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.neighbors import NearestNeighbors
-from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._base import CONTAMINATION_CONSTRAINT, OutlierScoresMixin, offset_from_scores
 from .._components.knn import loo_sq_distances
+from ..utils.fixes import Interval
+from ..utils.fixes import fit_context as _fit_context
 
 __all__ = ["KNNAnomalyScorer"]
 

@@ -5,8 +5,7 @@ import numbers
 import warnings
 
 import numpy as np
-from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
-from sklearn.utils._param_validation import Interval
+from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import (
@@ -19,6 +18,8 @@ from .._base import (
     validate_images,
 )
 from .._components.knn import local_patch_distances
+from ..utils.fixes import Interval
+from ..utils.fixes import fit_context as _fit_context
 
 __all__ = ["PatchKNNScorer", "local_patch_distances"]
 

@@ -9,15 +9,17 @@ fitted on both classes; a one-class pipeline must be fitted on normal samples on
 import numbers
 
 import numpy as np
-from sklearn.base import BaseEstimator, MetaEstimatorMixin, OutlierMixin, _fit_context, clone
-from sklearn.utils import _safe_indexing
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, OutlierMixin, clone
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.parallel import Parallel, delayed
-from sklearn.utils.validation import _estimator_has, check_is_fitted, indexable
+from sklearn.utils.validation import check_is_fitted, indexable
 
 from .._base import refuse_backward_string_scorer
 from ..metrics import to_anomaly_labels
+from ..utils.fixes import HasMethods, Interval, StrOptions
+from ..utils.fixes import estimator_has as _estimator_has
+from ..utils.fixes import fit_context as _fit_context
+from ..utils.fixes import safe_indexing as _safe_indexing
 from ._calibration import best_threshold
 from ._kde_threshold import _raw_scores
 

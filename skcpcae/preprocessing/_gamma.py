@@ -7,11 +7,12 @@ import warnings
 import cv2
 import numpy as np
 from scipy import ndimage
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
-from sklearn.utils._param_validation import Interval
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import ImageOutputMixin, image_tags, restore_layout, validate_images
+from ..utils.fixes import Interval
+from ..utils.fixes import fit_context as _fit_context
 
 __all__ = ["AdaptiveGamma", "object_mask"]
 

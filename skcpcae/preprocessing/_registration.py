@@ -8,9 +8,8 @@ import warnings
 import cv2
 import numpy as np
 from joblib import Parallel, delayed
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import (
@@ -21,6 +20,8 @@ from .._base import (
     restore_layout,
     validate_images,
 )
+from ..utils.fixes import Interval, StrOptions
+from ..utils.fixes import fit_context as _fit_context
 from ._ecc import (
     _MIN_SIDE,
     _estimate,

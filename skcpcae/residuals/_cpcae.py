@@ -10,10 +10,9 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.model_selection import KFold
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
 from skorch.callbacks import LRScheduler
@@ -29,6 +28,8 @@ from ..utils._torch import (
     torch_seeded,
     weights_to_numpy,
 )
+from ..utils.fixes import Interval, StrOptions
+from ..utils.fixes import fit_context as _fit_context
 from ._modules import ConditionalPatchAE
 from ._patches import downsize, extract_patches, patch_grid, reassemble_patches, upsize
 

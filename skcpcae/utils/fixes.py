@@ -7,17 +7,27 @@ function, and its tested range is written next to it. Each entry names what it w
 there is no public equivalent, and the versions it was tested on (``TESTED_VERSIONS``; the
 test suite checks the installed versions against them).
 
-Still outside this module (for the lead): ``skcpcae/persistence.py`` reads the state of
-scikit-learn's ``KDTree`` / ``BallTree`` by tuple position (``__getstate__``), a layout that
-is private to scikit-learn's Cython code.
+The state layout of scikit-learn's ``KDTree`` / ``BallTree`` (``__getstate__``, a tuple
+private to scikit-learn's Cython code) is read here too, by :func:`binary_tree_state`, which
+:mod:`skcpcae.persistence` uses to check loaded trees. ``skcpcae/utils/tests/test_fixes.py``
+fails when a module outside this one imports a private name of scikit-learn, timm or torch.
 """
+
+import numpy as np
 
 __all__ = [
     "TESTED_VERSIONS",
     "HasMethods",
     "Interval",
     "StrOptions",
+    "binary_tree_state",
+    "check_method_params",
+    "estimator_has",
     "fit_context",
+    "num_samples",
+    "raise_for_params",
+    "safe_indexing",
+    "string_scorer_labels",
     "timm_batchnorm_act_2d",
     "timm_feature_getter_net",
 ]
@@ -32,11 +42,34 @@ TESTED_VERSIONS = {
 # write an estimator ("Rolling your own estimator", scikit-learn >= 1.2) yet lives in a
 # private module; the constraint classes and ``_fit_context`` have no public spelling.
 from sklearn.base import _fit_context as fit_context  # noqa: E402
+
+# ``_safe_indexing`` (rows of an array, a list or a DataFrame alike) is documented in
+# scikit-learn's API reference under its private name and is in ``sklearn.utils.__all__``
+# from 1.7 on, not in 1.6. Tested on scikit-learn 1.6 - 1.9.1.
+from sklearn.utils import _safe_indexing as safe_indexing  # noqa: E402
 from sklearn.utils._param_validation import (  # noqa: E402
     HasMethods,
     Interval,
     StrOptions,
 )
+
+# The metadata-routing helpers a meta-estimator needs (as scikit-learn's own
+# ``FixedThresholdClassifier`` / ``TunedThresholdClassifierCV`` use them): refusing routed
+# parameters when routing is off, and slicing fit parameters along with the samples. The
+# public API (``process_routing``, ``MetadataRouter``) has no spelling for either; tested on
+# scikit-learn 1.6 - 1.9.1.
+from sklearn.utils.metadata_routing import _raise_for_params as raise_for_params  # noqa: E402
+from sklearn.utils.validation import _check_method_params as check_method_params  # noqa: E402
+
+# ``available_if(_estimator_has("decision_function"))``: the predicate every scikit-learn
+# meta-estimator uses to expose a method only when its inner estimator has it; public
+# ``available_if`` takes a predicate but scikit-learn ships none. Tested on 1.6 - 1.9.1.
+from sklearn.utils.validation import _estimator_has as estimator_has  # noqa: E402
+
+# The number of samples of an array-like without converting it (lists of images, arrays,
+# DataFrames); there is no public function (``check_consistent_length`` raises, it does not
+# count). Tested on scikit-learn 1.6 - 1.9.1.
+from sklearn.utils.validation import _num_samples as num_samples  # noqa: E402
 
 
 def timm_feature_getter_net():
@@ -93,3 +126,46 @@ def string_scorer_labels(max_depth=20):
             return (getattr(func, "__name__", None), frame.f_locals.get("y_true"),
                     dict(getattr(scorer, "_kwargs", {}) or {}))
     return None
+
+
+# The state of scikit-learn's ``KDTree`` / ``BallTree`` (``BinaryTree.__getstate__`` in
+# ``sklearn/neighbors/_binary_tree.pxi.tp``) is a tuple whose layout is private to the Cython
+# code: there is no public accessor for the index arrays a loaded tree will read unchecked.
+# Tested on scikit-learn 1.6 - 1.9.1: 13 entries, these positions.
+_BINARY_TREE_STATE = {"data": 0, "idx_array": 1, "node_data": 2, "node_bounds": 3,
+                      "n_levels": 5, "n_nodes": 6, "sample_weight": 12}
+_BINARY_TREE_STATE_LEN = 13
+
+
+def binary_tree_state(tree):
+    """The arrays of a ``KDTree`` / ``BallTree`` that its queries index without checks.
+
+    Returns a dict with ``data``, ``idx_array``, ``node_data``, ``node_bounds``,
+    ``n_levels``, ``n_nodes`` (ints) and ``sample_weight`` (None or an array), read from
+    ``tree.__getstate__()`` at the positions of scikit-learn 1.6 - 1.9.1.
+
+    Raises
+    ------
+    RuntimeError
+        If the state does not have the tested layout (a scikit-learn that changed it): the
+        tree cannot be checked, and this function must be updated for that release.
+    """
+    import sklearn
+
+    state = tree.__getstate__()
+    layout_ok = (
+        isinstance(state, tuple)
+        and len(state) == _BINARY_TREE_STATE_LEN
+        and all(hasattr(state[i], "__len__") for i in (0, 1, 2, 3))
+        and all(isinstance(state[i], (int, np.integer)) for i in (5, 6))
+    )
+    if not layout_ok:
+        raise RuntimeError(
+            f"The state of {type(tree).__name__} in scikit-learn {sklearn.__version__} does "
+            f"not have the layout skcpcae was tested with (scikit-learn "
+            f"{TESTED_VERSIONS['scikit-learn'][0]} - {TESTED_VERSIONS['scikit-learn'][1]}); "
+            "update skcpcae.utils.fixes.binary_tree_state for this release."
+        )
+    out = {name: state[i] for name, i in _BINARY_TREE_STATE.items()}
+    out["n_levels"], out["n_nodes"] = int(out["n_levels"]), int(out["n_nodes"])
+    return out
