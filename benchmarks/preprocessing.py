@@ -79,11 +79,11 @@ def time_registration(name, references, n_per_ref, configs, rng):
         for ref, (batch, truth) in zip(references, batches, strict=True):
             reg = ECCRegistrar(reference=ref, on_failure="identity", **params).fit(ref[None])
             start = time.perf_counter()
-            reg.transform(batch)
+            info = reg.transform_with_info(batch)[1]
             seconds += time.perf_counter() - start
-            err = warp_errors(reg.last_warps_, truth, ref.shape[:2])
+            err = warp_errors(info.warps, truth, ref.shape[:2])
             errors.append(err)
-            failed += int(np.sum(reg.last_failed_ | (err > 0.5)))
+            failed += int(np.sum(info.failed | (err > 0.5)))
         errors = np.concatenate(errors)
         n = len(errors)
         rows.append({

@@ -241,15 +241,12 @@ def _run_batch(model, images, paths, score_batch, reads_files):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         columns = score_batch(model, X, paths)
-    flagged = _flagged_files(model, paths)
     for w in caught:
         message = str(w.message)
         if issubclass(w.category, (UserWarning, RuntimeWarning)) and len(paths) > 1:
-            names = flagged or paths
-            shown = ", ".join(repr(p) for p in names[:5])
-            more = f" and {len(names) - 5} more" if len(names) > 5 else ""
-            message += (f" [image numbers count in the batch of files {shown}{more}]"
-                        if not flagged else f" [files: {shown}{more}]")
+            shown = ", ".join(repr(p) for p in paths[:5])
+            more = f" and {len(paths) - 5} more" if len(paths) > 5 else ""
+            message += f" [image numbers count in the batch of files {shown}{more}]"
         warnings.warn_explicit(message, w.category, w.filename, w.lineno)
     columns = dict(columns)
     for name, values in columns.items():
@@ -259,17 +256,6 @@ def _run_batch(model, images, paths, score_batch, reads_files):
                 f"{len(paths)} images."
             )
     return columns
-
-
-def _flagged_files(model, paths):
-    """Files that a step flagged on its latest call (failed registration, no object)."""
-    flagged = []
-    for _, step in _steps(model):
-        for attr in ("last_failed_", "last_empty_masks_"):
-            mask = getattr(step, attr, None)
-            if mask is not None and np.shape(mask) == (len(paths),):
-                flagged += [p for p, bad in zip(paths, np.asarray(mask), strict=True) if bad]
-    return list(dict.fromkeys(flagged))
 
 
 def _one_line(exc):

@@ -24,7 +24,7 @@ Where maps come from, in the order of the chain (the step nearest to the decisio
   when one cell of a ``grid x grid`` partition is replaced by a blurred copy of itself
   (Zeiler & Fergus 2014); it costs ``grid ** 2`` extra scorings per image.
 
-Registration (a step that records its warps in ``last_warps_``, as
+Registration (a step whose ``transform_with_info`` reports ``warps``, as
 :class:`~skcpcae.preprocessing.ECCRegistrar` does) moves the image; a map computed after it
 lies over the *registered* image. With ``frame="input"`` (the default) the warp is undone, so
 the map lies over the pixels of the image given; with ``frame="registered"`` the registered
@@ -95,8 +95,8 @@ def _is_image_batch(X):
     return isinstance(X, np.ndarray) and X.ndim in (3, 4) and X.shape[1] > 1
 
 
-def _record_registration(run, step, Xt):
-    warps = getattr(step, "last_warps_", None)
+def _record_registration(run, info, Xt):
+    warps = None if info is None else info.get("warps")
     if warps is None or not _is_image_batch(Xt):
         return
     warps = np.asarray(warps, dtype=np.float64)
@@ -113,9 +113,12 @@ def _transform(step, X, run, want_map):
     """``step.transform(X)``, tapping maps (residual steps, FeatureUnion branches)."""
     if want_map and isinstance(step, FeatureUnion) and _map_step_name(step) is not None:
         return _transform_union(step, X, run)
-    Xt = step.transform(X)
+    if hasattr(step, "transform_with_info"):  # registration reports its warps
+        Xt, info = step.transform_with_info(X)
+    else:
+        Xt, info = step.transform(X), None
     run.see(Xt)
-    _record_registration(run, step, Xt)
+    _record_registration(run, info, Xt)
     if want_map and _makes_residuals(step):
         run.tap(Xt, _map_step_name(step))
     return Xt

@@ -44,9 +44,10 @@ reference = X[0]
 moved, true_warp = rigid_motion(reference, angle=4.0, shift=(22.0, -15.0))
 
 registrar = ECCRegistrar(reference=reference).fit(X)
-registered = registrar.transform(moved[None])[0]
-valid = registrar.valid_masks()[0]
-warp = registrar.last_warps_[0]
+registered, info = registrar.transform_with_info(moved[None])
+registered = registered[0]
+valid = registrar.valid_masks(info.warps)[0]
+warp = info.warps[0]
 angle = np.degrees(np.arctan2(-warp[1, 0], warp[0, 0]))
 # the shift in rigid_motion's convention: rotation about the image centre, then the shift
 centre = (reference.shape[1] - 1) / 2.0, (reference.shape[0] - 1) / 2.0
@@ -100,18 +101,19 @@ gamma = AdaptiveGamma()
 for row, (name, image) in zip(axes, versions.items(), strict=True):
     batch = image[None]
     gamma.fit(batch)
-    corrected = gamma.transform(batch)[0]
+    corrected, info = gamma.transform_with_info(batch)
+    corrected = corrected[0]
     mask = gamma.compute_masks(batch)[0]
     intensity_in = image.mean(axis=2) if image.ndim == 3 else image
     intensity_out = corrected.mean(axis=2) if corrected.ndim == 3 else corrected
     cmap = None if image.ndim == 3 else "gray"
     row[0].imshow(image, cmap=cmap, vmin=0, vmax=1)
     row[0].contour(mask, levels=[0.5], colors="cyan", linewidths=1)
-    row[0].set_title(f"{name}: object mean I_mu = {gamma.last_object_intensities_[0]:.2f}",
+    row[0].set_title(f"{name}: object mean I_mu = {info.object_intensities[0]:.2f}",
                      fontsize=9)
     row[1].imshow(corrected, cmap=cmap, vmin=0, vmax=1)
     row[1].set_title(
-        f"corrected: g = {gamma.last_gammas_[0]:.2f}, object mean "
+        f"corrected: g = {info.gammas[0]:.2f}, object mean "
         f"{intensity_out[mask].mean():.2f}", fontsize=9,
     )
     for ax in row[:2]:

@@ -8,9 +8,11 @@ import cv2
 import numpy as np
 from scipy import ndimage
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import ImageOutputMixin, image_tags, restore_layout, validate_images
+from ..utils._deprecation import removed_attribute
 from ..utils.fixes import Interval
 from ..utils.fixes import fit_context as _fit_context
 
@@ -170,13 +172,6 @@ class AdaptiveGamma(ImageOutputMixin, TransformerMixin, BaseEstimator):
         ``(height, width[, channels])`` of the images seen in fit.
     n_features_in_ : int
         Number of values per image seen during fit.
-    last_gammas_ : ndarray of shape (n_samples,)
-        Set by :meth:`transform`: the exponent ``g`` applied to each image of its latest call.
-    last_object_intensities_ : ndarray of shape (n_samples,)
-        Set by :meth:`transform`: ``I_mu``, the mean intensity inside each object mask (the
-        whole image when the mask was empty).
-    last_empty_masks_ : ndarray of shape (n_samples,) of bool
-        Set by :meth:`transform`: True where no object was found and the whole image was used.
 
     See Also
     --------
@@ -193,11 +188,13 @@ class AdaptiveGamma(ImageOutputMixin, TransformerMixin, BaseEstimator):
     **Guards.** When no object is found (no edge: blank image), ``I_mu`` is the mean of the
     whole image. When ``I_mu`` is within one grey level of 0 or 1 (black or saturated image)
     eq. 1 is meaningless and ``g = 1`` (image unchanged). Both cases emit one ``UserWarning``
-    per call and are recorded; the output is always finite and in [0, 1].
+    per call and are reported by :meth:`transform_with_info`; the output is always finite and in [0, 1].
 
-    **The last call's record.** ``last_gammas_``, ``last_object_intensities_`` and
-    ``last_empty_masks_`` are written by every :meth:`transform` and describe that call's
-    images only.
+    **What happened to each image.** :meth:`transform` leaves the estimator as it is;
+    :meth:`transform_with_info` returns the same images and, per image, ``g``, ``I_mu`` and
+    whether the object mask was empty. The attributes ``last_gammas_``,
+    ``last_object_intensities_`` and ``last_empty_masks_`` that ``transform`` wrote before
+    are no longer set.
 
     Examples
     --------
@@ -206,10 +203,10 @@ class AdaptiveGamma(ImageOutputMixin, TransformerMixin, BaseEstimator):
     >>> X, _ = make_parts(3, size=(64, 64), random_state=0)
     >>> dark = X ** 2
     >>> gamma = AdaptiveGamma().fit(dark)
-    >>> Xt = gamma.transform(dark)
+    >>> Xt, info = gamma.transform_with_info(dark)
     >>> Xt.shape, Xt.dtype.name, bool(Xt.min() >= 0 and Xt.max() <= 1)
     ((3, 64, 64), 'float32', True)
-    >>> bool((gamma.last_gammas_ < 1).all())  # dark parts are brightened
+    >>> bool((info.gammas < 1).all())  # dark parts are brightened
     True
     """
 
@@ -254,15 +251,11 @@ class AdaptiveGamma(ImageOutputMixin, TransformerMixin, BaseEstimator):
             Fitted transformer.
         """
         self._check_thresholds()
-        for attr in ("last_gammas_", "last_object_intensities_", "last_empty_masks_"):
-            self.__dict__.pop(attr, None)  # forget the record of an older transform
         validate_images(self, X, reset=True, value_range="unit", allowed_channels=(1, 3))
         return self
 
     def transform(self, X):
         """Gamma-correct each image so that its object's mean intensity nears the target.
-
-        Records ``last_gammas_``, ``last_object_intensities_`` and ``last_empty_masks_``.
 
         Parameters
         ----------
@@ -273,7 +266,35 @@ class AdaptiveGamma(ImageOutputMixin, TransformerMixin, BaseEstimator):
         -------
         X_corrected : ndarray of the same shape as X, float32 in [0, 1]
             The gamma-corrected images.
+
+        See Also
+        --------
+        transform_with_info : the same images, and the gamma of each.
         """
+        return self._correct(X, stacklevel=4)[0]  # _warn < _correct < transform < caller
+
+    def transform_with_info(self, X):
+        """Gamma-correct each image and report, per image, what was applied.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, height, width[, 3])
+            Images of the fitted size, values in [0, 1].
+
+        Returns
+        -------
+        X_corrected : ndarray of the same shape as X, float32 in [0, 1]
+            What :meth:`transform` returns.
+        info : :class:`~sklearn.utils.Bunch`
+            ``gammas``, ndarray of shape (n_samples,): the exponent ``g`` applied to each
+            image. ``object_intensities``, ndarray of shape (n_samples,): ``I_mu``, the mean
+            intensity inside each object mask (the whole image when the mask was empty).
+            ``empty_masks``, ndarray of shape (n_samples,) of bool: True where no object was
+            found and the whole image was used.
+        """
+        return self._correct(X, stacklevel=4)  # _warn < _correct < transform_with_info < caller
+
+    def _correct(self, X, stacklevel):
         images, was_2d = validate_images(
             self, X, reset=False, value_range="unit", allowed_channels=(1, 3)
         )
@@ -291,11 +312,9 @@ class AdaptiveGamma(ImageOutputMixin, TransformerMixin, BaseEstimator):
             if _GUARD < means[i] < 1.0 - _GUARD:
                 gammas[i] = log_target / np.log10(means[i])
             out[i] = _apply_gamma(images[i], intensity, gammas[i])
-        self._warn(empty, means)
-        self.last_gammas_ = gammas
-        self.last_object_intensities_ = means
-        self.last_empty_masks_ = empty
-        return restore_layout(out, was_2d)
+        self._warn(empty, means, stacklevel)
+        info = Bunch(gammas=gammas, object_intensities=means, empty_masks=empty)
+        return restore_layout(out, was_2d), info
 
     def compute_masks(self, X):
         """Object masks that :meth:`transform` would use (see :func:`object_mask`).
@@ -318,6 +337,14 @@ class AdaptiveGamma(ImageOutputMixin, TransformerMixin, BaseEstimator):
         for i in range(images.shape[0]):
             masks[i] = self._mask(np.clip(_intensity(images[i]), 0.0, 1.0))
         return masks
+
+    last_gammas_ = removed_attribute("last_gammas_", "transform_with_info(X)[1].gammas")
+    last_object_intensities_ = removed_attribute(
+        "last_object_intensities_", "transform_with_info(X)[1].object_intensities"
+    )
+    last_empty_masks_ = removed_attribute(
+        "last_empty_masks_", "transform_with_info(X)[1].empty_masks"
+    )
 
     def __sklearn_tags__(self):
         tags = image_tags(super().__sklearn_tags__())
@@ -344,7 +371,7 @@ class AdaptiveGamma(ImageOutputMixin, TransformerMixin, BaseEstimator):
         )
 
     @staticmethod
-    def _warn(empty, means):
+    def _warn(empty, means, stacklevel):
         if empty.any():
             idx = np.flatnonzero(empty)
             warnings.warn(
@@ -352,7 +379,7 @@ class AdaptiveGamma(ImageOutputMixin, TransformerMixin, BaseEstimator):
                 f"{idx[:10].tolist()}{'...' if len(idx) > 10 else ''}; their whole image is "
                 "used as the object.",
                 UserWarning,
-                stacklevel=4,  # _warn < transform < set_output wrapper < caller
+                stacklevel=stacklevel,
             )
         guarded = np.flatnonzero(~((means > _GUARD) & (means < 1.0 - _GUARD)))
         if guarded.size:
@@ -362,7 +389,7 @@ class AdaptiveGamma(ImageOutputMixin, TransformerMixin, BaseEstimator):
                 f"{guarded[:10].tolist()}{'...' if guarded.size > 10 else ''}; gamma = 1 "
                 "(unchanged) is used for them.",
                 UserWarning,
-                stacklevel=4,  # _warn < transform < set_output wrapper < caller
+                stacklevel=stacklevel,
             )
 
 

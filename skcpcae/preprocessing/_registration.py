@@ -10,6 +10,7 @@ import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import (
@@ -20,6 +21,7 @@ from .._base import (
     restore_layout,
     validate_images,
 )
+from ..utils._deprecation import removed_attribute
 from ..utils.fixes import Interval, StrOptions
 from ..utils.fixes import fit_context as _fit_context
 from ._ecc import (
@@ -126,8 +128,8 @@ class ECCRegistrar(ImageOutputMixin, TransformerMixin, BaseEstimator):
         What happens when the warp of an image cannot be estimated: "warn" returns that
         image unwarped and emits one :class:`~sklearn.exceptions.ConvergenceWarning` per call
         listing the failed images; "raise" raises a ``RuntimeError`` naming the first failed
-        image; "identity" returns the image unwarped silently. Failures are recorded in
-        ``last_failed_`` in every mode except "raise".
+        image; "identity" returns the image unwarped silently. :meth:`transform_with_info`
+        reports the failures in every mode except "raise".
     n_jobs : int, default=None
         Number of threads that register images in parallel (joblib, threading backend:
         OpenCV releases the GIL). None means 1, -1 all processors.
@@ -146,17 +148,6 @@ class ECCRegistrar(ImageOutputMixin, TransformerMixin, BaseEstimator):
         ``(height, width[, channels])`` of the training images.
     n_features_in_ : int
         Number of values per image seen during fit.
-    last_warps_ : ndarray of shape (n_samples, 3, 3)
-        Set by :meth:`transform`, for the images of its latest call: the estimated warps as
-        homogeneous 3x3 matrices in OpenCV's convention, mapping a pixel ``(x, y, 1)`` of the
-        reference onto the input image (the output is ``input(W @ (x, y, 1))``). The identity
-        where registration failed.
-    last_scores_ : ndarray of shape (n_samples,)
-        Set by :meth:`transform`: the ECC correlation coefficient at the finest level
-        estimated, in [-1, 1]; NaN where no warp could be computed.
-    last_failed_ : ndarray of shape (n_samples,) of bool
-        Set by :meth:`transform`: True for the images left unwarped because registration
-        failed.
 
     See Also
     --------
@@ -170,11 +161,11 @@ class ECCRegistrar(ImageOutputMixin, TransformerMixin, BaseEstimator):
     closest (Euclidean distance) to the pixel-wise median thumbnail: the most typical part in
     the most typical position.
 
-    **The last call's record.** ``last_warps_``, ``last_scores_`` and ``last_failed_`` are
-    written by every call to :meth:`transform` (and ``fit_transform``) and describe the images
-    of that call only, so transforming a test set overwrites the record of the training set.
-    An estimator shared between threads that call :meth:`transform` concurrently keeps the
-    record of one of them.
+    **What happened to each image.** :meth:`transform` leaves the estimator as it is (it is
+    safe to share between threads); :meth:`transform_with_info` returns the same images and,
+    per image, the warp, the correlation reached and whether registration failed. The
+    attributes ``last_warps_``, ``last_scores_`` and ``last_failed_`` that ``transform`` wrote
+    before are no longer set.
 
     **Masks.** With OpenCV >= 4.12 the mask is passed as both the template and the input
     mask of :func:`cv2.findTransformECCWithMask`; older versions accept only an input mask,
@@ -182,7 +173,7 @@ class ECCRegistrar(ImageOutputMixin, TransformerMixin, BaseEstimator):
 
     **Borders.** Pixels of the output that come from outside the input image are filled by
     ``border_mode``; they are not evidence about the part. :meth:`valid_masks` returns the
-    pixels that are, for the last call or for given warps.
+    pixels that are, for the warps that :meth:`transform_with_info` returned.
 
     References
     ----------
@@ -199,10 +190,10 @@ class ECCRegistrar(ImageOutputMixin, TransformerMixin, BaseEstimator):
     >>> X, _ = make_parts(4, size=(64, 64), random_state=0)
     >>> moved, M = rigid_motion(X[0], angle=3.0, shift=(4.0, -2.0))
     >>> reg = ECCRegistrar(reference=X[0]).fit(X)
-    >>> aligned = reg.transform(moved[None])
-    >>> aligned.shape, aligned.dtype.name, bool(reg.last_failed_[0])
+    >>> aligned, info = reg.transform_with_info(moved[None])
+    >>> aligned.shape, aligned.dtype.name, bool(info.failed[0])
     ((1, 64, 64), 'float32', False)
-    >>> bool(np.abs(reg.last_warps_[0, :2] - M).max() < 0.1)
+    >>> bool(np.abs(info.warps[0, :2] - M).max() < 0.1)
     True
     """
 
@@ -275,8 +266,6 @@ class ECCRegistrar(ImageOutputMixin, TransformerMixin, BaseEstimator):
         """
         if self.blur_size % 2 == 0:
             raise ValueError(f"blur_size must be an odd integer, got {self.blur_size}.")
-        for attr in ("last_warps_", "last_scores_", "last_failed_"):  # forget older records
-            self.__dict__.pop(attr, None)
         images, _ = validate_images(self, X, reset=True)
         hw = self.image_shape_[:2]
         if self.reference is None:
@@ -310,9 +299,6 @@ class ECCRegistrar(ImageOutputMixin, TransformerMixin, BaseEstimator):
     def transform(self, X):
         """Warp every image onto the reference.
 
-        Records the outcome per image in ``last_warps_``, ``last_scores_`` and
-        ``last_failed_`` (overwritten by every call).
-
         Parameters
         ----------
         X : array-like of shape (n_samples, height, width[, channels])
@@ -323,7 +309,37 @@ class ECCRegistrar(ImageOutputMixin, TransformerMixin, BaseEstimator):
         X_registered : ndarray of the same shape as X, float32
             The aligned images; those whose registration failed are returned unchanged
             (unless ``on_failure="raise"``).
+
+        See Also
+        --------
+        transform_with_info : the same images, and what happened to each.
         """
+        return self._register(X, stacklevel=3)[0]
+
+    def transform_with_info(self, X):
+        """Warp every image onto the reference and report the outcome per image.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, height, width[, channels])
+            Images of the fitted size.
+
+        Returns
+        -------
+        X_registered : ndarray of the same shape as X, float32
+            What :meth:`transform` returns.
+        info : :class:`~sklearn.utils.Bunch`
+            ``warps``, ndarray of shape (n_samples, 3, 3): the estimated warps as
+            homogeneous 3x3 matrices in OpenCV's convention, mapping a pixel ``(x, y, 1)``
+            of the reference onto the input image (the output is ``input(W @ (x, y, 1))``);
+            the identity where registration failed. ``scores``, ndarray of shape
+            (n_samples,): the ECC correlation coefficient at the finest level estimated, in
+            [-1, 1]; NaN where no warp could be computed. ``failed``, ndarray of shape
+            (n_samples,) of bool: True for the images left unwarped.
+        """
+        return self._register(X, stacklevel=3)
+
+    def _register(self, X, stacklevel):
         images, was_2d = validate_images(self, X, reset=False)
         n = images.shape[0]
         plan = self._plan()
@@ -371,24 +387,21 @@ class ECCRegistrar(ImageOutputMixin, TransformerMixin, BaseEstimator):
                 more = f" and {len(idx) - 5} more" if len(idx) > 5 else ""
                 warnings.warn(
                     f"ECCRegistrar could not register {len(idx)} of {n} image(s); they are "
-                    f"returned unwarped (identity warp, recorded in last_failed_): "
+                    f"returned unwarped (identity warp; transform_with_info reports them): "
                     f"{shown}{more}.",
                     ConvergenceWarning,
-                    stacklevel=3,  # transform is wrapped by scikit-learn's set_output
+                    stacklevel=stacklevel,  # the caller of transform / transform_with_info
                 )
-        self.last_warps_ = warps
-        self.last_scores_ = scores
-        self.last_failed_ = failed
-        return restore_layout(out, was_2d)
+        info = Bunch(warps=warps, scores=scores, failed=failed)
+        return restore_layout(out, was_2d), info
 
-    def valid_masks(self, warps=None):
+    def valid_masks(self, warps):
         """Mark the pixels of the registered images that come from inside the input images.
 
         Parameters
         ----------
-        warps : ndarray of shape (n_samples, 3, 3), default=None
-            Warps in the convention of ``last_warps_``; by default ``last_warps_`` (the
-            latest :meth:`transform` call).
+        warps : ndarray of shape (n_samples, 3, 3) or (n_samples, 2, 3)
+            Warps in the convention of ``info.warps`` of :meth:`transform_with_info`.
 
         Returns
         -------
@@ -397,12 +410,6 @@ class ECCRegistrar(ImageOutputMixin, TransformerMixin, BaseEstimator):
             ``border_mode`` filled it.
         """
         check_is_fitted(self)
-        if warps is None:
-            if not hasattr(self, "last_warps_"):
-                raise AttributeError(
-                    "valid_masks() without warps needs a previous call to transform()."
-                )
-            warps = self.last_warps_
         warps = np.asarray(warps, dtype=np.float64)
         if warps.ndim != 3 or warps.shape[1:] not in ((3, 3), (2, 3)):
             raise ValueError(f"warps must have shape (n, 3, 3) or (n, 2, 3); got {warps.shape}.")
@@ -413,6 +420,10 @@ class ECCRegistrar(ImageOutputMixin, TransformerMixin, BaseEstimator):
             moved = _warp(ones, warp, cv2.BORDER_CONSTANT)
             masks[i] = moved > 0.999
         return masks
+
+    last_warps_ = removed_attribute("last_warps_", "transform_with_info(X)[1].warps")
+    last_scores_ = removed_attribute("last_scores_", "transform_with_info(X)[1].scores")
+    last_failed_ = removed_attribute("last_failed_", "transform_with_info(X)[1].failed")
 
     def __sklearn_tags__(self):
         tags = image_tags(super().__sklearn_tags__())

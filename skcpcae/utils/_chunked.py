@@ -57,9 +57,7 @@ def chunked_apply(method, X, batch_size=64):
     a network (:class:`~skcpcae.embedding.DeepPoolEmbedder` with ``batch_size`` > 1): the
     chunks cut its batches differently, and torch may pick another kernel for another batch
     size (a batch of a single image in particular). With ``DeepPoolEmbedder(batch_size=1)``
-    the chunked scores are bit-identical. Records of the latest
-    call kept by some stages (``ECCRegistrar.last_warps_``, ``AdaptiveGamma.last_gammas_``)
-    describe the last chunk only. An empty ``X`` is passed to ``method`` as it is, so that
+    the chunked scores are bit-identical. An empty ``X`` is passed to ``method`` as it is, so that
     the estimator raises its own error.
 
     Examples

@@ -57,15 +57,16 @@ def test_object_mask_of_blank_image_is_empty():
 def test_output_range_dtype_and_record():
     X, _ = make_parts(4, size=(64, 64), random_state=0)
     gamma = AdaptiveGamma().fit(X)
-    out = gamma.transform(X)
+    out, info = gamma.transform_with_info(X)
+    np.testing.assert_array_equal(out, gamma.transform(X))
     assert out.dtype == np.float32 and out.shape == X.shape
     assert out.min() >= 0.0 and out.max() <= 1.0
     masks = gamma.compute_masks(X)
     assert masks.shape == X.shape and masks.any(axis=(1, 2)).all()
     means = np.array([X[i][masks[i]].mean() for i in range(4)])
-    np.testing.assert_allclose(gamma.last_object_intensities_, means, rtol=1e-5)
-    np.testing.assert_allclose(gamma.last_gammas_, np.log10(C) / np.log10(means), rtol=1e-5)
-    assert not gamma.last_empty_masks_.any()
+    np.testing.assert_allclose(info.object_intensities, means, rtol=1e-5)
+    np.testing.assert_allclose(info.gammas, np.log10(C) / np.log10(means), rtol=1e-5)
+    assert not info.empty_masks.any()
 
 
 @settings(max_examples=25, deadline=None)
@@ -106,14 +107,15 @@ def test_blank_images_never_give_nan(value):
     blank = np.full((3, 32, 32), value, np.float32)
     gamma = AdaptiveGamma().fit(blank)
     with pytest.warns(UserWarning) as record:
-        out = gamma.transform(blank)
+        out, info = gamma.transform_with_info(blank)
     assert any("found no object" in str(w.message) for w in record)
+    assert all(w.filename == __file__ for w in record)  # the warnings point at the caller
     assert np.isfinite(out).all() and out.min() >= 0.0 and out.max() <= 1.0
-    assert gamma.last_empty_masks_.all()
+    assert info.empty_masks.all()
     saturated = any("black or saturated" in str(w.message) for w in record)
     assert saturated == (value in (0.0, 1.0))
     if value in (0.0, 1.0):  # black / white: I_mu at 0 or 1, gamma = 1, image unchanged
-        np.testing.assert_array_equal(gamma.last_gammas_, 1.0)
+        np.testing.assert_array_equal(info.gammas, 1.0)
         np.testing.assert_array_equal(out, blank)
     else:  # whole image used as the object: its mean goes to the target
         np.testing.assert_allclose(out, C, rtol=1e-5)
@@ -124,18 +126,18 @@ def test_saturated_object_warns_and_keeps_gamma_one():
     image[:4] = 0.997  # a faint stripe gives edges; the object around them is saturated
     gamma = AdaptiveGamma().fit(image[None])
     with pytest.warns(UserWarning, match="black or saturated"):
-        out = gamma.transform(image[None])
-    assert gamma.last_gammas_[0] == 1.0
+        out, info = gamma.transform_with_info(image[None])
+    assert info.gammas[0] == 1.0
     np.testing.assert_array_equal(out[0], image)
 
 
 def test_colour_keeps_hue_and_sets_intensity():
     X, _ = make_parts(2, size=(64, 64), color=True, random_state=0)
     gamma = AdaptiveGamma().fit(X)
-    out = gamma.transform(X)
+    out, info = gamma.transform_with_info(X)
     assert out.shape == X.shape and out.min() >= 0.0 and out.max() <= 1.0
     intensity = X.mean(axis=3)
-    g = gamma.last_gammas_[:, None, None]
+    g = info.gammas[:, None, None]
     unclipped = (X * (intensity**g / np.maximum(intensity, 1e-12))[..., None]).max(axis=3) < 1
     lit = unclipped & (intensity > 0.05)
     np.testing.assert_allclose(out.mean(axis=3)[lit], (intensity**g)[lit], rtol=1e-4, atol=1e-6)
@@ -216,10 +218,17 @@ def test_pipeline_and_gridsearch():
     assert np.isfinite(grid.best_estimator_.score_samples(X)).all()
 
 
-def test_refit_forgets_the_last_call_record():
+def test_transform_leaves_the_estimator_unchanged():
     X, _ = make_parts(3, size=(32, 32), random_state=0)
     gamma = AdaptiveGamma().fit(X)
+    before = dict(vars(gamma))
     gamma.transform(X)
-    assert gamma.last_gammas_.shape == (3,)
-    gamma.fit(X)
-    assert not hasattr(gamma, "last_gammas_")
+    gamma.transform_with_info(X)
+    assert vars(gamma).keys() == before.keys()
+    for name in ("last_gammas_", "last_object_intensities_", "last_empty_masks_"):
+        assert not hasattr(gamma, name)
+        with pytest.raises(AttributeError, match="transform_with_info"):
+            getattr(gamma, name)
+    with pytest.warns(UserWarning, match="found no object") as record:
+        AdaptiveGamma().fit(X).transform(np.full((1, 32, 32), 0.5, np.float32))
+    assert record[0].filename == __file__

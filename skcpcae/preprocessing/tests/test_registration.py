@@ -50,13 +50,14 @@ def _angle_deg(warp):
 
 
 def _check_recovered(reg, moved_batch, motions, reference):
-    out = reg.transform(moved_batch)
-    valid = reg.valid_masks()
-    assert not reg.last_failed_.any()
+    out, info = reg.transform_with_info(moved_batch)
+    np.testing.assert_array_equal(out, reg.transform(moved_batch))
+    valid = reg.valid_masks(info.warps)
+    assert not info.failed.any()
     size = reference.shape[:2]
     for i, (angle, M) in enumerate(motions):
-        assert _warp_error_px(reg.last_warps_[i], M, size) <= PX_TOL, i
-        assert abs(_angle_deg(reg.last_warps_[i]) - angle) <= DEG_TOL, i
+        assert _warp_error_px(info.warps[i], M, size) <= PX_TOL, i
+        assert abs(_angle_deg(info.warps[i]) - angle) <= DEG_TOL, i
         mad = np.abs(out[i] - reference)[valid[i]].mean()
         assert mad <= MAD_TOL, (i, mad * 255)
         assert valid[i].mean() > 0.5
@@ -123,10 +124,10 @@ def test_recovers_motion_of_colour_image_per_channel():
     moved, M = rigid_motion(ref, 3.0, (5.0, -7.0))
     assert moved.shape == (96, 96, 3)
     reg = ECCRegistrar(reference=ref).fit(X)
-    out = reg.transform(moved[None])
+    out, info = reg.transform_with_info(moved[None])
     assert out.shape == (1, 96, 96, 3)
-    assert _warp_error_px(reg.last_warps_[0], M, (96, 96)) <= PX_TOL
-    valid = reg.valid_masks()[0]
+    assert _warp_error_px(info.warps[0], M, (96, 96)) <= PX_TOL
+    valid = reg.valid_masks(info.warps)[0]
     for c in range(3):
         assert np.abs(out[0, ..., c] - ref[..., c])[valid].mean() <= MAD_TOL
 
@@ -140,10 +141,10 @@ def test_translation_recovers_small_shifts(dx, dy):
     X, _ = make_parts(1, size=(64, 64), random_state=0)
     moved, M = rigid_motion(X[0], 0.0, (dx, dy))
     reg = ECCRegistrar("translation", reference=X[0]).fit(X)
-    reg.transform(moved[None])
-    assert not reg.last_failed_[0]
-    np.testing.assert_allclose(reg.last_warps_[0, :2, :2], np.eye(2))
-    np.testing.assert_allclose(reg.last_warps_[0, :2, 2], [dx, dy], atol=0.1)
+    info = reg.transform_with_info(moved[None])[1]
+    assert not info.failed[0]
+    np.testing.assert_allclose(info.warps[0, :2, :2], np.eye(2))
+    np.testing.assert_allclose(info.warps[0, :2, 2], [dx, dy], atol=0.1)
 
 
 @pytest.mark.parametrize("motion", ["affine", "homography"])
@@ -151,9 +152,9 @@ def test_affine_and_homography_recover_rigid_motion(motion):
     X, _ = make_parts(1, size=(96, 96), random_state=2)
     moved, M = rigid_motion(X[0], -2.0, (4.0, 3.0))
     reg = ECCRegistrar(motion, reference=X[0]).fit(X)
-    reg.transform(moved[None])
-    assert not reg.last_failed_[0]
-    warp = reg.last_warps_[0]
+    info = reg.transform_with_info(moved[None])[1]
+    assert not info.failed[0]
+    warp = info.warps[0]
     assert _warp_error_px(warp / warp[2, 2], M, (96, 96)) <= PX_TOL
 
 
@@ -184,12 +185,12 @@ def test_mask_ignores_a_static_fixture():
     mask = np.ones((128, 128), bool)
     mask[:, :24] = mask[:, -24:] = False
     plain = ECCRegistrar(reference=ref).fit(ref[None])
-    plain.transform(moved[None])
+    plain_warps = plain.transform_with_info(moved[None])[1].warps
     masked = ECCRegistrar(reference=ref, mask=mask).fit(ref[None])
-    masked.transform(moved[None])
-    assert _warp_error_px(masked.last_warps_[0], M, (128, 128)) <= PX_TOL
+    masked_warps = masked.transform_with_info(moved[None])[1].warps
+    assert _warp_error_px(masked_warps[0], M, (128, 128)) <= PX_TOL
     # without the mask the static fixture pulls the warp away from the part's motion
-    assert _warp_error_px(plain.last_warps_[0], M, (128, 128)) > 1.0
+    assert _warp_error_px(plain_warps[0], M, (128, 128)) > 1.0
 
 
 def test_mask_and_reference_shapes_are_validated():
@@ -210,8 +211,9 @@ def test_border_modes_and_valid_masks():
     outs = {}
     for mode in ["replicate", "reflect", "constant"]:
         reg = ECCRegistrar("translation", reference=X[0], border_mode=mode).fit(X)
-        outs[mode] = reg.transform(moved[None])[0]
-        valid = reg.valid_masks()[0]
+        out, info = reg.transform_with_info(moved[None])
+        outs[mode] = out[0]
+        valid = reg.valid_masks(info.warps)[0]
         # the registration moves the image 8 px left: its last 8 columns come from outside
         assert not valid[:, -6:].any() and valid[:, 4:-10].all()
     # "constant" fills the columns that come entirely from outside with black ...
@@ -221,8 +223,8 @@ def test_border_modes_and_valid_masks():
                                atol=2e-3)
     # ... reflect mirrors the image content next to the border
     assert float(outs["reflect"][:, -6:].mean()) > 0.05
-    explicit = reg.valid_masks(reg.last_warps_)
-    np.testing.assert_array_equal(explicit, reg.valid_masks())
+    affine = reg.valid_masks(info.warps[:, :2])  # the 2x3 form gives the same masks
+    np.testing.assert_array_equal(affine, reg.valid_masks(info.warps))
 
 
 def _batch_with_blank():
@@ -235,10 +237,10 @@ def test_on_failure_warn_records_identity():
     X, batch = _batch_with_blank()
     reg = ECCRegistrar(reference=X[0]).fit(X)
     with pytest.warns(ConvergenceWarning, match=r"1 of 3 image\(s\).*\b1 \("):
-        out = reg.transform(batch)
-    np.testing.assert_array_equal(reg.last_failed_, [False, True, False])
-    np.testing.assert_array_equal(reg.last_warps_[1], np.eye(3))
-    assert np.isnan(reg.last_scores_[1]) and reg.last_scores_[0] > 0.9
+        out, info = reg.transform_with_info(batch)
+    np.testing.assert_array_equal(info.failed, [False, True, False])
+    np.testing.assert_array_equal(info.warps[1], np.eye(3))
+    assert np.isnan(info.scores[1]) and info.scores[0] > 0.9
     np.testing.assert_array_equal(out[1], batch[1])  # returned unwarped
     assert not np.allclose(out[0], batch[0])
 
@@ -255,8 +257,8 @@ def test_on_failure_identity_is_silent_and_recorded():
     reg = ECCRegistrar(reference=X[0], on_failure="identity").fit(X)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        out = reg.transform(batch)
-    np.testing.assert_array_equal(reg.last_failed_, [False, True, False])
+        out, info = reg.transform_with_info(batch)
+    np.testing.assert_array_equal(info.failed, [False, True, False])
     np.testing.assert_array_equal(out[1], batch[1])
 
 
@@ -264,19 +266,19 @@ def test_min_score_turns_poor_matches_into_failures():
     X, _ = make_parts(1, size=(48, 48), random_state=0)
     noise = np.random.default_rng(0).uniform(size=(1, 48, 48)).astype(np.float32)
     reg = ECCRegistrar(reference=X[0], min_score=0.9, on_failure="identity").fit(X)
-    reg.transform(np.concatenate([X[:1], noise]))
-    np.testing.assert_array_equal(reg.last_failed_, [False, True])
-    assert reg.last_scores_[1] < 0.9  # the poor score is kept for inspection
+    info = reg.transform_with_info(np.concatenate([X[:1], noise]))[1]
+    np.testing.assert_array_equal(info.failed, [False, True])
+    assert info.scores[1] < 0.9  # the poor score is kept for inspection
 
 
 def test_tables_and_tiny_images_fall_back_to_identity():
     X = np.random.default_rng(0).uniform(size=(5, 7)).astype(np.float32)
     reg = ECCRegistrar().fit(X)
     with pytest.warns(ConvergenceWarning, match="too small"):
-        out = reg.transform(X)
+        out, info = reg.transform_with_info(X)
     assert out.shape == (5, 7) and out.dtype == np.float32
     np.testing.assert_array_equal(out, X)
-    assert reg.last_failed_.all()
+    assert info.failed.all()
 
 
 def test_max_size_and_pyramid_keep_accuracy_on_a_large_image():
@@ -284,8 +286,8 @@ def test_max_size_and_pyramid_keep_accuracy_on_a_large_image():
     moved, M = rigid_motion(X[0], 4.0, (-25.0, 18.0))
     for params in [{"max_size": 100}, {"max_size": None}, {"n_levels": 1, "max_size": None}]:
         reg = ECCRegistrar(reference=X[0], **params).fit(X)
-        reg.transform(moved[None])
-        assert _warp_error_px(reg.last_warps_[0], M, (240, 320)) <= PX_TOL, params
+        warps = reg.transform_with_info(moved[None])[1].warps
+        assert _warp_error_px(warps[0], M, (240, 320)) <= PX_TOL, params
     assert ECCRegistrar(max_size=100).fit(X)._plan()["levels"][0] == 2  # 80x60 at most
 
 
@@ -298,7 +300,9 @@ def test_n_jobs_gives_the_same_result():
     one = ECCRegistrar(reference=X[0]).fit(X)
     two = ECCRegistrar(reference=X[0], n_jobs=2).fit(X)
     np.testing.assert_array_equal(one.transform(batch), two.transform(batch))
-    np.testing.assert_array_equal(one.last_warps_, two.last_warps_)
+    np.testing.assert_array_equal(
+        one.transform_with_info(batch)[1].warps, two.transform_with_info(batch)[1].warps
+    )
 
 
 def test_input_layout_and_dtype():
@@ -358,12 +362,24 @@ def test_pipeline_clone_gridsearch_and_joblib_round_trip(tmp_path):
     np.testing.assert_array_equal(joblib.load(path).transform(X), reg.transform(X))
 
 
-def test_refit_forgets_the_last_call_record():
+def test_transform_leaves_the_estimator_unchanged():
     X, _ = make_parts(3, size=(32, 32), random_state=0)
     reg = ECCRegistrar().fit(X)
-    with pytest.raises(AttributeError, match="previous call to transform"):
-        reg.valid_masks()
+    before = joblib.hash(vars(reg))
     reg.transform(X)
-    assert reg.last_warps_.shape == (3, 3, 3) and reg.last_scores_.shape == (3,)
-    reg.fit(X[:2])
-    assert not hasattr(reg, "last_warps_") and not hasattr(reg, "last_failed_")
+    Xt, info = reg.transform_with_info(X)
+    assert joblib.hash(vars(reg)) == before
+    assert info.warps.shape == (3, 3, 3) and info.scores.shape == info.failed.shape == (3,)
+    for name in ("last_warps_", "last_scores_", "last_failed_"):
+        assert not hasattr(reg, name)
+        with pytest.raises(AttributeError, match="transform_with_info"):
+            getattr(reg, name)
+
+
+def test_failure_warning_points_at_the_caller():
+    X, batch = _batch_with_blank()
+    reg = ECCRegistrar(reference=X[0]).fit(X)
+    for method in (reg.transform, reg.transform_with_info):
+        with pytest.warns(ConvergenceWarning) as record:
+            method(batch)
+        assert record[0].filename == __file__, method
