@@ -118,7 +118,7 @@ IMAGE_STAGES = {
     "NearestImageDetector": (NearestImageDetector, "score_samples"),
     "AEL2Detector": (lambda: AEL2Detector(_cpcae(), random_state=0), "score_samples"),
     "PatchCoreDetector": (
-        lambda: PatchCoreDetector(pretrained=False, layers=(1, 2), device="cpu",
+        lambda: PatchCoreDetector(pretrained=False, stages=(1, 2), device="cpu",
                                   random_state=0),
         "score_samples",
     ),

@@ -32,6 +32,7 @@ from .._components.coreset import select_coreset
 from .._components.knn import make_search
 from .._components.patch_features import aggregate_patch_maps
 from .._components.surgery import fold_batchnorm
+from ..utils._deprecation import resolve_renamed
 from ..utils._torch import (
     resolve_device,
     seed_from,
@@ -78,9 +79,15 @@ class PatchCoreDetector(
     weights : {"offline", "timm"}, str, path-like or None, default=None
         Explicit weight source, overriding ``pretrained``: ``"offline"``, ``"timm"``
         (downloads, needs network access) or the path of a local checkpoint.
-    layers : tuple of int, default=(2, 3)
+    stages : tuple of int, default=(2, 3)
         Feature stages used (timm ``feature_info`` indices; for EfficientNet-Lite0, 2 and 3
-        are the stride-8 and stride-16 stages, 40 and 112 channels).
+        are the stride-8 and stride-16 stages, 40 and 112 channels): the name
+        :class:`~skcpcae.embedding.DeepPoolEmbedder` uses.
+    layers : tuple of int, default="deprecated"
+        Former name of ``stages``.
+
+        .. deprecated:: 0.1
+           ``layers`` is renamed ``stages`` and will be removed in 0.2.
     input_size : int, tuple of (int, int) or None, default=None
         Size ``(height, width)`` images are resized to before the backbone; ``None`` keeps
         the native resolution (images smaller than 32 pixels are enlarged to 32). Maps are
@@ -189,7 +196,8 @@ class PatchCoreDetector(
         "backbone": [str],
         "pretrained": ["boolean"],
         "weights": [None, str, os.PathLike],
-        "layers": [tuple, list],
+        "stages": [tuple, list],
+        "layers": [tuple, list, StrOptions({"deprecated"})],
         "input_size": [None, Interval(numbers.Integral, 1, None, closed="left"), tuple, list],
         "n_components": [None, Interval(numbers.Integral, 1, None, closed="left")],
         "coreset": [StrOptions({"greedy", "random"}), None],
@@ -209,7 +217,8 @@ class PatchCoreDetector(
         *,
         pretrained=True,
         weights=None,
-        layers=(2, 3),
+        stages=(2, 3),
+        layers="deprecated",
         input_size=None,
         n_components=None,
         coreset="greedy",
@@ -225,6 +234,7 @@ class PatchCoreDetector(
         self.backbone = backbone
         self.pretrained = pretrained
         self.weights = weights
+        self.stages = stages
         self.layers = layers
         self.input_size = input_size
         self.n_components = n_components
@@ -376,11 +386,13 @@ class PatchCoreDetector(
     # -- private helpers --------------------------------------------------------------------
 
     def _check_params(self):
-        layers = tuple(self.layers)
+        # warn_deprecated < resolve_renamed < _check_params < fit < _fit_context < caller
+        stages = resolve_renamed(self, "layers", "stages", default=(2, 3), stacklevel=6)
+        layers = tuple(stages)
         if not layers or not all(
             isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in layers
         ):
-            raise ValueError(f"layers must be a non-empty tuple of int, got {self.layers!r}.")
+            raise ValueError(f"stages must be a non-empty tuple of int, got {stages!r}.")
         if isinstance(self.input_size, (tuple, list)) and (
             len(self.input_size) != 2
             or not all(isinstance(s, numbers.Integral) and s >= 1 for s in self.input_size)

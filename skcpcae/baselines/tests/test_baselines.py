@@ -290,3 +290,18 @@ def test_patchcore_color_images():
     assert det.anomaly_map(X[:2]).shape == (2, 32, 32)
     with pytest.raises(ValueError, match="channel"):
         det.fit(np.concatenate([X, X[..., :1]], axis=-1))
+
+
+def test_patchcore_layers_is_a_deprecated_name_of_stages():
+    X, _ = make_parts(4, size=(32, 32), random_state=0)
+    params = dict(pretrained=False, device="cpu", batch_size=64, random_state=0)
+    old = PatchCoreDetector(layers=(1, 2), **params)
+    assert clone(old).get_params()["layers"] == (1, 2)  # get_params / clone keep it
+    match = r"\(layers=\.\.\.\) is deprecated.*use stages"
+    with pytest.warns(FutureWarning, match=match) as record:
+        old.fit(X)
+    assert record[0].filename == __file__
+    new = PatchCoreDetector(stages=(1, 2), **params).fit(X)
+    np.testing.assert_allclose(old.score_samples(X), new.score_samples(X), rtol=1e-5)
+    with pytest.raises(ValueError, match="both layers"):
+        PatchCoreDetector(layers=(1, 2), stages=(1, 3), **params).fit(X)
