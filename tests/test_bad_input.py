@@ -1380,7 +1380,7 @@ def _nothing_lost_rows():
     row("skcpcae score", "terminated-mid-run", "SIGTERM while the second batch is scored",
         "Exit 143, 'Terminated.' and how to resume; the first batch's rows kept whole; no "
         "lock or temporary file left.",
-        lambda c: _score_stopped(c, _cli_module()._Terminated(15), "terminated"),
+        lambda c: _score_stopped(c, _cli_errors()._Terminated(15), "terminated"),
         check=_stopped(143, "Terminated."))
     row("skcpcae score", "interrupted-mid-run", "Ctrl-C (SIGINT) while the second batch is "
         "scored", "Exit 130, 'Interrupted.' and how to resume; the first batch's rows kept "
@@ -1438,6 +1438,12 @@ def _cli_module():
     from skcpcae import cli
 
     return cli
+
+
+def _cli_errors():
+    from skcpcae._cli import _errors
+
+    return _errors
 
 
 CATALOGUE = (
