@@ -64,7 +64,8 @@ def test_split_errors():
         list(NormalOnlyKFold(3).split(X, y))
     with pytest.raises(ValueError, match="needs labels"):
         list(NormalOnlyKFold(3).split(X, None))
-    with pytest.raises(ValueError, match="normal samples"):
+    with pytest.raises(ValueError, match="normal samples"), \
+            pytest.warns(UserWarning, match="y holds only 1s"):
         list(NormalOnlyKFold(3).split(np.zeros((5, 1)), np.ones(5)))
     with pytest.raises(ValueError, match="at least 2"):
         NormalOnlyKFold(1)
@@ -100,5 +101,7 @@ def test_grid_search_tunes_wrapped_detector():
         scoring=auroc_scorer,
         error_score="raise",
         refit=False,
-    ).fit(X, y)
+    )
+    with pytest.warns(UserWarning, match="got y = 0 for every sample"):  # names the scorers
+        search.fit(X, y)
     assert np.all(search.cv_results_["mean_test_score"] > 0.8)
