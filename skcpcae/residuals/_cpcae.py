@@ -37,6 +37,10 @@ __all__ = ["CPCAEResidualMap"]
 
 # Patches per forward pass at inference (bounds memory; independent of the training batch).
 _INFER_PATCHES = 2048
+# gain="auto": this quantile of the training residuals maps to 1, read on at most this many
+# pixels per image
+_GAIN_QUANTILE = 0.99
+_GAIN_SAMPLE = 4096
 
 
 class _SparseAENet(NeuralNet):
@@ -127,6 +131,15 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
         units of the expected intensity, so a defect in a dark region of a dark part weighs
         as much as one in a bright region (see ``docs/benchmarks.md``, "What the CPCAE needs
         on ELPV").
+    gain : "auto", float or None, default=None
+        Factor the residual map is multiplied by before it is clipped to [0, 1]. A residual
+        map is mostly near zero (a nearly black image): a pretrained CNN that embeds it next
+        (:class:`~skcpcae.embedding.DeepPoolEmbedder`) then sees almost no contrast.
+        ``"auto"`` fits the factor so that the 99th percentile of the training images'
+        residuals maps to 1, i.e. the map is exposed as a natural image is (``gain_``); a
+        float is used as given; ``None`` leaves the residual as it is (no clipping beyond
+        the residual's own). The factor is the same for every image, so the order of pixels
+        and images is kept (up to the clipped top 1 %).
     device : str, default="auto"
         The torch device; ``"auto"`` uses CUDA when available, else the CPU. The device used is
         stored in ``device_``.
@@ -158,6 +171,8 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
         ``(height, width)`` or ``(height, width, channels)`` of the training images.
     n_features_in_ : int
         Number of values per image seen during fit.
+    gain_ : float
+        Factor applied to the residual maps before clipping (1.0 when ``gain=None``).
 
     See Also
     --------
@@ -210,6 +225,7 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "cv": [Interval(numbers.Integral, 2, None, closed="left"), None],
         "residual": [StrOptions({"absolute", "squared", "relative", "log"})],
+        "gain": [StrOptions({"auto"}), Interval(numbers.Real, 0, None, closed="neither"), None],
         "device": [str],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -230,6 +246,7 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
         batch_size=128,
         cv=None,
         residual="absolute",
+        gain=None,
         device="auto",
         random_state=None,
         verbose=0,
@@ -246,6 +263,7 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
         self.batch_size = batch_size
         self.cv = cv
         self.residual = residual
+        self.gain = gain
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -272,6 +290,7 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
         """
         images, _ = self._fit_setup(X)
         self.net_ = self._train(images, seed_from(check_random_state(self.random_state)))
+        self.gain_ = self._fit_gain(images)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -305,6 +324,7 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
             )
         rng = check_random_state(self.random_state)
         self.net_ = self._train(images, seed_from(rng))
+        self.gain_ = self._fit_gain(images)
         if self.cv is None:
             return restore_layout(self._residuals(self.net_, images), was_2d)
         folds = KFold(n_splits=self.cv, shuffle=True, random_state=seed_from(rng))
@@ -373,6 +393,10 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
 
     def __setstate__(self, state):
         state = dict(state)
+        # files written before ``gain`` existed: their maps were never scaled
+        state.setdefault("gain", None)
+        if "patch_corners_" in state:
+            state.setdefault("gain_", 1.0)
         weights = state.pop("_net_weights", None)
         fitted_device = state.pop("_fitted_device", None)
         super().__setstate__(state)
@@ -527,7 +551,30 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
         return out
 
     def _residuals(self, net, images):
-        return residual_map(images, self._reconstruct(net, images), self.residual)
+        out = residual_map(images, self._reconstruct(net, images), self.residual)
+        if self.gain is None:
+            return out
+        return np.clip(out * np.float32(self.gain_), 0, 1, out=out)
+
+    def _fit_gain(self, images):
+        """``gain_``: the factor that maps the 99th percentile of the training residuals to 1.
+
+        Read from the autoencoder fitted on all training images (the one ``transform``
+        uses), on an evenly strided sample of at most ``_GAIN_SAMPLE`` pixels per image.
+        """
+        if self.gain is None:
+            return 1.0
+        if self.gain != "auto":
+            return float(self.gain)
+        step = max(1, images[0].size // _GAIN_SAMPLE)
+        sample = []
+        for chunk in iter_batches(len(images), max(1, _INFER_PATCHES // self.n_patches_)):
+            r = residual_map(images[chunk], self._reconstruct(self.net_, images[chunk]),
+                             self.residual)
+            sample.append(r.reshape(len(r), -1)[:, ::step].ravel())
+        level = float(np.quantile(np.concatenate(sample), _GAIN_QUANTILE))
+        # a perfect reconstruction (all residuals 0) has nothing to expose: keep it as is
+        return 1.0 / level if level > 0 else 1.0
 
 
 def residual_map(images, reconstructions, kind="absolute"):

@@ -162,6 +162,40 @@ def test_relative_and_log_residuals_are_in_units_of_the_expected_intensity(parts
     assert dark > bright
 
 
+def test_auto_gain_exposes_the_training_residuals_99th_percentile_at_one(parts):
+    plain = CPCAEResidualMap(**{**FAST, "residual": "relative", "gain": None}).fit(parts)
+    auto = CPCAEResidualMap(**{**FAST, "residual": "relative", "gain": "auto"}).fit(parts)
+    assert plain.gain_ == 1.0
+    R = plain.transform(parts)
+    # same seed, same net: the auto map is the plain one scaled by gain_ and clipped at 1
+    assert auto.gain_ == pytest.approx(1 / np.quantile(R, 0.99), rel=0.05)
+    assert auto.gain_ > 1  # residuals are small: the map is brightened, not darkened
+    G = auto.transform(parts)
+    np.testing.assert_allclose(G, np.clip(R * np.float32(auto.gain_), 0, 1), rtol=1e-6)
+    assert G.max() == 1 and 0.002 < np.mean(G == 1) < 0.03  # about the top 1 % clipped
+    # the same on the out-of-fold path, and a fixed factor is used as given
+    np.testing.assert_array_equal(auto.fit_transform(parts), G)
+    fixed = CPCAEResidualMap(**{**FAST, "residual": "relative", "gain": 2.5}).fit(parts)
+    assert fixed.gain_ == 2.5
+    np.testing.assert_allclose(fixed.transform(parts), np.clip(R * 2.5, 0, 1), rtol=1e-6)
+
+
+def test_auto_gain_keeps_a_perfect_reconstruction_at_zero(parts):
+    flat = np.full((6, 16, 16), 0.5, np.float32)
+    est = CPCAEResidualMap(**{**FAST, "max_epochs": 1, "gain": "auto"}).fit(flat)
+    assert np.isfinite(est.gain_) and est.gain_ > 0
+    assert np.isfinite(est.transform(flat)).all()
+
+
+def test_old_model_without_gain_loads_as_gain_none(fitted, parts):
+    state = fitted.__getstate__()
+    state.pop("gain"), state.pop("gain_")
+    old = CPCAEResidualMap.__new__(CPCAEResidualMap)
+    old.__setstate__(state)
+    assert old.gain is None and old.gain_ == 1.0
+    np.testing.assert_array_equal(old.transform(parts), fitted.transform(parts))
+
+
 def test_cosine_schedule_anneals_the_learning_rate(parts):
     est = CPCAEResidualMap(**{**FAST, "max_epochs": 4, "lr": 1e-2, "lr_schedule": "cosine"})
     est.fit(parts)
