@@ -22,6 +22,7 @@ from torch.optim.lr_scheduler import CosineAnnealingLR
 from .._base import ImageOutputMixin, image_tags, iter_batches, restore_layout, validate_images
 from ..utils._torch import (
     check_weight_shapes,
+    device_after_unpickling,
     load_numpy_weights,
     resolve_device,
     seed_from,
@@ -172,8 +173,9 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
     (numpy) output container is supported.
 
     Pickles are device independent: a model fitted on CUDA is pickled with its tensors on the
-    CPU and loads on a machine without a GPU (``device_`` is then ``"cpu"``); on a machine
-    with CUDA it is moved back to the GPU it was fitted on.
+    CPU and loads on a machine without a GPU (``device_`` is then ``"cpu"``, with a
+    ``UserWarning``, as for every estimator holding torch weights); on a machine with CUDA it
+    is moved back to the GPU it was fitted on.
 
     The width of the layers is not given in the paper; the defaults here are this project's
     choice, sized so that 300x300 images are processed quickly on a CPU.
@@ -378,14 +380,8 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
         super().__setstate__(state)
         if weights is None:
             return
-        device = "cpu"
-        if fitted_device is not None and fitted_device.startswith("cuda"):
-            if torch.cuda.is_available():
-                index = torch.device(fitted_device).index
-                device = fitted_device
-                if index is None or index >= torch.cuda.device_count():
-                    device = "cuda"
-        self.device_ = device
+        # one rule for every torch estimator: back to its GPU, or CPU with a warning
+        self.device_ = device_after_unpickling(self, fitted_device or "cpu")
         net = self._make_net()
         # the network's size comes from parameters in the file: check it against the stored
         # weights before allocating it, and the patch count against the stored patch grid
