@@ -337,6 +337,49 @@ class OutlierScoresMixin:
 
 
 
+class OutOfSampleFitPredictMixin:
+    """``fit_predict`` that labels the training set by its out-of-sample training scores.
+
+    For the novelty detectors whose ``fit`` scores each training sample without itself
+    (leave-one-out, kept in ``negative_outlier_score_``) and sets ``offset_`` from those
+    scores. scikit-learn's inherited ``fit(X).predict(X)`` scores the training samples *in
+    sample* (a k-NN scorer finds each one among its own neighbours), so it flags almost
+    nothing; ``fit_predict`` instead flags the training samples whose out-of-sample score
+    falls below ``offset_``: a fraction ``contamination`` of them when it is a float, as
+    ``LocalOutlierFactor(novelty=False).fit_predict`` reads ``negative_outlier_factor_``.
+    Place it left of ``OutlierMixin``.
+    """
+
+    def fit_predict(self, X, y=None):
+        """Fit on ``X`` and label its samples by their out-of-sample training scores.
+
+        ``fit_predict(X)`` differs from ``fit(X).predict(X)``: the first uses the scores each
+        training sample gets without itself (``negative_outlier_score_``), from which
+        ``offset_`` is set, so that with a float ``contamination`` that fraction of ``X`` is
+        flagged; the second scores ``X`` against a model that contains it, which flags
+        fewer.
+
+        Parameters
+        ----------
+        X : array-like
+            Training input of :meth:`fit`.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            +1 for inliers, -1 for outliers of the training set.
+        """
+        self.fit(X, y)
+        return self._training_labels()
+
+    def _training_labels(self):
+        # not a property: computed from the stored scores, never stored itself
+        scores = np.asarray(self.negative_outlier_score_, dtype=np.float64)
+        return np.where(scores - self.offset_ < 0, -1, 1)
+
+
 class ImageOutputMixin:
     """``set_output`` for stages whose output is an image batch, not a table.
 

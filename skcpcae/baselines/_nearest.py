@@ -11,6 +11,7 @@ from sklearn.neighbors import NearestNeighbors
 from .._base import (
     CONTAMINATION_CONSTRAINT,
     ImageDetectorMixin,
+    OutOfSampleFitPredictMixin,
     iter_batches,
     offset_from_scores,
     restore_layout,
@@ -50,7 +51,9 @@ def _resize(images, size):
     return out
 
 
-class NearestImageDetector(ImageDetectorMixin, OutlierMixin, BaseEstimator):
+class NearestImageDetector(
+    OutOfSampleFitPredictMixin, ImageDetectorMixin, OutlierMixin, BaseEstimator
+):
     """Outlier detector scoring an image by its squared L2 distance to the nearest normal image.
 
     The "NN" baseline of Saeedi & Giusti (2023, Sec. 4.4): the anomaly of ``x`` is

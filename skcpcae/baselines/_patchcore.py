@@ -19,6 +19,7 @@ from sklearn.utils import check_random_state
 from .._base import (
     CONTAMINATION_CONSTRAINT,
     ImageDetectorMixin,
+    OutOfSampleFitPredictMixin,
     PretrainedBackboneMixin,
     iter_batches,
     offset_from_scores,
@@ -45,7 +46,11 @@ __all__ = ["PatchCoreDetector"]
 
 
 class PatchCoreDetector(
-    PretrainedBackboneMixin, ImageDetectorMixin, OutlierMixin, BaseEstimator
+    PretrainedBackboneMixin,
+    OutOfSampleFitPredictMixin,
+    ImageDetectorMixin,
+    OutlierMixin,
+    BaseEstimator,
 ):
     """PatchCore-style outlier detector: nearest-neighbour distance of local CNN features.
 

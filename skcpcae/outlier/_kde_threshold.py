@@ -668,6 +668,32 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
             )
         return np.where(decision >= 0, 1, -1)
 
+    def fit_predict(self, X, y=None, **params):
+        """Fit on ``X`` and label its samples by the out-of-sample scores the KDE was fitted on.
+
+        The training samples are judged by ``train_scores_`` (leave-one-out or out-of-fold,
+        see ``cv``), the scores ``threshold_`` was read from, so about a fraction ``alpha``
+        of a normal training set is flagged, as on new normal samples. ``fit(X).predict(X)``
+        scores ``X`` with ``estimator_``, which was fitted on it, and flags fewer; the two
+        agree when ``cv=None``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Normal training samples, in whatever form ``estimator`` accepts.
+        y : Ignored
+            Not used by the threshold; passed on to the wrapped detector's ``fit``.
+        **params : dict
+            Metadata for the wrapped detector's ``fit`` (see :meth:`fit`).
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            +1 for inliers, -1 for outliers of the training set.
+        """
+        self.fit(X, y, **params)
+        return np.where(-self.train_scores_ - self.offset_ >= 0, 1, -1)
+
     @available_if(_estimator_has("transform"))
     def transform(self, X):
         """``transform`` of the fitted wrapped detector.
