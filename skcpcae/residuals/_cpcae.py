@@ -11,7 +11,6 @@ import warnings
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.model_selection import KFold
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
@@ -20,6 +19,7 @@ from skorch.utils import to_tensor
 from torch.optim.lr_scheduler import CosineAnnealingLR
 
 from .._base import ImageOutputMixin, image_tags, iter_batches, restore_layout, validate_images
+from ..utils._cv import cross_fit_splits, is_int_cv
 from ..utils._torch import (
     check_weight_shapes,
     device_after_unpickling,
@@ -118,9 +118,15 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
         ``max_epochs`` (stepped once per epoch).
     batch_size : int, default=128
         Patches per training step.
-    cv : int or None, default=None
-        Number of folds for the cross-fitted :meth:`fit_transform` (shuffled
-        :class:`~sklearn.model_selection.KFold`); ``None`` disables cross-fitting.
+    cv : int, cross-validation generator, iterable or None, default=None
+        Folds of the cross-fitted :meth:`fit_transform`, as everywhere in skcpcae
+        (``docs/conventions.md``): an int ``k`` >= 2 is ``KFold(k, shuffle=True)`` seeded from
+        ``random_state``; a splitter or an iterable of ``(train, test)`` index arrays is used
+        as given, and its test folds must partition the images; ``None`` disables
+        cross-fitting. The default is ``None``, unlike the threshold's ``cv="auto"``
+        (:class:`~skcpcae.outlier.KDEThresholdClassifier`), because each fold trains one more
+        autoencoder (``k`` + 1 trainings in all): cross-fitting is asked for where a later
+        step learns from the training residuals (the CPCAE presets set ``cv=5``).
     residual : {"absolute", "squared", "relative", "log"}, default="absolute"
         Per-pixel residual: ``|x - x_hat|``, ``(x - x_hat) ** 2``, the *relative*
         ``|x - x_hat| / max(x_hat, 0.05)`` or the log-ratio ``|log(x + 0.02) - log(x_hat +
@@ -210,7 +216,7 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
         "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
         "lr_schedule": [StrOptions({"constant", "cosine"})],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
-        "cv": [Interval(numbers.Integral, 2, None, closed="left"), None],
+        "cv": ["cv_object"],
         "residual": [StrOptions({"absolute", "squared", "relative", "log"})],
         "device": [str],
         "random_state": ["random_state"],
@@ -300,18 +306,18 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
             Residual maps at the input size.
         """
         images, was_2d = self._fit_setup(X)
-        if self.cv is not None and self.cv > len(images):
-            raise ValueError(  # before any training; KFold's own wording
-                f"Cannot have number of splits n_splits={self.cv} greater than the number of "
-                f"samples: n_samples={len(images)}. Use a smaller cv or cv=None."
-            )
         rng = check_random_state(self.random_state)
-        self.net_ = self._train(images, seed_from(rng))
-        if self.cv is None:
+        net_seed = seed_from(rng)
+        splits = None
+        if self.cv is not None:  # the folds before any training (a bad cv fails at once)
+            # an int: shuffled KFold seeded from random_state (utils/_cv.py, one rule for cv)
+            fold_seed = seed_from(rng) if is_int_cv(self.cv) else None
+            splits = cross_fit_splits(self.cv, images, random_state=fold_seed)
+        self.net_ = self._train(images, net_seed)
+        if splits is None:
             return restore_layout(self._residuals(self.net_, images), was_2d)
-        folds = KFold(n_splits=self.cv, shuffle=True, random_state=seed_from(rng))
         out = np.empty_like(images)
-        for train, test in folds.split(images):
+        for train, test in splits:
             net = self._train(images[train], seed_from(rng))
             out[test] = self._residuals(net, images[test])
         return restore_layout(out, was_2d)

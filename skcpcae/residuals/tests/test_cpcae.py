@@ -320,6 +320,41 @@ def test_cv_larger_than_the_number_of_images_raises(parts):
         CPCAEResidualMap(**{**FAST, "cv": 9}).fit_transform(parts)
 
 
+def test_int_cv_is_shuffled_kfold_seeded_from_random_state(parts, monkeypatch):
+    # the rule of utils/_cv.py: net seed, then fold seed, then one seed per fold, all drawn
+    # from random_state in that order (as before splitters were accepted)
+    from sklearn.model_selection import KFold
+
+    from skcpcae.utils._torch import seed_from
+
+    rng = np.random.RandomState(0)
+    seed_from(rng)
+    folds = list(KFold(2, shuffle=True, random_state=seed_from(rng)).split(parts))
+    seen = []
+    original = CPCAEResidualMap._train
+    monkeypatch.setattr(CPCAEResidualMap, "_train",
+                        lambda self, images, seed: seen.append(images) or original(
+                            self, images, seed))
+    CPCAEResidualMap(**{**FAST, "cv": 2}).fit_transform(parts)
+    for (train, _), images in zip(folds, seen[1:], strict=True):
+        np.testing.assert_array_equal(images, parts[train])
+
+
+@pytest.mark.parametrize("make_cv", [
+    lambda: __import__("sklearn.model_selection").model_selection.KFold(2),
+    lambda: [(np.arange(4, 8), np.arange(4)), (np.arange(4), np.arange(4, 8))],
+], ids=["splitter", "iterable"])
+def test_cv_accepts_a_splitter_or_an_iterable_of_splits(parts, make_cv):
+    R = CPCAEResidualMap(**{**FAST, "cv": make_cv()}).fit_transform(parts)
+    assert R.shape == parts.shape and np.isfinite(R).all()
+
+
+def test_cv_whose_test_folds_do_not_partition_the_images_raises(parts):
+    cv = [(np.arange(4, 8), np.arange(4))]  # images 4..7 never held out
+    with pytest.raises(ValueError, match="must partition the training samples"):
+        CPCAEResidualMap(**{**FAST, "cv": cv}).fit_transform(parts)
+
+
 def test_errors_before_fit_and_on_a_wrong_image_shape(parts, fitted):
     with pytest.raises(NotFittedError):
         CPCAEResidualMap().transform(parts)
