@@ -21,6 +21,7 @@ without its batch axis, not a table: it is refused with a hint (``X[None]``).
 """
 
 import numbers
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -126,7 +127,8 @@ def validate_images(
     reset : bool
         True in ``fit``; False afterwards, when the image shape must match the fitted one.
     value_range : {None, "unit"}
-        With ``"unit"``, float values outside ``[0, 1]`` raise a ``ValueError``.
+        With ``"unit"``, float values outside ``[0, 1]`` give the package's one
+        ``UserWarning`` (:func:`warn_outside_unit_range`) and are clipped to ``[0, 1]``.
     min_height, min_width : int
         Smallest image size the stage can work with.
     allowed_channels : tuple of int or None
@@ -199,14 +201,10 @@ def validate_images(
         estimator, flat, reset=reset, dtype=[np.float32, np.float64], ensure_min_samples=1
     )
     flat = np.asarray(flat, dtype=np.float32)
-    if value_range == "unit" and flat.size:
-        lo, hi = float(flat.min()), float(flat.max())
-        if lo < -1e-6 or hi > 1 + 1e-6:
-            raise ValueError(
-                ("Negative values in data passed to " + name + ": " if lo < -1e-6 else "")
-                + f"{name} expects pixel values in [0, 1] (or uint8/uint16 images); got values "
-                f"in [{lo:.4g}, {hi:.4g}]. Scale the images, e.g. X / X.max()."
-            )
+    if value_range == "unit" and warn_outside_unit_range(
+        estimator, flat, "it clips them to [0, 1] first", stacklevel=4
+    ):
+        flat = np.clip(flat, 0.0, 1.0)
     if image_shape[0] < min_height or image_shape[1] < min_width:
         raise ValueError(
             f"{name} needs images of at least {min_height}x{min_width} pixels; got "
@@ -216,6 +214,45 @@ def validate_images(
         estimator.image_shape_ = image_shape
     images = np.ascontiguousarray(flat.reshape((n,) + image_shape))
     return images, was_2d
+
+
+def warn_outside_unit_range(estimator, images, consequence, *, stacklevel=3):
+    """The one rule for float pixels outside [0, 1]: warn, say what happens, go on.
+
+    No image stage raises on them (``docs/conventions.md``, "Image batches"). A stage whose
+    computation is defined on intensities in [0, 1] (``AdaptiveGamma``'s gamma curve,
+    ``CPCAEResidualMap``'s sigmoid decoder) calls this in ``fit`` and after it, with what it
+    does with such values; the others read them as they are, silently.
+
+    Parameters
+    ----------
+    estimator : estimator instance
+        The stage, named in the message.
+    images : ndarray
+        The validated float images.
+    consequence : str
+        What the stage does with them, e.g. ``"it clips them to [0, 1] first"``.
+    stacklevel : int, default=3
+        Passed to :func:`warnings.warn`.
+
+    Returns
+    -------
+    warned : bool
+        Whether values outside [0, 1] were found.
+    """
+    if not images.size:
+        return False
+    lo, hi = float(images.min()), float(images.max())
+    if lo >= -1e-6 and hi <= 1 + 1e-6:
+        return False
+    warnings.warn(
+        f"{type(estimator).__name__} expects pixel values in [0, 1]; got values in "
+        f"[{lo:.4g}, {hi:.4g}], and {consequence}. Scale the images, e.g. X / 255 for 8-bit "
+        "values stored as floats.",
+        UserWarning,
+        stacklevel=stacklevel,
+    )
+    return True
 
 
 def restore_layout(images, was_2d):

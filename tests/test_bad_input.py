@@ -327,7 +327,7 @@ def _memmap(ctx, X, name):
 
 
 def _range_rows(name):
-    """Floats outside [0, 1]: per stage (only AdaptiveGamma refuses them)."""
+    """Floats outside [0, 1]: no stage refuses them; the two defined on [0, 1] warn."""
     rows = []
     cases = [
         ("negative-floats", "`X - 0.5` (floats in [-0.5, 0.5])", lambda X: X - 0.5),
@@ -338,10 +338,12 @@ def _range_rows(name):
                   call=lambda c, m=make, n=name: c.apply(n, m(c.X)))
         if name == "AdaptiveGamma":
             rows.append(Row(
-                **kw, raises=ValueError,
-                match=r"expects pixel values in \[0, 1\].*got values in \[",
-                expected="ValueError: pixel values must lie in [0, 1]; the message gives the "
-                         "range found and suggests scaling.",
+                **kw, warns=UserWarning,
+                warns_match=r"expects pixel values in \[0, 1\].*clips them to \[0, 1\]",
+                check=_finite,
+                expected="Accepted with a UserWarning (as in `fit`) that gives the range found: "
+                         "gamma correction is defined on [0, 1], so the values are clipped to "
+                         "[0, 1] first.",
             ))
         elif name == "ECCRegistrar":
             def check(result, ctx, m=make):

@@ -6,7 +6,6 @@ and skorch's ``net.py`` (``__getstate__``) for device handling when pickling.
 """
 
 import numbers
-import warnings
 
 import numpy as np
 import torch
@@ -18,7 +17,14 @@ from skorch.callbacks import LRScheduler
 from skorch.utils import to_tensor
 from torch.optim.lr_scheduler import CosineAnnealingLR
 
-from .._base import ImageOutputMixin, image_tags, iter_batches, restore_layout, validate_images
+from .._base import (
+    ImageOutputMixin,
+    image_tags,
+    iter_batches,
+    restore_layout,
+    validate_images,
+    warn_outside_unit_range,
+)
 from ..utils._cv import cross_fit_splits, is_int_cv
 from ..utils._torch import (
     check_weight_shapes,
@@ -549,13 +555,9 @@ def residual_map(images, reconstructions, kind="absolute"):
 
 
 def _warn_out_of_range(estimator, images):
-    """Warn (in fit and after it) when pixel values leave [0, 1]."""
-    if images.size and (images.min() < -1e-6 or images.max() > 1 + 1e-6):
-        warnings.warn(
-            f"{type(estimator).__name__} expects pixel values in [0, 1] (its decoder ends "
-            f"with a sigmoid); got values in [{images.min():.4g}, {images.max():.4g}]. The "
-            "residuals will include the distance to [0, 1]. Scale the images, e.g. "
-            "X / 255 for 8-bit values stored as floats.",
-            UserWarning,
-            stacklevel=3,
-        )
+    """Warn (in fit and after it) when pixel values leave [0, 1]: the package's one rule."""
+    warn_outside_unit_range(
+        estimator, images,
+        "the residuals include the distance to [0, 1] (the decoder ends with a sigmoid)",
+        stacklevel=4,
+    )
