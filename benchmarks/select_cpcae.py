@@ -52,11 +52,11 @@ CACHE_VERSION = 1
 CODE = hashlib.sha256(b"".join(
     Path(__file__).parent.joinpath("..", "skcpcae", "residuals", name).resolve().read_bytes()
     for name in ("_modules.py", "_patches.py"))).hexdigest()[:10] + f"v{CACHE_VERSION}"
-BASE = dict(image_size=128, patch_size=32, stride=None, latent_dim=64, channels=(16, 32, 64),
+BASE = dict(input_size=128, patch_size=32, stride=None, latent_dim=64, channels=(16, 32, 64),
             sparsity=1e-4, lr=1e-3, max_epochs=20, lr_schedule="constant", cv=None)
 AE_VARIANTS = [
     ("default", {}),
-    ("native 300, 10 epochs", dict(image_size=300, max_epochs=10)),
+    ("native 300, 10 epochs", dict(input_size=300, max_epochs=10)),
     ("adaptive gamma first", dict(gamma=True)),
     ("10 epochs, cosine lr 3e-3", dict(max_epochs=10, lr=3e-3, lr_schedule="cosine")),
     ("latent 256", dict(latent_dim=256)),

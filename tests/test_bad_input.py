@@ -94,7 +94,7 @@ class Row:
 
 # ----------------------------------------------------------------------------- components
 def _cpcae():
-    return CPCAEResidualMap(image_size=16, patch_size=8, channels=(4,), latent_dim=4,
+    return CPCAEResidualMap(input_size=16, patch_size=8, channels=(4,), latent_dim=4,
                             max_epochs=1, batch_size=64, device="cpu", random_state=0)
 
 

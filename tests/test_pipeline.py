@@ -26,7 +26,7 @@ from skcpcae.preprocessing import AdaptiveGamma, ECCRegistrar
 from skcpcae.residuals import CPCAEResidualMap
 
 TINY = {
-    "cpcaeresidualmap__image_size": 32,
+    "cpcaeresidualmap__input_size": 32,
     "cpcaeresidualmap__patch_size": 16,
     "cpcaeresidualmap__max_epochs": 3,
     "cpcaeresidualmap__batch_size": 64,
@@ -44,7 +44,7 @@ def _front(pretrained=False):
     return [
         ECCRegistrar(),
         AdaptiveGamma(),
-        CPCAEResidualMap(image_size=32, patch_size=16, max_epochs=3, batch_size=64,
+        CPCAEResidualMap(input_size=32, patch_size=16, max_epochs=3, batch_size=64,
                          random_state=0),
         DeepPoolEmbedder(pretrained=pretrained, pooling="max", random_state=0, device="cpu"),
         StandardScaler(),

@@ -43,7 +43,7 @@ PARAMS = {
     "register": True,
     "n_neighbors": 3,
     "random_state": 0,
-    "cpcaeresidualmap__image_size": 16,
+    "cpcaeresidualmap__input_size": 16,
     "cpcaeresidualmap__patch_size": 8,
     "cpcaeresidualmap__channels": (4,),
     "cpcaeresidualmap__latent_dim": 4,

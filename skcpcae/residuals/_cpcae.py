@@ -26,6 +26,7 @@ from .._base import (
     warn_outside_unit_range,
 )
 from ..utils._cv import cross_fit_splits, is_int_cv
+from ..utils._deprecation import init_default, rename_in_state, resolve_renamed
 from ..utils._torch import (
     check_weight_shapes,
     device_after_unpickling,
@@ -70,7 +71,7 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
     """Residual maps of a conditional patch-based convolutional autoencoder (CPCAE).
 
     Implements Sec. 3.2 of Saeedi & Giusti (2023). Each image is downsized to
-    ``image_size``, cut into overlapping square patches (stride half the patch size by
+    ``input_size``, cut into overlapping square patches (stride half the patch size by
     default) and every patch is reconstructed by an autoencoder that is *conditioned on the
     patch's position*: the one-hot index of the patch in the grid enters the encoder (before
     the dense bottleneck) and the decoder (with the latent code), so a patch "remembers where
@@ -95,10 +96,11 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    image_size : int, tuple of (int, int) or None, default=128
-        Size ``(height, width)`` the images are downsized to before cutting patches; an int
-        gives a square. Images are never enlarged: along an axis where the input is smaller,
-        the input size is kept. ``None`` keeps the input size.
+    input_size : int, tuple of (int, int) or None, default=128
+        Size ``(height, width)`` the images are downsized to before cutting patches (the
+        autoencoder's input size; the name every estimator uses for the size it resizes
+        images to); an int gives a square. Images are never enlarged: along an axis where the
+        input is smaller, the input size is kept. ``None`` keeps the input size.
     patch_size : int, default=32
         Side of the square patches, in pixels of the downsized image. Along an axis where the
         downsized image is smaller than ``patch_size``, the patch is clamped to the image
@@ -149,6 +151,11 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
         seed makes training reproducible bit for bit.
     verbose : int, default=0
         With a positive value, skorch prints one line per epoch (epoch, training loss, time).
+    image_size : int, tuple of (int, int) or None, default="deprecated"
+        Former name of ``input_size``.
+
+        .. deprecated:: 0.1
+           ``image_size`` is renamed ``input_size`` and will be removed in 0.2.
 
     Attributes
     ----------
@@ -202,7 +209,7 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
     >>> from skcpcae.datasets import make_parts
     >>> from skcpcae.residuals import CPCAEResidualMap
     >>> X, _ = make_parts(6, size=(24, 24), random_state=0)
-    >>> cpcae = CPCAEResidualMap(image_size=16, patch_size=8, channels=(4, 8),
+    >>> cpcae = CPCAEResidualMap(input_size=16, patch_size=8, channels=(4, 8),
     ...                          max_epochs=2, random_state=0).fit(X)
     >>> cpcae.working_shape_, cpcae.n_patches_
     ((16, 16), 9)
@@ -212,7 +219,11 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "image_size": [Interval(numbers.Integral, 1, None, closed="left"), tuple, list, None],
+        "input_size": [Interval(numbers.Integral, 1, None, closed="left"), tuple, list, None],
+        "image_size": [
+            Interval(numbers.Integral, 1, None, closed="left"), tuple, list, None,
+            StrOptions({"deprecated"}),
+        ],
         "patch_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "stride": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "latent_dim": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -231,7 +242,7 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
 
     def __init__(
         self,
-        image_size=128,
+        input_size=128,
         *,
         patch_size=32,
         stride=None,
@@ -247,8 +258,9 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
         device="auto",
         random_state=None,
         verbose=0,
+        image_size="deprecated",
     ):
-        self.image_size = image_size
+        self.input_size = input_size
         self.patch_size = patch_size
         self.stride = stride
         self.latent_dim = latent_dim
@@ -263,6 +275,7 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.image_size = image_size
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -386,7 +399,7 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
         return state
 
     def __setstate__(self, state):
-        state = dict(state)
+        state = dict(rename_in_state(state, "image_size", "input_size"))  # files before 0.2
         weights = state.pop("_net_weights", None)
         fitted_device = state.pop("_fitted_device", None)
         super().__setstate__(state)
@@ -425,10 +438,13 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
                 f"channels must be a non-empty sequence of positive ints, got {self.channels!r}."
             )
         height, width = self.image_shape_[:2]
-        if self.image_size is None:
+        # warn_deprecated < resolve_renamed < _fit_setup < fit < _fit_context < caller
+        input_size = resolve_renamed(self, "image_size", "input_size",
+                                     default=init_default(self, "input_size"), stacklevel=6)
+        if input_size is None:
             self.working_shape_ = (height, width)
         else:
-            size = self.image_size
+            size = input_size
             if isinstance(size, numbers.Integral):
                 size = (size, size)
             size = tuple(size)
@@ -436,8 +452,8 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
                 isinstance(s, numbers.Integral) and s >= 1 for s in size
             ):
                 raise ValueError(
-                    "image_size must be an int, a pair of positive ints (height, width) or "
-                    f"None, got {self.image_size!r}."
+                    "input_size must be an int, a pair of positive ints (height, width) or "
+                    f"None, got {input_size!r}."
                 )
             self.working_shape_ = (min(int(size[0]), height), min(int(size[1]), width))
         ph = min(self.patch_size, self.working_shape_[0])

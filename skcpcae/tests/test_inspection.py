@@ -15,7 +15,7 @@ from skcpcae.inspection import decision_threshold, defect_mask, final_estimator,
 from skcpcae.outlier import KNNAnomalyScorer
 from skcpcae.preprocessing import ECCRegistrar
 
-_CPCAE = {"image_size": 32, "patch_size": 16, "max_epochs": 1, "batch_size": 64}
+_CPCAE = {"input_size": 32, "patch_size": 16, "max_epochs": 1, "batch_size": 64}
 _KNN = {"kdethresholdclassifier__cv": 3,
         "kdethresholdclassifier__estimator__knnanomalyscorer__n_neighbors": 3}
 _PAPER = {**{f"cpcaeresidualmap__{k}": v for k, v in _CPCAE.items()},

@@ -26,7 +26,7 @@ N_TRAIN = 16
 
 def _tiny_ae(residual="squared", max_epochs=60):
     # One 32x32 patch per image; 60 tiny steps learn the parts well enough (about 1 s).
-    return CPCAEResidualMap(image_size=None, patch_size=32, channels=(8, 16), latent_dim=16,
+    return CPCAEResidualMap(input_size=None, patch_size=32, channels=(8, 16), latent_dim=16,
                             lr=5e-3, max_epochs=max_epochs, batch_size=4, residual=residual,
                             device="cpu")
 
@@ -34,7 +34,7 @@ def _tiny_ae(residual="squared", max_epochs=60):
 FAST = {
     "variation": lambda: VariationDetector(),
     "nearest": lambda: NearestImageDetector(),
-    "nearest-small": lambda: NearestImageDetector(image_size=(16, 12)),
+    "nearest-small": lambda: NearestImageDetector(input_size=(16, 12)),
     "ae-l2": lambda: AEL2Detector(_tiny_ae(), random_state=0),
     "patchcore-random": lambda: PatchCoreDetector(pretrained=False, device="cpu",
                                                   random_state=0),
@@ -305,3 +305,23 @@ def test_patchcore_layers_is_a_deprecated_name_of_stages():
     np.testing.assert_allclose(old.score_samples(X), new.score_samples(X), rtol=1e-5)
     with pytest.raises(ValueError, match="both layers"):
         PatchCoreDetector(layers=(1, 2), stages=(1, 3), **params).fit(X)
+
+
+def test_nearest_image_size_is_a_deprecated_name_of_input_size():
+    X, _ = make_parts(6, size=(32, 32), random_state=0)
+    old = NearestImageDetector(image_size=16)
+    assert clone(old).get_params()["image_size"] == 16
+    with pytest.warns(FutureWarning, match=r"\(image_size=\.\.\.\) is deprecated.*input_size") \
+            as record:
+        old.fit(X)
+    assert record[0].filename == __file__
+    new = NearestImageDetector(input_size=16).fit(X)
+    np.testing.assert_array_equal(old.score_samples(X), new.score_samples(X))
+    with pytest.raises(ValueError, match="both image_size"):
+        NearestImageDetector(image_size=16, input_size=8).fit(X)
+    state = new.__getstate__()
+    state["image_size"] = state.pop("input_size")  # a model file from before the rename
+    loaded = NearestImageDetector.__new__(NearestImageDetector)
+    loaded.__setstate__(state)
+    assert loaded.get_params()["input_size"] == 16
+    np.testing.assert_array_equal(loaded.score_samples(X), new.score_samples(X))

@@ -12,7 +12,7 @@ INSTANCES = [
     VariationDetector(),
     NearestImageDetector(),
     AEL2Detector(
-        CPCAEResidualMap(image_size=None, patch_size=4, channels=(4,), latent_dim=4,
+        CPCAEResidualMap(input_size=None, patch_size=4, channels=(4,), latent_dim=4,
                          max_epochs=1, residual="squared", device="cpu"),
         random_state=0,
     ),
