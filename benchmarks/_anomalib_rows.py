@@ -54,7 +54,7 @@ def inject_offline_weights(feature_extractor, backbone="tf_efficientnet_lite0"):
     """Load the project's offline weights into an anomalib ``TimmFeatureExtractor``.
 
     The timm network inside (``feature_extractor.feature_extractor``, built with
-    ``pretrained=False``) holds a subset of the classifier's tensors under the same names;
+    ``weights=None``) holds a subset of the classifier's tensors under the same names;
     every one of them must be found, with the same shape.
     """
     from skcpcae.embedding import load_backbone

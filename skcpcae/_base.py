@@ -467,7 +467,7 @@ class ImageDetectorMixin(OutlierScoresMixin):
 class PretrainedBackboneMixin:
     """Backbone plumbing shared by the estimators that run a timm CNN on image batches.
 
-    Reads ``backbone``, ``weights``, ``pretrained``, ``input_size`` (parameters) and
+    Reads ``backbone``, ``weights`` (``pretrained``, deprecated), ``input_size`` (parameters) and
     ``device_``, ``mean_``, ``std_`` (set in ``fit``). Pickling stores the fitted
     ``backbone_`` as its weights in numpy arrays: the pickle holds no torch object (skops can
     store it safely; a model fitted on a GPU loads on a CPU-only machine), and unpickling
@@ -491,6 +491,12 @@ class PretrainedBackboneMixin:
 
     def __setstate__(self, state):
         state = dict(state)
+        if isinstance(state.get("pretrained"), bool):
+            # a model file from before weights replaced pretrained (weights=None then meant
+            # "as pretrained says"): the same source, spelled with weights only
+            if state.get("weights") is None:
+                state["weights"] = "offline" if state["pretrained"] else None
+            state["pretrained"] = "deprecated"
         weights = state.pop("_backbone_weights", None)
         super().__setstate__(state)
         if weights is None:
@@ -520,20 +526,23 @@ class PretrainedBackboneMixin:
         return model
 
     def _weights_source(self):
-        from ._components.backbones import OFFLINE_WEIGHTS
+        """``weights``, or what the deprecated ``pretrained`` meant (with a FutureWarning)."""
+        from .utils._deprecation import DEPRECATED, warn_deprecated
 
-        if self.weights is not None:
+        pretrained = self.pretrained
+        if isinstance(pretrained, str) and pretrained == DEPRECATED:
             return self.weights
-        if not self.pretrained:
-            return None
-        if self.backbone in OFFLINE_WEIGHTS:
-            return "offline"
-        raise ValueError(
-            f"pretrained=True but no offline weights are shipped for backbone "
-            f"{self.backbone!r} (offline weights exist for {sorted(OFFLINE_WEIGHTS)}). Pass "
-            "weights='timm' to download timm's weights (needs network access), "
-            "weights=<path to a local checkpoint file>, or pretrained=False for random weights."
-        )
+        name = type(self).__name__
+        if not (isinstance(self.weights, str) and self.weights == "offline"):
+            raise ValueError(
+                f"{name} got both pretrained={pretrained!r} (deprecated) and "
+                f"weights={self.weights!r}; set weights only (weights=None for random "
+                "weights)."
+            )
+        # warn_deprecated < _weights_source < fit < _fit_context < caller
+        warn_deprecated(f"{name}(pretrained=...)", "weights=... (weights=None is "
+                        "weights=None)", stacklevel=5)
+        return "offline" if pretrained else None
 
     def _target_size(self, height, width):
         from ._components.backbones import target_size

@@ -104,12 +104,12 @@ IMAGE_STAGES = {
     "AdaptiveGamma": (AdaptiveGamma, "transform"),
     "CPCAEResidualMap": (_cpcae, "transform"),
     "DeepPoolEmbedder": (
-        lambda: DeepPoolEmbedder("test_efficientnet", pretrained=False, device="cpu",
+        lambda: DeepPoolEmbedder("test_efficientnet", weights=None, device="cpu",
                                  random_state=0),
         "transform",
     ),
     "DeepPatchEmbedder": (
-        lambda: DeepPatchEmbedder("test_efficientnet", pretrained=False, device="cpu",
+        lambda: DeepPatchEmbedder("test_efficientnet", weights=None, device="cpu",
                                   random_state=0),
         "transform",
     ),
@@ -118,7 +118,7 @@ IMAGE_STAGES = {
     "NearestImageDetector": (NearestImageDetector, "score_samples"),
     "AEL2Detector": (lambda: AEL2Detector(_cpcae(), random_state=0), "score_samples"),
     "PatchCoreDetector": (
-        lambda: PatchCoreDetector(pretrained=False, stages=(1, 2), device="cpu",
+        lambda: PatchCoreDetector(weights=None, stages=(1, 2), device="cpu",
                                   random_state=0),
         "score_samples",
     ),
@@ -1223,7 +1223,7 @@ def _fit_unwritable(errno_name):
     return call
 
 
-_FAST_FIT = ("--preset", "best", "--set", "deeppatchembedder__pretrained=False",
+_FAST_FIT = ("--preset", "best", "--set", "deeppatchembedder__weights=None",
              "--set", "deeppatchembedder__stages=[2]", "--set", "kdethresholdclassifier__cv=2",
              "--quiet")
 

@@ -21,7 +21,7 @@ FAST = [
     "--set", "cpcaeresidualmap__max_epochs=1",
     "--set", "cpcaeresidualmap__patch_size=16",
     "--set", "cpcaeresidualmap__batch_size=64",
-    "--set", "deeppoolembedder__pretrained=False",
+    "--set", "deeppoolembedder__weights=None",
     "--set", "kdethresholdclassifier__estimator__knnanomalyscorer__n_neighbors=3",
     "--set", "kdethresholdclassifier__cv=3",
 ]
@@ -250,7 +250,7 @@ def test_best_preset_fits_and_writes_image_sized_heatmaps(data, tmp_path):
     # upsampled to the image, and the skops file needs no extra trusted types.
     path = tmp_path / "best.skops"
     result = invoke("fit", data["good"], "-o", path, "--preset", "best",
-                    "--set", "deeppatchembedder__pretrained=False",
+                    "--set", "deeppatchembedder__weights=None",
                     "--set", "deeppatchembedder__stages=[2]",
                     "--set", "kdethresholdclassifier__cv=3", "--quiet")
     assert result.exit_code == 0, result.output
@@ -728,7 +728,7 @@ def test_fit_onto_unwritable_folder_saves_the_model_elsewhere(data, tmp_path, mo
     good = tmp_path / "good_few"
     _write(good, load_images(data["good"])[:6], "g")
     result = invoke("fit", good, "-o", target / "m.skops", "--preset", "best",
-                    "--set", "deeppatchembedder__pretrained=False",
+                    "--set", "deeppatchembedder__weights=None",
                     "--set", "deeppatchembedder__stages=[2]",
                     "--set", "kdethresholdclassifier__cv=2", "--quiet")
     line = _one_line_error(result)

@@ -50,7 +50,7 @@ PARAMS = {
     "cpcaeresidualmap__max_epochs": 1,
     "cpcaeresidualmap__device": "cpu",
     "deeppoolembedder__backbone": "test_efficientnet",
-    "deeppoolembedder__pretrained": False,
+    "deeppoolembedder__weights": None,
     "deeppoolembedder__device": "cpu",
     "kdethresholdclassifier__cv": 3,
 }

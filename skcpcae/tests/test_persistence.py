@@ -478,7 +478,7 @@ def test_edited_network_size_is_refused_before_allocating(tmp_path):
     path = save(cpcae, tmp_path / "cpcae.skops")
     with pytest.raises(ValueError, match=r"do not fit the network .*1000000"):
         load(path)
-    emb = DeepPoolEmbedder("test_efficientnet", pretrained=False, device="cpu").fit(X)
+    emb = DeepPoolEmbedder("test_efficientnet", weights=None, device="cpu").fit(X)
     emb.backbone = "resnet18"
     path = save(emb, tmp_path / "emb.skops")
     with pytest.raises(ValueError, match="do not fit the network"):

@@ -36,7 +36,7 @@ FAST = {
     "nearest": lambda: NearestImageDetector(),
     "nearest-small": lambda: NearestImageDetector(input_size=(16, 12)),
     "ae-l2": lambda: AEL2Detector(_tiny_ae(), random_state=0),
-    "patchcore-random": lambda: PatchCoreDetector(pretrained=False, device="cpu",
+    "patchcore-random": lambda: PatchCoreDetector(weights=None, device="cpu",
                                                   random_state=0),
 }
 # Detectors whose map must light up inside the defect (random CNN weights need not).
@@ -144,7 +144,7 @@ def test_not_fitted_raises(make):
 def test_tables_give_tables(parts):
     X = parts[0][:N_TRAIN, 0, :]  # rows of pixels: a (n, n_features) table
     for det in (VariationDetector(), NearestImageDetector(),
-                PatchCoreDetector(pretrained=False, device="cpu", random_state=0)):
+                PatchCoreDetector(weights=None, device="cpu", random_state=0)):
         det.fit(X)
         assert det.anomaly_map(X).shape == X.shape
         assert det.score_samples(X).shape == (N_TRAIN,)
@@ -262,7 +262,7 @@ def _dumps(obj):
 
 def test_patchcore_loo_training_scores_match_refit(parts):
     X = parts[0][:6]
-    params = dict(pretrained=False, coreset=None, device="cpu", random_state=0)
+    params = dict(weights=None, coreset=None, device="cpu", random_state=0)
     det = PatchCoreDetector(**params).fit(X)
     rest = PatchCoreDetector(**params).fit(X[1:])
     np.testing.assert_allclose(det.negative_outlier_score_[0], rest.score_samples(X[:1])[0],
@@ -274,7 +274,7 @@ def test_patchcore_loo_training_scores_match_refit(parts):
 ])
 def test_patchcore_options_reproducible(kw, parts):
     X = parts[0]
-    make = lambda: PatchCoreDetector(pretrained=False, device="cpu", random_state=1,  # noqa: E731
+    make = lambda: PatchCoreDetector(weights=None, device="cpu", random_state=1,  # noqa: E731
                                      input_size=48, **kw)
     a, b = make().fit(X[:N_TRAIN]), make().fit(X[:N_TRAIN])
     np.testing.assert_array_equal(a.memory_bank_, b.memory_bank_)
@@ -286,7 +286,7 @@ def test_patchcore_options_reproducible(kw, parts):
 
 def test_patchcore_color_images():
     X, _ = make_parts(8, size=(32, 32), color=True, random_state=2)
-    det = PatchCoreDetector(pretrained=False, device="cpu", random_state=0).fit(X)
+    det = PatchCoreDetector(weights=None, device="cpu", random_state=0).fit(X)
     assert det.anomaly_map(X[:2]).shape == (2, 32, 32)
     with pytest.raises(ValueError, match="channel"):
         det.fit(np.concatenate([X, X[..., :1]], axis=-1))
@@ -294,7 +294,7 @@ def test_patchcore_color_images():
 
 def test_patchcore_layers_is_a_deprecated_name_of_stages():
     X, _ = make_parts(4, size=(32, 32), random_state=0)
-    params = dict(pretrained=False, device="cpu", batch_size=64, random_state=0)
+    params = dict(weights=None, device="cpu", batch_size=64, random_state=0)
     old = PatchCoreDetector(layers=(1, 2), **params)
     assert clone(old).get_params()["layers"] == (1, 2)  # get_params / clone keep it
     match = r"\(layers=\.\.\.\) is deprecated.*use stages"

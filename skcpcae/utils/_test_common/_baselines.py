@@ -18,7 +18,7 @@ INSTANCES = [
     ),
     # timm's 356k-parameter test CNN, random weights, two shallow stages: tables are read as
     # 1-pixel-high images, enlarged to 32x32 for the backbone.
-    PatchCoreDetector("test_efficientnet", pretrained=False, stages=(1, 2), batch_size=64,
+    PatchCoreDetector("test_efficientnet", weights=None, stages=(1, 2), batch_size=64,
                       device="cpu", random_state=0),
 ]
 
