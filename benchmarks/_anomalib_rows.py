@@ -27,8 +27,7 @@ import contextlib
 import os
 
 import numpy as np
-
-from skcpcae._benchmark import MethodUnavailable
+from _harness import MethodUnavailable
 
 __all__ = ["AnomalibDetector", "ANOMALIB_METHODS", "register"]
 

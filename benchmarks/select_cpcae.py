@@ -34,6 +34,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from _cache import DOCS, ROOT
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -45,7 +46,7 @@ from skcpcae.residuals import CPCAEResidualMap
 from skcpcae.residuals._patches import downsize, upsize
 from skcpcae.utils._report import machine_description, update_section
 
-OUT = Path("benchmarks/out/select_cpcae")
+OUT = ROOT / "benchmarks" / "out" / "select_cpcae"
 # Cache key: the autoencoder's code and the data (below), plus this version, bumped by hand
 # when this script changes how a cached array is computed.
 CACHE_VERSION = 1
@@ -392,7 +393,7 @@ def main(argv=None):
         table = scorer_phase(data, args.cell_types)
         if args.write:
             cmd = "python benchmarks/select_cpcae.py " + " ".join(argv or sys.argv[1:])
-            update_section("docs/benchmarks.md", "select-cpcae-scorer",
+            update_section(DOCS, "select-cpcae-scorer",
                            "### The k-NN scorer behind the residual embedding (validation data "
                            f"only)\n\nCommand: `{cmd}`  \nDate: {datetime.date.today()}  \n"
                            f"Machine: {machine_description()}\n\n" + SCORER_DOC + "\n\n"
@@ -400,7 +401,7 @@ def main(argv=None):
         return
     if args.write:
         cmd = "python benchmarks/select_cpcae.py " + " ".join(argv or sys.argv[1:])
-        update_section("docs/benchmarks.md", "select-cpcae",
+        update_section(DOCS, "select-cpcae",
                        "### What the CPCAE needs on ELPV (validation data only)\n\n"
                        f"Command: `{cmd}`  \nDate: {datetime.date.today()}  \n"
                        f"Machine: {machine_description()}\n\n"
