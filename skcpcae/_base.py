@@ -21,12 +21,12 @@ without its batch axis, not a table: it is refused with a hint (``X[None]``).
 """
 
 import numbers
-import warnings
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._rules import OutOfSampleFitPredictMixin, warn_outside_unit_range  # noqa: F401
 from .utils.fixes import Interval, StrOptions
 
 __all__ = ["validate_images", "restore_layout", "image_tags"]
@@ -216,45 +216,6 @@ def validate_images(
     return images, was_2d
 
 
-def warn_outside_unit_range(estimator, images, consequence, *, stacklevel=3):
-    """The one rule for float pixels outside [0, 1]: warn, say what happens, go on.
-
-    No image stage raises on them (``docs/conventions.md``, "Image batches"). A stage whose
-    computation is defined on intensities in [0, 1] (``AdaptiveGamma``'s gamma curve,
-    ``CPCAEResidualMap``'s sigmoid decoder) calls this in ``fit`` and after it, with what it
-    does with such values; the others read them as they are, silently.
-
-    Parameters
-    ----------
-    estimator : estimator instance
-        The stage, named in the message.
-    images : ndarray
-        The validated float images.
-    consequence : str
-        What the stage does with them, e.g. ``"it clips them to [0, 1] first"``.
-    stacklevel : int, default=3
-        Passed to :func:`warnings.warn`.
-
-    Returns
-    -------
-    warned : bool
-        Whether values outside [0, 1] were found.
-    """
-    if not images.size:
-        return False
-    lo, hi = float(images.min()), float(images.max())
-    if lo >= -1e-6 and hi <= 1 + 1e-6:
-        return False
-    warnings.warn(
-        f"{type(estimator).__name__} expects pixel values in [0, 1]; got values in "
-        f"[{lo:.4g}, {hi:.4g}], and {consequence}. Scale the images, e.g. X / 255 for 8-bit "
-        "values stored as floats.",
-        UserWarning,
-        stacklevel=stacklevel,
-    )
-    return True
-
-
 def restore_layout(images, was_2d):
     """Return a stage's image output in the layout its input had."""
     images = np.asarray(images, dtype=np.float32)
@@ -372,49 +333,6 @@ class OutlierScoresMixin:
         """
         return np.where(self.decision_function(X) < 0, -1, 1)
 
-
-
-class OutOfSampleFitPredictMixin:
-    """``fit_predict`` that labels the training set by its out-of-sample training scores.
-
-    For the novelty detectors whose ``fit`` scores each training sample without itself
-    (leave-one-out, kept in ``negative_outlier_score_``) and sets ``offset_`` from those
-    scores. scikit-learn's inherited ``fit(X).predict(X)`` scores the training samples *in
-    sample* (a k-NN scorer finds each one among its own neighbours), so it flags almost
-    nothing; ``fit_predict`` instead flags the training samples whose out-of-sample score
-    falls below ``offset_``: a fraction ``contamination`` of them when it is a float, as
-    ``LocalOutlierFactor(novelty=False).fit_predict`` reads ``negative_outlier_factor_``.
-    Place it left of ``OutlierMixin``.
-    """
-
-    def fit_predict(self, X, y=None):
-        """Fit on ``X`` and label its samples by their out-of-sample training scores.
-
-        ``fit_predict(X)`` differs from ``fit(X).predict(X)``: the first uses the scores each
-        training sample gets without itself (``negative_outlier_score_``), from which
-        ``offset_`` is set, so that with a float ``contamination`` that fraction of ``X`` is
-        flagged; the second scores ``X`` against a model that contains it, which flags
-        fewer.
-
-        Parameters
-        ----------
-        X : array-like
-            Training input of :meth:`fit`.
-        y : Ignored
-            Not used, present for API consistency.
-
-        Returns
-        -------
-        labels : ndarray of shape (n_samples,)
-            +1 for inliers, -1 for outliers of the training set.
-        """
-        self.fit(X, y)
-        return self._training_labels()
-
-    def _training_labels(self):
-        # not a property: computed from the stored scores, never stored itself
-        scores = np.asarray(self.negative_outlier_score_, dtype=np.float64)
-        return np.where(scores - self.offset_ < 0, -1, 1)
 
 
 class ImageOutputMixin:
