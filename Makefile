@@ -21,7 +21,7 @@ $(STAMP): $(BIN)/python pyproject.toml Makefile
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/skcpcae demo
+	$(BIN)/python benchmarks/run.py --demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q

@@ -27,8 +27,7 @@ import contextlib
 import os
 
 import numpy as np
-
-from skcpcae._benchmark import MethodUnavailable
+from _harness import MethodUnavailable
 
 __all__ = ["AnomalibDetector", "ANOMALIB_METHODS", "register"]
 
@@ -54,7 +53,7 @@ def inject_offline_weights(feature_extractor, backbone="tf_efficientnet_lite0"):
     """Load the project's offline weights into an anomalib ``TimmFeatureExtractor``.
 
     The timm network inside (``feature_extractor.feature_extractor``, built with
-    ``pretrained=False``) holds a subset of the classifier's tensors under the same names;
+    ``weights=None``) holds a subset of the classifier's tensors under the same names;
     every one of them must be found, with the same shape.
     """
     from skcpcae.embedding import load_backbone

@@ -13,9 +13,9 @@ aligned and evenly lit, so registration and gamma are left out of this study.
 import argparse
 import datetime
 import sys
-from pathlib import Path
 
 import numpy as np
+from _cache import DOCS, cache_path
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -26,7 +26,6 @@ from skcpcae.outlier import KNNAnomalyScorer
 from skcpcae.residuals import CPCAEResidualMap
 from skcpcae.utils._report import machine_description, update_section
 
-OUT = Path("benchmarks/out")
 STAGES = (1, 2, 3, 4)
 POOLS = ("max", "avg", "max+avg", "parallel_cascade")
 STAGE_SETS = {"final": ("final",), "s3": ("s3",), "s3+s4": ("s3", "s4"),
@@ -34,7 +33,7 @@ STAGE_SETS = {"final": ("final",), "s3": ("s3",), "s3+s4": ("s3", "s4"),
 
 
 def features(tag, backbone, images):
-    path = OUT / f"bb_{tag}_{backbone}.npz"
+    path = cache_path(f"bb_{tag}_{backbone}", __file__, images)  # keyed by code and data
     if path.exists():
         d = np.load(path)
         return {k: d[k] for k in d.files}
@@ -60,7 +59,7 @@ def pooled(block, pooling):
 
 
 def residuals(cell, b):
-    path = OUT / f"bb_{cell}_residuals.npz"
+    path = cache_path(f"bb_{cell}_residuals", __file__, b.X_train, b.X_test)
     if path.exists():
         d = np.load(path)
         return d["train"], d["test"]
@@ -77,7 +76,6 @@ def main(argv=None):
     p.add_argument("--cell-types", nargs="+", default=["mono", "poly"])
     p.add_argument("--write", action="store_true")
     args = p.parse_args(argv)
-    OUT.mkdir(parents=True, exist_ok=True)
     rows = []
     for cell in args.cell_types:
         b = load_elpv(cell)
@@ -115,7 +113,7 @@ def main(argv=None):
     print(text)
     if args.write:
         cmd = "python benchmarks/backbones.py " + " ".join(argv or sys.argv[1:])
-        update_section("docs/benchmarks.md", "backbones",
+        update_section(DOCS, "backbones",
                        "### Backbones, pooling heads and feature stages (Tables 4/5)\n\n"
                        f"Command: `{cmd}`  \nDate: {datetime.date.today()}  \n"
                        f"Machine: {machine_description()}\n\n"

@@ -15,6 +15,8 @@ import sys
 import time
 import warnings
 
+from _cache import DOCS
+
 from skcpcae._pipelines import make_cpcae_pipeline
 from skcpcae.datasets import load_elpv
 from skcpcae.metrics import image_auroc, image_average_precision
@@ -83,10 +85,10 @@ def main(argv=None):
         head = (f"Command: `{cmd}`  \nDate: {datetime.date.today()}  \n"
                 f"Machine: {machine_description()}\n\n")
         if speed_rows:
-            update_section("docs/benchmarks.md", "cpcae-speed",
+            update_section(DOCS, "cpcae-speed",
                            "### CPCAE autoencoder speed (default settings)\n\n" + head + t1)
         if rows:
-            update_section("docs/benchmarks.md", "cpcae",
+            update_section(DOCS, "cpcae",
                            "### The paper pipeline: cross-fitting and sparsity\n\n" + head + t2)
 
 

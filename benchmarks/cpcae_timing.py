@@ -34,7 +34,7 @@ def main():
     args = parser.parse_args()
 
     params = {
-        "image_size": args.image_size,
+        "input_size": args.image_size,
         "patch_size": args.patch_size,
         "latent_dim": args.latent_dim,
         "max_epochs": args.max_epochs,

@@ -22,6 +22,7 @@ import tempfile
 import time
 
 import numpy as np
+from _cache import DOCS
 
 from skcpcae import make_preset
 from skcpcae.datasets import load_elpv
@@ -104,7 +105,7 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--quick", action="store_true", help="smoke run on a few images")
     p.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
-    p.add_argument("--docs", default="docs/benchmarks.md")
+    p.add_argument("--docs", default=str(DOCS))
     args = p.parse_args(argv)
 
     import torch

@@ -25,6 +25,7 @@ import sys
 import time
 
 import numpy as np
+from _cache import DOCS
 
 from skcpcae.datasets import load_elpv, paste_defect
 from skcpcae.inspection import anomaly_maps
@@ -227,7 +228,7 @@ def main(argv=None):
         print(f"wrote {plot_tsne(embedded, args.cell_types, args.tsne)}")
     if args.write and not args.quick:
         cmd = "python benchmarks/paper_tables.py " + " ".join(argv or sys.argv[1:])
-        update_section("docs/benchmarks.md", "paper-tables",
+        update_section(DOCS, "paper-tables",
                        "## The paper's comparison (Tables 8/9) and localisation\n\n"
                        f"Command: `{cmd}`  \nDate: {datetime.date.today()}  \n"
                        f"Machine: {machine_description()}\n\n" + __doc__.split("\n\n", 2)[2]

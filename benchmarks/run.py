@@ -1,5 +1,6 @@
-"""One entry point for the comparison table (also ``skcpcae benchmark``).
+"""One entry point for the comparison table, and for ``make demo`` (``--demo``).
 
+    python benchmarks/run.py --demo             # what `make demo` runs: three methods on ELPV
     python benchmarks/run.py --write            # full run, updates docs/benchmarks.md
     python benchmarks/run.py --quick            # smoke run
     python benchmarks/run.py --datasets mvtec:/data/mvtec:bottle
@@ -10,11 +11,16 @@ optional extra ``compare`` (anomalib), installed in its own venv; without it the
 with a line that says so.
 """
 
-from _anomalib_rows import register
+import sys
 
-from skcpcae._benchmark import METHODS, main
+from _anomalib_rows import register
+from _harness import METHODS, demo, main
 
 register(METHODS)
 
 if __name__ == "__main__":
-    main(prog="python benchmarks/run.py")
+    argv = sys.argv[1:]
+    if "--demo" in argv:
+        demo([a for a in argv if a != "--demo"])
+    else:
+        main(argv, prog="python benchmarks/run.py")

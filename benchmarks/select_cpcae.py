@@ -34,6 +34,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from _cache import DOCS, ROOT
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -45,18 +46,18 @@ from skcpcae.residuals import CPCAEResidualMap
 from skcpcae.residuals._patches import downsize, upsize
 from skcpcae.utils._report import machine_description, update_section
 
-OUT = Path("benchmarks/out/select_cpcae")
+OUT = ROOT / "benchmarks" / "out" / "select_cpcae"
 # Cache key: the autoencoder's code and the data (below), plus this version, bumped by hand
 # when this script changes how a cached array is computed.
 CACHE_VERSION = 1
 CODE = hashlib.sha256(b"".join(
     Path(__file__).parent.joinpath("..", "skcpcae", "residuals", name).resolve().read_bytes()
     for name in ("_modules.py", "_patches.py"))).hexdigest()[:10] + f"v{CACHE_VERSION}"
-BASE = dict(image_size=128, patch_size=32, stride=None, latent_dim=64, channels=(16, 32, 64),
+BASE = dict(input_size=128, patch_size=32, stride=None, latent_dim=64, channels=(16, 32, 64),
             sparsity=1e-4, lr=1e-3, max_epochs=20, lr_schedule="constant", cv=None)
 AE_VARIANTS = [
     ("default", {}),
-    ("native 300, 10 epochs", dict(image_size=300, max_epochs=10)),
+    ("native 300, 10 epochs", dict(input_size=300, max_epochs=10)),
     ("adaptive gamma first", dict(gamma=True)),
     ("10 epochs, cosine lr 3e-3", dict(max_epochs=10, lr=3e-3, lr_schedule="cosine")),
     ("latent 256", dict(latent_dim=256)),
@@ -490,7 +491,7 @@ def main(argv=None):
         table = scorer_phase(data, args.cell_types)
         if args.write:
             cmd = "python benchmarks/select_cpcae.py " + " ".join(argv or sys.argv[1:])
-            update_section("docs/benchmarks.md", "select-cpcae-scorer",
+            update_section(DOCS, "select-cpcae-scorer",
                            "### The k-NN scorer behind the residual embedding (validation data "
                            f"only)\n\nCommand: `{cmd}`  \nDate: {datetime.date.today()}  \n"
                            f"Machine: {machine_description()}\n\n" + SCORER_DOC + "\n\n"
@@ -498,7 +499,7 @@ def main(argv=None):
         return
     if args.write:
         cmd = "python benchmarks/select_cpcae.py " + " ".join(argv or sys.argv[1:])
-        update_section("docs/benchmarks.md", "select-cpcae",
+        update_section(DOCS, "select-cpcae",
                        "### What the CPCAE needs on ELPV (validation data only)\n\n"
                        f"Command: `{cmd}`  \nDate: {datetime.date.today()}  \n"
                        f"Machine: {machine_description()}\n\n"

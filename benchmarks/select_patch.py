@@ -19,6 +19,7 @@ import sys
 import time
 
 import numpy as np
+from _cache import DOCS
 from select_preset import OUT, load_split
 
 from skcpcae.baselines import PatchCoreDetector
@@ -95,7 +96,7 @@ def main(argv=None):
         cmd = "python benchmarks/select_patch.py " + " ".join(argv or sys.argv[1:])
         title = ("Choosing the patch-level `best` preset" if args.section == "select-patch"
                  else "Patch-level preset: backbones and input sizes")
-        update_section("docs/benchmarks.md", args.section,
+        update_section(DOCS, args.section,
                        f"### {title} (validation data only)\n\n"
                        f"Command: `{cmd}`  \nDate: {datetime.date.today()}  \n"
                        f"Machine: {machine_description()}\n\n"

@@ -19,10 +19,10 @@ import argparse
 import datetime
 import itertools
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+from _cache import DOCS, OUT, cache_path
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -33,12 +33,11 @@ from skcpcae.outlier import KNNAnomalyScorer
 from skcpcae.residuals import CPCAEResidualMap
 from skcpcae.utils._report import machine_description, update_section
 
-OUT = Path("benchmarks/out")
 STAGES = (1, 2, 3, 4)
 
 
 def _features(name, images):
-    path = OUT / f"select_{name}.npz"
+    path = cache_path(f"select_{name}", __file__, images)  # keyed by code and data
     if path.exists():
         d = np.load(path)
         return {k: d[k] for k in d.files}
@@ -89,7 +88,7 @@ def load_split(cell_type):
     perm = rng.permutation(len(b.X_train))
     n_fit = (3 * len(perm)) // 4
     fit_idx, val_idx = perm[:n_fit], perm[n_fit:]
-    res_path = OUT / f"select_{cell_type}_residuals.npz"
+    res_path = cache_path(f"select_{cell_type}_residuals", __file__, b.X_train, X_unc, fit_idx)
     if res_path.exists():
         d = np.load(res_path)
         R_train, R_unc = d["train"], d["unc"]
@@ -148,7 +147,7 @@ def main(argv=None):
     print(table)
     if args.write:
         cmd = "python benchmarks/select_preset.py " + " ".join(argv or sys.argv[1:])
-        update_section("docs/benchmarks.md", "select",
+        update_section(DOCS, "select",
                        "### Choosing the `union` preset: pooled embeddings (validation data only)\n\n"
                        f"Command: `{cmd}`  \nDate: {datetime.date.today()}  \n"
                        f"Machine: {machine_description()}\n\n"

@@ -29,6 +29,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _cache import DOCS
 
 from skcpcae import make_preset
 from skcpcae.datasets import load_elpv, load_images
@@ -199,7 +200,7 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
     p.add_argument("--quick", action="store_true", help="smoke run on a few images")
     p.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
-    p.add_argument("--docs", default="docs/benchmarks.md")
+    p.add_argument("--docs", default=str(DOCS))
     args = p.parse_args(argv)
     import torch
 

@@ -26,6 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._rules import OutOfSampleFitPredictMixin, warn_outside_unit_range  # noqa: F401
 from .utils.fixes import Interval, StrOptions
 
 __all__ = ["validate_images", "restore_layout", "image_tags"]
@@ -126,7 +127,8 @@ def validate_images(
     reset : bool
         True in ``fit``; False afterwards, when the image shape must match the fitted one.
     value_range : {None, "unit"}
-        With ``"unit"``, float values outside ``[0, 1]`` raise a ``ValueError``.
+        With ``"unit"``, float values outside ``[0, 1]`` give the package's one
+        ``UserWarning`` (:func:`warn_outside_unit_range`) and are clipped to ``[0, 1]``.
     min_height, min_width : int
         Smallest image size the stage can work with.
     allowed_channels : tuple of int or None
@@ -199,14 +201,10 @@ def validate_images(
         estimator, flat, reset=reset, dtype=[np.float32, np.float64], ensure_min_samples=1
     )
     flat = np.asarray(flat, dtype=np.float32)
-    if value_range == "unit" and flat.size:
-        lo, hi = float(flat.min()), float(flat.max())
-        if lo < -1e-6 or hi > 1 + 1e-6:
-            raise ValueError(
-                ("Negative values in data passed to " + name + ": " if lo < -1e-6 else "")
-                + f"{name} expects pixel values in [0, 1] (or uint8/uint16 images); got values "
-                f"in [{lo:.4g}, {hi:.4g}]. Scale the images, e.g. X / X.max()."
-            )
+    if value_range == "unit" and warn_outside_unit_range(
+        estimator, flat, "it clips them to [0, 1] first", stacklevel=4
+    ):
+        flat = np.clip(flat, 0.0, 1.0)
     if image_shape[0] < min_height or image_shape[1] < min_width:
         raise ValueError(
             f"{name} needs images of at least {min_height}x{min_width} pixels; got "
@@ -387,7 +385,7 @@ class ImageDetectorMixin(OutlierScoresMixin):
 class PretrainedBackboneMixin:
     """Backbone plumbing shared by the estimators that run a timm CNN on image batches.
 
-    Reads ``backbone``, ``weights``, ``pretrained``, ``input_size`` (parameters) and
+    Reads ``backbone``, ``weights`` (``pretrained``, deprecated), ``input_size`` (parameters) and
     ``device_``, ``mean_``, ``std_`` (set in ``fit``). Pickling stores the fitted
     ``backbone_`` as its weights in numpy arrays: the pickle holds no torch object (skops can
     store it safely; a model fitted on a GPU loads on a CPU-only machine), and unpickling
@@ -411,6 +409,12 @@ class PretrainedBackboneMixin:
 
     def __setstate__(self, state):
         state = dict(state)
+        if isinstance(state.get("pretrained"), bool):
+            # a model file from before weights replaced pretrained (weights=None then meant
+            # "as pretrained says"): the same source, spelled with weights only
+            if state.get("weights") is None:
+                state["weights"] = "offline" if state["pretrained"] else None
+            state["pretrained"] = "deprecated"
         weights = state.pop("_backbone_weights", None)
         super().__setstate__(state)
         if weights is None:
@@ -440,20 +444,23 @@ class PretrainedBackboneMixin:
         return model
 
     def _weights_source(self):
-        from ._components.backbones import OFFLINE_WEIGHTS
+        """``weights``, or what the deprecated ``pretrained`` meant (with a FutureWarning)."""
+        from .utils._deprecation import DEPRECATED, warn_deprecated
 
-        if self.weights is not None:
+        pretrained = self.pretrained
+        if isinstance(pretrained, str) and pretrained == DEPRECATED:
             return self.weights
-        if not self.pretrained:
-            return None
-        if self.backbone in OFFLINE_WEIGHTS:
-            return "offline"
-        raise ValueError(
-            f"pretrained=True but no offline weights are shipped for backbone "
-            f"{self.backbone!r} (offline weights exist for {sorted(OFFLINE_WEIGHTS)}). Pass "
-            "weights='timm' to download timm's weights (needs network access), "
-            "weights=<path to a local checkpoint file>, or pretrained=False for random weights."
-        )
+        name = type(self).__name__
+        if not (isinstance(self.weights, str) and self.weights == "offline"):
+            raise ValueError(
+                f"{name} got both pretrained={pretrained!r} (deprecated) and "
+                f"weights={self.weights!r}; set weights only (weights=None for random "
+                "weights)."
+            )
+        # warn_deprecated < _weights_source < fit < _fit_context < caller
+        warn_deprecated(f"{name}(pretrained=...)", "weights=... (weights=None is "
+                        "weights=None)", stacklevel=5)
+        return "offline" if pretrained else None
 
     def _target_size(self, height, width):
         from ._components.backbones import target_size

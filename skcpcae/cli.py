@@ -1,6 +1,9 @@
 # SPDX-License-Identifier: BSD-3-Clause
-"""The ``skcpcae`` command line: ``fit``, ``score``, ``evaluate``, ``info``, ``demo``,
-``benchmark``.
+"""The ``skcpcae`` command line: ``fit``, ``score``, ``evaluate``, ``info``, ``export``.
+
+The benchmark harness and the ELPV demo are tooling, not part of the installed package:
+``python benchmarks/run.py`` and ``make demo`` (``python benchmarks/run.py --demo``) in a
+checkout; ``skcpcae evaluate`` measures a fitted model on the user's own labelled folders.
 
 Exit codes: 0 success; 1 unexpected error; 2 bad usage or bad input (unreadable or empty
 folder, bad ``--set``, a file that is not a model, an output that exists without ``--force``).
@@ -18,7 +21,7 @@ from typing import Annotated
 import typer
 
 from ._cli import _help
-from ._cli._errors import _STATE, CLIError, _call_main, _echo, _errors, _OneLineUsageErrors
+from ._cli._errors import _STATE, CLIError, _echo, _errors, _OneLineUsageErrors
 from ._cli._evaluate import _evaluation_data, _evaluation_report
 from ._cli._files import _check_new_file, _prepare_dir, _write_atomic
 from ._cli._fit import _fit_and_record, _fit_images, _make_pipeline
@@ -461,27 +464,6 @@ def export_model(
         export_pipeline(pipe, output, _expand_inputs([sample], role="sample"), rtol=rtol,
                         input_dtype=input_dtype, opset=opset, error=CLIError,
                         layout=fitted_layout(pipe))
-
-
-# ---------------------------------------------------------------------------- demo, benchmark
-
-_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True,
-                 "help_option_names": []}
-
-
-@app.command(context_settings=_PASS_THROUGH, add_help_option=False)
-def demo(ctx: typer.Context):
-    """Run the paper's pipeline, the deep-feature comparator and the best preset on ELPV solar
-    cells (needs `pip install "skcpcae[elpv]"`). Arguments go to the demo
-    (`skcpcae demo --help`)."""
-    _call_main("skcpcae._demo", ctx.args, False)
-
-
-@app.command(context_settings=_PASS_THROUGH, add_help_option=False)
-def benchmark(ctx: typer.Context):
-    """Compare detectors on ELPV / MVTec-layout folders (AUROC, AP, time, memory).
-    Arguments go to the benchmark (`skcpcae benchmark --help`)."""
-    _call_main("skcpcae._benchmark", ctx.args, False)
 
 
 def main(argv=None):

@@ -1,14 +1,19 @@
-"""The benchmark harness behind `make demo`, `skcpcae benchmark` and benchmarks/run.py."""
+"""The benchmark harness behind `make demo` and benchmarks/run.py (benchmarks/_harness.py)."""
 
 import csv
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest.importorskip("elpv_dataset")
 
-from skcpcae import _benchmark  # noqa: E402
 from skcpcae.utils._report import update_section  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))  # the harness is tooling, not in the package
+import _harness as _benchmark  # noqa: E402
 
 
 def test_quick_run_writes_its_table_and_csv(tmp_path):
@@ -75,3 +80,16 @@ def test_target_lines_say_how_far():
     mono, poly = _benchmark.target_lines(rows)
     assert "(met); ahead of patchcore by 0.016" in mono and "30.0 images/s" in mono
     assert "0.070 short" in poly and "behind patchcore by 0.046" in poly and "not met" in poly
+
+
+def test_docs_and_csv_default_to_the_repository_not_the_working_directory():
+    assert _benchmark.DOCS == ROOT / "docs" / "benchmarks.md" and _benchmark.DOCS.exists()
+    assert _benchmark.RESULTS == ROOT / "benchmarks" / "results"
+
+
+def test_demo_runs_the_three_main_methods(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(_benchmark, "main", lambda argv, **kw: seen.update(kw) or [])
+    _benchmark.demo(["--quick"])
+    assert seen["default_methods"] == ["deep-feature", "cpcae-paper", "best"]
+    assert seen["section"] == "demo"

@@ -37,7 +37,7 @@ def best_model(tmp_path_factory):
     good, defect = _write(root / "good", X, "good"), _write(root / "defect", Xd, "bad")
     path = root / "best.skops"
     result = invoke("fit", good, "-o", path, "--preset", "best",
-                    "--set", "deeppatchembedder__pretrained=False",
+                    "--set", "deeppatchembedder__weights=None",
                     "--set", "deeppatchembedder__stages=[2]",
                     "--set", "kdethresholdclassifier__cv=3", "--quiet")
     assert result.exit_code == 0, result.output

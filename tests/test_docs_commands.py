@@ -51,19 +51,19 @@ TINY_DATA = {
 }
 
 _CPCAE_FAST = ["cpcaeresidualmap__max_epochs=1", "cpcaeresidualmap__patch_size=16",
-               "cpcaeresidualmap__batch_size=64", "deeppoolembedder__pretrained=False",
+               "cpcaeresidualmap__batch_size=64", "deeppoolembedder__weights=None",
                "kdethresholdclassifier__estimator__knnanomalyscorer__n_neighbors=3",
                "kdethresholdclassifier__cv=3"]
 #: ``--set`` overrides appended to every documented ``skcpcae fit``, by preset.
 FAST = {
     "paper": _CPCAE_FAST,
     "aligned": _CPCAE_FAST,
-    "best": ["deeppatchembedder__pretrained=False", "deeppatchembedder__batch_size=16",
+    "best": ["deeppatchembedder__weights=None", "deeppatchembedder__batch_size=16",
              "kdethresholdclassifier__estimator__n_neighbors=1", "kdethresholdclassifier__cv=3"],
-    "deep-feature": ["deeppoolembedder__pretrained=False", "kdethresholdclassifier__cv=3",
+    "deep-feature": ["deeppoolembedder__weights=None", "kdethresholdclassifier__cv=3",
                      "kdethresholdclassifier__estimator__knnanomalyscorer__n_neighbors=3"],
-    "union": ["featureunion__deeppoolembedder__pretrained=False",
-              "featureunion__pipeline__deeppoolembedder__pretrained=False",
+    "union": ["featureunion__deeppoolembedder__weights=None",
+              "featureunion__pipeline__deeppoolembedder__weights=None",
               "featureunion__pipeline__cpcaeresidualmap__max_epochs=1",
               "featureunion__pipeline__cpcaeresidualmap__patch_size=16",
               "featureunion__pipeline__cpcaeresidualmap__cv=2", "kdethresholdclassifier__cv=3",

@@ -19,7 +19,7 @@ preset = "aligned"
 cpcaeresidualmap__max_epochs = 1
 cpcaeresidualmap__patch_size = 16
 cpcaeresidualmap__batch_size = 64
-deeppoolembedder__pretrained = false
+deeppoolembedder__weights = "random"
 kdethresholdclassifier__cv = 3
 
 [params.kdethresholdclassifier.estimator.knnanomalyscorer]
@@ -46,7 +46,7 @@ def test_read_fit_config_flattens_tables_and_makes_tuples(tmp_path):
     assert config["preset"] == "aligned"
     params = config["params"]
     assert params["cpcaeresidualmap__max_epochs"] == 1
-    assert params["deeppoolembedder__pretrained"] is False
+    assert params["deeppoolembedder__weights"] == "random"
     assert params["kdethresholdclassifier__estimator__knnanomalyscorer__n_neighbors"] == 3
     assert params["deeppatchembedder__stages"] == (3, 4)  # arrays become tuples
     assert config["path"] == str(path) and len(config["sha256"]) == 64

@@ -26,7 +26,7 @@ from skcpcae.preprocessing import AdaptiveGamma, ECCRegistrar
 from skcpcae.residuals import CPCAEResidualMap
 
 TINY = {
-    "cpcaeresidualmap__image_size": 32,
+    "cpcaeresidualmap__input_size": 32,
     "cpcaeresidualmap__patch_size": 16,
     "cpcaeresidualmap__max_epochs": 3,
     "cpcaeresidualmap__batch_size": 64,
@@ -40,13 +40,13 @@ def parts():
     return X[y == 0][:16], X[16:], y[16:]
 
 
-def _front(pretrained=False):
+def _front(weights=None):
     return [
         ECCRegistrar(),
         AdaptiveGamma(),
-        CPCAEResidualMap(image_size=32, patch_size=16, max_epochs=3, batch_size=64,
+        CPCAEResidualMap(input_size=32, patch_size=16, max_epochs=3, batch_size=64,
                          random_state=0),
-        DeepPoolEmbedder(pretrained=pretrained, pooling="max", random_state=0, device="cpu"),
+        DeepPoolEmbedder(weights=weights, pooling="max", random_state=0, device="cpu"),
         StandardScaler(),
     ]
 
@@ -130,7 +130,7 @@ def test_fitted_full_pipeline_survives_skops_bit_for_bit(parts, tmp_path):
     from skcpcae import persistence
 
     X_train, X_test, _ = parts
-    pipe = make_cpcae_pipeline(**TINY, deeppoolembedder__pretrained=False,
+    pipe = make_cpcae_pipeline(**TINY, deeppoolembedder__weights=None,
                                kdethresholdclassifier__cv=3).fit(X_train)
     path = tmp_path / "model.skops"
     persistence.save(pipe, path)

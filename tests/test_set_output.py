@@ -11,7 +11,7 @@ pd = pytest.importorskip("pandas", reason="DataFrame output needs the 'pandas' e
 
 def _fast(pipe):
     params = pipe.get_params()
-    fast = {k: False for k in params if k.endswith("__pretrained")}
+    fast = {k: None for k in params if k.endswith("__weights")}
     fast.update({k: 1 for k in params if k.endswith("__max_epochs")})
     fast.update({k: 2 for k in params if k.endswith("cpcaeresidualmap__cv")})
     fast.update({k: 3 for k in params if k.endswith("__n_neighbors")})
@@ -48,7 +48,7 @@ def test_image_stages_pass_images_and_tables_become_dataframes(images):
     from skcpcae.embedding import DeepPoolEmbedder
     from skcpcae.preprocessing import AdaptiveGamma
 
-    pipe = make_pipeline(AdaptiveGamma(), DeepPoolEmbedder(pretrained=False, random_state=0),
+    pipe = make_pipeline(AdaptiveGamma(), DeepPoolEmbedder(weights=None, random_state=0),
                          StandardScaler()).set_output(transform="pandas")
     out = pipe.fit(images).transform(images)
     assert isinstance(out, pd.DataFrame) and out.shape[0] == len(images)

@@ -78,7 +78,7 @@ y_test = np.r_[np.zeros(30, int), np.ones(30, int)]
 # Every detector has ``fit``, ``score_samples`` (higher = more normal), ``predict`` (+1 /
 # -1) and, except the pipeline, ``anomaly_map``.
 
-small_ae = dict(image_size=64, patch_size=16, max_epochs=10, random_state=0)
+small_ae = dict(input_size=64, patch_size=16, max_epochs=10, random_state=0)
 cpcae = make_cpcae_pipeline(register=False, gamma=False, random_state=0,
                             **{f"cpcaeresidualmap__{k}": v for k, v in small_ae.items()})
 detectors = {

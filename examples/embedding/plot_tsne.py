@@ -77,7 +77,7 @@ print(f"raw images, max pooling: {Z_raw.shape[1]} features per image")
 # ``"parallel_cascade"`` concatenates global max, global average and a 2x2 grid of
 # max-then-average pooled cells: ``(2 + 2 * 2) * 1280 = 7680`` features.
 
-cpcae = CPCAEResidualMap(image_size=64, patch_size=16, max_epochs=10, random_state=0)
+cpcae = CPCAEResidualMap(input_size=64, patch_size=16, max_epochs=10, random_state=0)
 R_train = cpcae.fit_transform(X_train)
 R_test = cpcae.transform(X_test)
 res = DeepPoolEmbedder(pooling="parallel_cascade").fit(R_train)

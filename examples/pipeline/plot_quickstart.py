@@ -70,7 +70,7 @@ print(f"train: {X_train.shape}, test: {X_test.shape} ({y_test.sum()} defective)"
 # ``step__param`` overrides go to the named step, as with ``Pipeline.set_params``.
 
 pipe = make_cpcae_pipeline(
-    cpcaeresidualmap__image_size=64,
+    cpcaeresidualmap__input_size=64,
     cpcaeresidualmap__patch_size=16,
     cpcaeresidualmap__max_epochs=10,
     random_state=0,

@@ -59,7 +59,7 @@ X_train, _ = make_parts(40, size=(128, 128), random_state=0)
 X_test, y_test, masks = make_parts(1, n_anomalies=3, size=(128, 128), random_state=1,
                                    return_masks=True)
 
-cpcae = CPCAEResidualMap(image_size=64, patch_size=16, max_epochs=12, cv=3, random_state=0)
+cpcae = CPCAEResidualMap(input_size=64, patch_size=16, max_epochs=12, cv=3, random_state=0)
 start = time.perf_counter()
 R_out_of_fold = cpcae.fit_transform(X_train)
 print(f"fit_transform in {time.perf_counter() - start:.1f} s on {cpcae.device_}: working "

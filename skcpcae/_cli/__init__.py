@@ -2,7 +2,7 @@
 """The work behind :mod:`skcpcae.cli`, which holds the typer app, the commands' arguments and
 their output only.
 
-* ``_errors``: one-line errors, exit codes, signals, the demo / benchmark dispatch;
+* ``_errors``: one-line errors, exit codes, signals;
 * ``_help``: the help epilogs;
 * ``_fit``, ``_score``, ``_evaluate``: the work of each command;
 * ``_parsing``: option values checked by hand (``--size``, ``--set``, numbers, config files);

@@ -115,19 +115,3 @@ def _errors(debug):
             )
             raise typer.Exit(1) from None
 
-
-def _call_main(module_name, args, debug):
-    import importlib
-
-    with _errors(debug):
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            typer.echo(f"Error: {module_name} is not available in this installation ({exc}).",
-                       err=True)
-            raise typer.Exit(1) from None
-        result = module.main(list(args))
-    # an int is an exit status; anything else (the benchmark returns its rows) is success
-    rc = result if isinstance(result, int) and not isinstance(result, bool) else 0
-    raise typer.Exit(rc)
-

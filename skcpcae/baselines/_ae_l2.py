@@ -81,7 +81,7 @@ class AEL2Detector(ImageDetectorMixin, OutlierMixin, BaseEstimator):
     >>> from skcpcae.datasets import make_parts
     >>> from skcpcae.residuals import CPCAEResidualMap
     >>> X, y = make_parts(12, n_anomalies=2, size=(32, 32), random_state=0)
-    >>> ae = CPCAEResidualMap(image_size=None, patch_size=16, channels=(8, 16),
+    >>> ae = CPCAEResidualMap(input_size=None, patch_size=16, channels=(8, 16),
     ...                       max_epochs=2, residual="squared")
     >>> det = AEL2Detector(ae, random_state=0).fit(X[:12])
     >>> det.score_samples(X[12:]).shape, det.anomaly_map(X[12:]).shape

@@ -11,29 +11,31 @@ from sklearn.neighbors import NearestNeighbors
 from .._base import (
     CONTAMINATION_CONSTRAINT,
     ImageDetectorMixin,
+    OutOfSampleFitPredictMixin,
     iter_batches,
     offset_from_scores,
     restore_layout,
     validate_images,
 )
-from ..utils.fixes import Interval
+from ..utils._deprecation import rename_in_state, resolve_renamed
+from ..utils.fixes import Interval, StrOptions
 from ..utils.fixes import fit_context as _fit_context
 from ._variation import _CHUNK
 
 __all__ = ["NearestImageDetector"]
 
 
-def _check_image_size(image_size):
+def _check_input_size(input_size):
     """``None``, an int (square) or ``(height, width)`` → ``None`` or a tuple of two ints."""
-    if image_size is None:
+    if input_size is None:
         return None
-    if isinstance(image_size, numbers.Integral):
-        return int(image_size), int(image_size)
-    size = tuple(image_size)
+    if isinstance(input_size, numbers.Integral):
+        return int(input_size), int(input_size)
+    size = tuple(input_size)
     if len(size) != 2 or not all(isinstance(s, numbers.Integral) and s >= 1 for s in size):
         raise ValueError(
-            f"image_size must be None, a positive int or a (height, width) pair of positive "
-            f"ints; got {image_size!r}."
+            f"input_size must be None, a positive int or a (height, width) pair of positive "
+            f"ints; got {input_size!r}."
         )
     return int(size[0]), int(size[1])
 
@@ -50,14 +52,16 @@ def _resize(images, size):
     return out
 
 
-class NearestImageDetector(ImageDetectorMixin, OutlierMixin, BaseEstimator):
+class NearestImageDetector(
+    OutOfSampleFitPredictMixin, ImageDetectorMixin, OutlierMixin, BaseEstimator
+):
     """Outlier detector scoring an image by its squared L2 distance to the nearest normal image.
 
     The "NN" baseline of Saeedi & Giusti (2023, Sec. 4.4): the anomaly of ``x`` is
     ``min_t ||x - t||^2`` over the normal training images ``t`` (pixel by pixel, so the images
     must be aligned). :meth:`score_samples` returns the opposite (higher = more normal) and
     :meth:`anomaly_map` the per-pixel squared difference to that nearest image. The search
-    runs on images downsized to ``image_size`` when it is set (faster, and less sensitive to
+    runs on images downsized to ``input_size`` when it is set (faster, and less sensitive to
     noise and small misalignment).
 
     Training images are scored *leave-one-out* (each against its nearest *other* training
@@ -65,9 +69,10 @@ class NearestImageDetector(ImageDetectorMixin, OutlierMixin, BaseEstimator):
 
     Parameters
     ----------
-    image_size : int or tuple of (int, int), default=None
+    input_size : int or tuple of (int, int), default=None
         ``(height, width)`` (or one int for a square) to which images are downsized (area
-        averaging) before the search; ``None`` keeps the input size. Distances, and the map
+        averaging) before the search (the name every estimator uses for the size it resizes
+        images to); ``None`` keeps the input size. Distances, and the map
         before it is upsampled to the input size, are computed at this size.
     contamination : "auto" or float in (0, 0.5], default="auto"
         Sets ``offset_``. With a float, ``offset_`` is that quantile of the leave-one-out
@@ -76,6 +81,11 @@ class NearestImageDetector(ImageDetectorMixin, OutlierMixin, BaseEstimator):
         :class:`~skcpcae.outlier.KNNAnomalyScorer`.
     n_jobs : int, default=None
         Parallel jobs for the neighbour search (:class:`~sklearn.neighbors.NearestNeighbors`).
+    image_size : int or tuple of (int, int), default="deprecated"
+        Former name of ``input_size``.
+
+        .. deprecated:: 0.1
+           ``image_size`` is renamed ``input_size`` and will be removed in 0.2.
 
     Attributes
     ----------
@@ -118,15 +128,26 @@ class NearestImageDetector(ImageDetectorMixin, OutlierMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "image_size": [None, Interval(numbers.Integral, 1, None, closed="left"), tuple, list],
+        "input_size": [None, Interval(numbers.Integral, 1, None, closed="left"), tuple, list],
+        "image_size": [
+            None, Interval(numbers.Integral, 1, None, closed="left"), tuple, list,
+            StrOptions({"deprecated"}),
+        ],
         "contamination": CONTAMINATION_CONSTRAINT,
         "n_jobs": [numbers.Integral, None],
     }
 
-    def __init__(self, image_size=None, *, contamination="auto", n_jobs=None):
-        self.image_size = image_size
+    def __init__(
+        self, input_size=None, *, contamination="auto", n_jobs=None, image_size="deprecated"
+    ):
+        self.input_size = input_size
         self.contamination = contamination
         self.n_jobs = n_jobs
+        self.image_size = image_size
+
+    def __setstate__(self, state):
+        # model files written before image_size was renamed input_size
+        super().__setstate__(rename_in_state(state, "image_size", "input_size"))
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -144,7 +165,10 @@ class NearestImageDetector(ImageDetectorMixin, OutlierMixin, BaseEstimator):
         self : object
             Fitted detector.
         """
-        size = _check_image_size(self.image_size)
+        # warn_deprecated < resolve_renamed < fit < _fit_context < caller
+        size = _check_input_size(
+            resolve_renamed(self, "image_size", "input_size", default=None, stacklevel=5)
+        )
         images, _ = validate_images(self, X, reset=True)
         small = images if size is None else _resize(images, size)
         self.search_shape_ = tuple(small.shape[1:])
@@ -178,8 +202,8 @@ class NearestImageDetector(ImageDetectorMixin, OutlierMixin, BaseEstimator):
     def anomaly_map(self, X):
         """Per-pixel squared difference to the nearest training image (higher = worse).
 
-        Summed over channels; computed at ``image_size`` and upsampled (bilinear) to the input
-        size when ``image_size`` is set.
+        Summed over channels; computed at ``input_size`` and upsampled (bilinear) to the input
+        size when ``input_size`` is set.
 
         Parameters
         ----------

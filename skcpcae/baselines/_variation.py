@@ -10,6 +10,7 @@ from sklearn.base import BaseEstimator, OutlierMixin
 from .._base import (
     CONTAMINATION_CONSTRAINT,
     ImageDetectorMixin,
+    OutOfSampleFitPredictMixin,
     iter_batches,
     offset_from_scores,
     restore_layout,
@@ -23,7 +24,9 @@ __all__ = ["VariationDetector"]
 # Images processed at once by the numpy baselines (bounded memory).
 _CHUNK = 64
 
-class VariationDetector(ImageDetectorMixin, OutlierMixin, BaseEstimator):
+class VariationDetector(
+    OutOfSampleFitPredictMixin, ImageDetectorMixin, OutlierMixin, BaseEstimator
+):
     """Outlier detector scoring an image by its squared per-pixel z-scores.
 
     The "Variation" baseline of Saeedi & Giusti (2023, Sec. 4.4): the normal training set

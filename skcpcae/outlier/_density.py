@@ -19,7 +19,12 @@ from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import KernelDensity
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._base import CONTAMINATION_CONSTRAINT, OutlierScoresMixin, offset_from_scores
+from .._base import (
+    CONTAMINATION_CONSTRAINT,
+    OutlierScoresMixin,
+    OutOfSampleFitPredictMixin,
+    offset_from_scores,
+)
 from ..utils.fixes import Interval, StrOptions
 from ..utils.fixes import fit_context as _fit_context
 
@@ -184,7 +189,9 @@ def _log_kernel(dist, h, kernel):
         return np.where(inside, val, -np.inf)
 
 
-class KDEAnomalyScorer(_DensityDetectorMixin, OutlierMixin, BaseEstimator):
+class KDEAnomalyScorer(
+    OutOfSampleFitPredictMixin, _DensityDetectorMixin, OutlierMixin, BaseEstimator
+):
     """Outlier detector scoring a sample by its log-density under a kernel density estimate.
 
     A :class:`~sklearn.neighbors.KernelDensity` is fitted on normal samples;

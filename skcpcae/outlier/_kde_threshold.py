@@ -11,7 +11,6 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, OutlierMixin, clone
-from sklearn.model_selection import KFold, check_cv
 from sklearn.neighbors import LocalOutlierFactor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
@@ -19,10 +18,11 @@ from sklearn.utils import get_tags
 from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping, process_routing
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.parallel import Parallel, delayed
-from sklearn.utils.validation import check_is_fitted, check_random_state, indexable
+from sklearn.utils.validation import check_is_fitted, indexable
 
 from .._base import refuse_backward_string_scorer
 from .._components.kde import GaussianKDE1D
+from ..utils._cv import cross_fit_splits
 from ..utils.fixes import HasMethods, Interval, StrOptions
 from ..utils.fixes import check_method_params as _check_method_params
 from ..utils.fixes import estimator_has as _estimator_has
@@ -234,6 +234,12 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
         - a splitter or an iterable of ``(train, test)`` index arrays whose test folds
           partition the training samples (each sample held out exactly once);
         - None: in-sample scores of ``estimator_`` (optimistic, see above).
+
+        None, ints, splitters and iterables mean what they mean for every ``cv`` in skcpcae
+        (``docs/conventions.md``). The default is out-of-sample (``"auto"``), unlike
+        :class:`~skcpcae.residuals.CPCAEResidualMap`'s ``None``, because the threshold's
+        promise (a false-alarm rate of ``alpha``) only holds on out-of-sample scores, and
+        leave-one-out costs one fit for the k-NN scorers.
     bandwidth : {"scott", "silverman"} or float, default="scott"
         Bandwidth of the 1-D Gaussian KDE, as a multiple of the scores' robust spread
         ``min(std, IQR / 1.349)`` (hence scale-aware): "scott" is ``n**(-1/5)``,
@@ -448,18 +454,10 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
             scores = np.asarray(last.loo_score_samples(standardize=loo["standardize"]),
                                 dtype=np.float64).ravel()
         else:
-            splits = list(self._check_cv().split(X, y))
+            # one rule for cv (utils/_cv.py): "auto" is 5 shuffled folds, as an int is
+            cv = 5 if self.cv == "auto" else self.cv
+            splits = cross_fit_splits(cv, X, y, random_state=self.random_state)
             self.cv_ = len(splits)
-            counts = np.zeros(n_samples, dtype=int)
-            for _, test in splits:
-                counts[np.asarray(test)] += 1
-            if not np.all(counts == 1):
-                raise ValueError(
-                    "The test folds of cv must partition the training samples (each sample "
-                    "held out exactly once, as KFold does); "
-                    f"{int(np.sum(counts == 0))} samples are never held out and "
-                    f"{int(np.sum(counts > 1))} are held out more than once."
-                )
             restandardize = self.restandardize is True or (
                 self.restandardize == "auto" and _standardized_on_itself(X)
             )
@@ -668,6 +666,32 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
             )
         return np.where(decision >= 0, 1, -1)
 
+    def fit_predict(self, X, y=None, **params):
+        """Fit on ``X`` and label its samples by the out-of-sample scores the KDE was fitted on.
+
+        The training samples are judged by ``train_scores_`` (leave-one-out or out-of-fold,
+        see ``cv``), the scores ``threshold_`` was read from, so about a fraction ``alpha``
+        of a normal training set is flagged, as on new normal samples. ``fit(X).predict(X)``
+        scores ``X`` with ``estimator_``, which was fitted on it, and flags fewer; the two
+        agree when ``cv=None``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Normal training samples, in whatever form ``estimator`` accepts.
+        y : Ignored
+            Not used by the threshold; passed on to the wrapped detector's ``fit``.
+        **params : dict
+            Metadata for the wrapped detector's ``fit`` (see :meth:`fit`).
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            +1 for inliers, -1 for outliers of the training set.
+        """
+        self.fit(X, y, **params)
+        return np.where(-self.train_scores_ - self.offset_ >= 0, 1, -1)
+
     @available_if(_estimator_has("transform"))
     def transform(self, X):
         """``transform`` of the fitted wrapped detector.
@@ -738,11 +762,3 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
         tags.input_tags.allow_nan = inner.input_tags.allow_nan
         tags.input_tags.three_d_array = inner.input_tags.three_d_array
         return tags
-
-    def _check_cv(self):
-        if isinstance(self.cv, numbers.Integral) or self.cv == "auto":
-            return KFold(
-                5 if self.cv == "auto" else self.cv, shuffle=True,
-                random_state=check_random_state(self.random_state),
-            )
-        return check_cv(self.cv)

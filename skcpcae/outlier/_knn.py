@@ -9,7 +9,12 @@ from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._base import CONTAMINATION_CONSTRAINT, OutlierScoresMixin, offset_from_scores
+from .._base import (
+    CONTAMINATION_CONSTRAINT,
+    OutlierScoresMixin,
+    OutOfSampleFitPredictMixin,
+    offset_from_scores,
+)
 from .._components.knn import loo_sq_distances
 from ..utils.fixes import Interval
 from ..utils.fixes import fit_context as _fit_context
@@ -17,7 +22,7 @@ from ..utils.fixes import fit_context as _fit_context
 __all__ = ["KNNAnomalyScorer"]
 
 
-class KNNAnomalyScorer(OutlierScoresMixin, OutlierMixin, BaseEstimator):
+class KNNAnomalyScorer(OutOfSampleFitPredictMixin, OutlierScoresMixin, OutlierMixin, BaseEstimator):
     """Outlier detector scoring a sample by its mean squared distance to k normal neighbours.
 
     Implements eq. 6 of Saeedi & Giusti (2023): the anomaly score of ``y`` is

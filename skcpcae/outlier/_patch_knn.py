@@ -11,6 +11,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._base import (
     CONTAMINATION_CONSTRAINT,
     OutlierScoresMixin,
+    OutOfSampleFitPredictMixin,
     image_tags,
     iter_batches,
     offset_from_scores,
@@ -23,7 +24,9 @@ from ..utils.fixes import fit_context as _fit_context
 
 __all__ = ["PatchKNNScorer", "local_patch_distances"]
 
-class PatchKNNScorer(OutlierScoresMixin, OutlierMixin, BaseEstimator):
+class PatchKNNScorer(
+    OutOfSampleFitPredictMixin, OutlierScoresMixin, OutlierMixin, BaseEstimator
+):
     """Outlier detector comparing each patch with the same place on normal parts.
 
     Input: batches of patch-feature maps ``(n, h, w, d)`` (e.g. from

@@ -10,13 +10,15 @@ import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, OutlierMixin, clone
+from sklearn.model_selection import check_cv
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted, indexable
 
 from .._base import refuse_backward_string_scorer
 from ..metrics import to_anomaly_labels
-from ..utils.fixes import HasMethods, Interval, StrOptions
+from ..utils._cv import is_int_cv
+from ..utils.fixes import HasMethods, StrOptions
 from ..utils.fixes import estimator_has as _estimator_has
 from ..utils.fixes import fit_context as _fit_context
 from ..utils.fixes import safe_indexing as _safe_indexing
@@ -57,9 +59,15 @@ class TunedThresholdDetectorCV(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
     scoring : {"f1", "balanced_accuracy"}, default="f1"
         Metric of the anomalous class to maximise: F1, or balanced accuracy (the mean of
         recall and 1 - false-alarm rate, maximised where Youden's J is).
-    cv : int or cross-validation splitter, default=5
-        An int ``k``: ``NormalOnlyKFold(k, shuffle=True, random_state=random_state)``. A
-        splitter must train on normal samples only.
+    cv : int, cross-validation splitter, iterable or None, default=5
+        Folds whose held-out scores choose the threshold, with the meaning ``cv`` has
+        everywhere in skcpcae (``docs/conventions.md``): an int ``k`` >= 2 is
+        ``NormalOnlyKFold(k, shuffle=True, random_state=random_state)``; a splitter or an
+        iterable of ``(train, test)`` index arrays is used as given and must train on normal
+        samples only; ``None`` fits one clone on all normal samples and scores ``X`` in
+        sample (optimistic: a k-NN scorer finds each normal sample among its neighbours).
+        The default is 5 folds, not ``None``, because a threshold tuned on in-sample scores
+        of the normals sits too low.
     refit : bool, default=True
         Fit ``estimator_`` on all normal samples of ``X``; otherwise the last fold's fitted
         clone is kept.
@@ -99,7 +107,7 @@ class TunedThresholdDetectorCV(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "estimator": [HasMethods(["fit"])],
         "scoring": [StrOptions({"f1", "balanced_accuracy"})],
-        "cv": [Interval(numbers.Integral, 2, None, closed="left"), HasMethods(["split"])],
+        "cv": ["cv_object"],
         "refit": ["boolean"],
         "random_state": ["random_state"],
         "n_jobs": [numbers.Integral, None],
@@ -142,9 +150,12 @@ class TunedThresholdDetectorCV(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
                 "TunedThresholdDetectorCV needs normal and anomalous samples in y; for "
                 "normal samples only use KDEThresholdClassifier (threshold from alpha)."
             )
-        cv = (NormalOnlyKFold(self.cv, shuffle=True, random_state=self.random_state)
-              if isinstance(self.cv, numbers.Integral) else self.cv)
-        splits = list(cv.split(X, labels))
+        if self.cv is None:  # in sample: fit on every normal sample, score all of X
+            splits = [(np.flatnonzero(labels == 0), np.arange(len(labels)))]
+        else:  # one rule for cv (utils/_cv.py): an int is shuffled folds
+            cv = (NormalOnlyKFold(self.cv, shuffle=True, random_state=self.random_state)
+                  if is_int_cv(self.cv) else check_cv(self.cv))
+            splits = list(cv.split(X, labels))
         for train, _ in splits:
             if labels[np.asarray(train)].any():
                 raise ValueError(

@@ -190,6 +190,11 @@ class AdaptiveGamma(ImageOutputMixin, TransformerMixin, BaseEstimator):
     eq. 1 is meaningless and ``g = 1`` (image unchanged). Both cases emit one ``UserWarning``
     per call and are reported by :meth:`transform_with_info`; the output is always finite and in [0, 1].
 
+    **Values outside [0, 1].** Gamma correction is defined on intensities in [0, 1]: float
+    values outside it give a ``UserWarning`` (in :meth:`fit` and after it) and are clipped to
+    [0, 1] before the correction, the package's one rule for out-of-range pixels (no stage
+    raises; ``docs/conventions.md``). Scale such images first, e.g. ``X / 255``.
+
     **What happened to each image.** :meth:`transform` leaves the estimator as it is;
     :meth:`transform_with_info` returns the same images and, per image, ``g``, ``I_mu`` and
     whether the object mask was empty. The attributes ``last_gammas_``,
@@ -349,7 +354,7 @@ class AdaptiveGamma(ImageOutputMixin, TransformerMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = image_tags(super().__sklearn_tags__())
         tags.transformer_tags.preserves_dtype = ["float32"]
-        tags.input_tags.positive_only = True
+        # not positive_only: negative values are read (clipped, with a warning), not refused
         return tags
 
     def _check_thresholds(self):

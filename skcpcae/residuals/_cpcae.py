@@ -6,12 +6,10 @@ and skorch's ``net.py`` (``__getstate__``) for device handling when pickling.
 """
 
 import numbers
-import warnings
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.model_selection import KFold
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
@@ -19,9 +17,19 @@ from skorch.callbacks import LRScheduler
 from skorch.utils import to_tensor
 from torch.optim.lr_scheduler import CosineAnnealingLR
 
-from .._base import ImageOutputMixin, image_tags, iter_batches, restore_layout, validate_images
+from .._base import (
+    ImageOutputMixin,
+    image_tags,
+    iter_batches,
+    restore_layout,
+    validate_images,
+    warn_outside_unit_range,
+)
+from ..utils._cv import cross_fit_splits, is_int_cv
+from ..utils._deprecation import init_default, rename_in_state, resolve_renamed
 from ..utils._torch import (
     check_weight_shapes,
+    device_after_unpickling,
     load_numpy_weights,
     resolve_device,
     seed_from,
@@ -67,7 +75,7 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
     """Residual maps of a conditional patch-based convolutional autoencoder (CPCAE).
 
     Implements Sec. 3.2 of Saeedi & Giusti (2023). Each image is downsized to
-    ``image_size``, cut into overlapping square patches (stride half the patch size by
+    ``input_size``, cut into overlapping square patches (stride half the patch size by
     default) and every patch is reconstructed by an autoencoder that is *conditioned on the
     patch's position*: the one-hot index of the patch in the grid enters the encoder (before
     the dense bottleneck) and the decoder (with the latent code), so a patch "remembers where
@@ -92,10 +100,11 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    image_size : int, tuple of (int, int) or None, default=128
-        Size ``(height, width)`` the images are downsized to before cutting patches; an int
-        gives a square. Images are never enlarged: along an axis where the input is smaller,
-        the input size is kept. ``None`` keeps the input size.
+    input_size : int, tuple of (int, int) or None, default=128
+        Size ``(height, width)`` the images are downsized to before cutting patches (the
+        autoencoder's input size; the name every estimator uses for the size it resizes
+        images to); an int gives a square. Images are never enlarged: along an axis where the
+        input is smaller, the input size is kept. ``None`` keeps the input size.
     patch_size : int, default=32
         Side of the square patches, in pixels of the downsized image. Along an axis where the
         downsized image is smaller than ``patch_size``, the patch is clamped to the image
@@ -121,9 +130,15 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
         ``max_epochs`` (stepped once per epoch).
     batch_size : int, default=128
         Patches per training step.
-    cv : int or None, default=None
-        Number of folds for the cross-fitted :meth:`fit_transform` (shuffled
-        :class:`~sklearn.model_selection.KFold`); ``None`` disables cross-fitting.
+    cv : int, cross-validation generator, iterable or None, default=None
+        Folds of the cross-fitted :meth:`fit_transform`, as everywhere in skcpcae
+        (``docs/conventions.md``): an int ``k`` >= 2 is ``KFold(k, shuffle=True)`` seeded from
+        ``random_state``; a splitter or an iterable of ``(train, test)`` index arrays is used
+        as given, and its test folds must partition the images; ``None`` disables
+        cross-fitting. The default is ``None``, unlike the threshold's ``cv="auto"``
+        (:class:`~skcpcae.outlier.KDEThresholdClassifier`), because each fold trains one more
+        autoencoder (``k`` + 1 trainings in all): cross-fitting is asked for where a later
+        step learns from the training residuals (the CPCAE presets set ``cv=5``).
     residual : {"absolute", "squared", "relative", "log"}, default="absolute"
         Per-pixel residual: ``|x - x_hat|``, ``(x - x_hat) ** 2``, the *relative*
         ``|x - x_hat| / max(x_hat, 0.05)`` or the log-ratio ``|log(x + 0.02) - log(x_hat +
@@ -149,6 +164,11 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
         seed makes training reproducible bit for bit.
     verbose : int, default=0
         With a positive value, skorch prints one line per epoch (epoch, training loss, time).
+    image_size : int, tuple of (int, int) or None, default="deprecated"
+        Former name of ``input_size``.
+
+        .. deprecated:: 0.1
+           ``image_size`` is renamed ``input_size`` and will be removed in 0.2.
 
     Attributes
     ----------
@@ -187,8 +207,9 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
     (numpy) output container is supported.
 
     Pickles are device independent: a model fitted on CUDA is pickled with its tensors on the
-    CPU and loads on a machine without a GPU (``device_`` is then ``"cpu"``); on a machine
-    with CUDA it is moved back to the GPU it was fitted on.
+    CPU and loads on a machine without a GPU (``device_`` is then ``"cpu"``, with a
+    ``UserWarning``, as for every estimator holding torch weights); on a machine with CUDA it
+    is moved back to the GPU it was fitted on.
 
     The width of the layers is not given in the paper; the defaults here are this project's
     choice, sized so that 300x300 images are processed quickly on a CPU.
@@ -203,7 +224,7 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
     >>> from skcpcae.datasets import make_parts
     >>> from skcpcae.residuals import CPCAEResidualMap
     >>> X, _ = make_parts(6, size=(24, 24), random_state=0)
-    >>> cpcae = CPCAEResidualMap(image_size=16, patch_size=8, channels=(4, 8),
+    >>> cpcae = CPCAEResidualMap(input_size=16, patch_size=8, channels=(4, 8),
     ...                          max_epochs=2, random_state=0).fit(X)
     >>> cpcae.working_shape_, cpcae.n_patches_
     ((16, 16), 9)
@@ -213,7 +234,11 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "image_size": [Interval(numbers.Integral, 1, None, closed="left"), tuple, list, None],
+        "input_size": [Interval(numbers.Integral, 1, None, closed="left"), tuple, list, None],
+        "image_size": [
+            Interval(numbers.Integral, 1, None, closed="left"), tuple, list, None,
+            StrOptions({"deprecated"}),
+        ],
         "patch_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "stride": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "latent_dim": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -223,7 +248,7 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
         "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
         "lr_schedule": [StrOptions({"constant", "cosine"})],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
-        "cv": [Interval(numbers.Integral, 2, None, closed="left"), None],
+        "cv": ["cv_object"],
         "residual": [StrOptions({"absolute", "squared", "relative", "log"})],
         "gain": [StrOptions({"auto"}), Interval(numbers.Real, 0, None, closed="neither"), None],
         "device": [str],
@@ -233,7 +258,7 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
 
     def __init__(
         self,
-        image_size=128,
+        input_size=128,
         *,
         patch_size=32,
         stride=None,
@@ -250,8 +275,9 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
         device="auto",
         random_state=None,
         verbose=0,
+        image_size="deprecated",
     ):
-        self.image_size = image_size
+        self.input_size = input_size
         self.patch_size = patch_size
         self.stride = stride
         self.latent_dim = latent_dim
@@ -267,6 +293,7 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.image_size = image_size
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -317,19 +344,19 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
             Residual maps at the input size.
         """
         images, was_2d = self._fit_setup(X)
-        if self.cv is not None and self.cv > len(images):
-            raise ValueError(  # before any training; KFold's own wording
-                f"Cannot have number of splits n_splits={self.cv} greater than the number of "
-                f"samples: n_samples={len(images)}. Use a smaller cv or cv=None."
-            )
         rng = check_random_state(self.random_state)
-        self.net_ = self._train(images, seed_from(rng))
+        net_seed = seed_from(rng)
+        splits = None
+        if self.cv is not None:  # the folds before any training (a bad cv fails at once)
+            # an int: shuffled KFold seeded from random_state (utils/_cv.py, one rule for cv)
+            fold_seed = seed_from(rng) if is_int_cv(self.cv) else None
+            splits = cross_fit_splits(self.cv, images, random_state=fold_seed)
+        self.net_ = self._train(images, net_seed)
         self.gain_ = self._fit_gain(images)
-        if self.cv is None:
+        if splits is None:
             return restore_layout(self._residuals(self.net_, images), was_2d)
-        folds = KFold(n_splits=self.cv, shuffle=True, random_state=seed_from(rng))
         out = np.empty_like(images)
-        for train, test in folds.split(images):
+        for train, test in splits:
             net = self._train(images[train], seed_from(rng))
             out[test] = self._residuals(net, images[test])
         return restore_layout(out, was_2d)
@@ -392,7 +419,7 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
         return state
 
     def __setstate__(self, state):
-        state = dict(state)
+        state = dict(rename_in_state(state, "image_size", "input_size"))  # files before 0.2
         # files written before ``gain`` existed: their maps were never scaled
         state.setdefault("gain", None)
         if "patch_corners_" in state:
@@ -402,14 +429,8 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
         super().__setstate__(state)
         if weights is None:
             return
-        device = "cpu"
-        if fitted_device is not None and fitted_device.startswith("cuda"):
-            if torch.cuda.is_available():
-                index = torch.device(fitted_device).index
-                device = fitted_device
-                if index is None or index >= torch.cuda.device_count():
-                    device = "cuda"
-        self.device_ = device
+        # one rule for every torch estimator: back to its GPU, or CPU with a warning
+        self.device_ = device_after_unpickling(self, fitted_device or "cpu")
         net = self._make_net()
         # the network's size comes from parameters in the file: check it against the stored
         # weights before allocating it, and the patch count against the stored patch grid
@@ -441,10 +462,13 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
                 f"channels must be a non-empty sequence of positive ints, got {self.channels!r}."
             )
         height, width = self.image_shape_[:2]
-        if self.image_size is None:
+        # warn_deprecated < resolve_renamed < _fit_setup < fit < _fit_context < caller
+        input_size = resolve_renamed(self, "image_size", "input_size",
+                                     default=init_default(self, "input_size"), stacklevel=6)
+        if input_size is None:
             self.working_shape_ = (height, width)
         else:
-            size = self.image_size
+            size = input_size
             if isinstance(size, numbers.Integral):
                 size = (size, size)
             size = tuple(size)
@@ -452,8 +476,8 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
                 isinstance(s, numbers.Integral) and s >= 1 for s in size
             ):
                 raise ValueError(
-                    "image_size must be an int, a pair of positive ints (height, width) or "
-                    f"None, got {self.image_size!r}."
+                    "input_size must be an int, a pair of positive ints (height, width) or "
+                    f"None, got {input_size!r}."
                 )
             self.working_shape_ = (min(int(size[0]), height), min(int(size[1]), width))
         ph = min(self.patch_size, self.working_shape_[0])
@@ -594,13 +618,9 @@ def residual_map(images, reconstructions, kind="absolute"):
 
 
 def _warn_out_of_range(estimator, images):
-    """Warn (in fit and after it) when pixel values leave [0, 1]."""
-    if images.size and (images.min() < -1e-6 or images.max() > 1 + 1e-6):
-        warnings.warn(
-            f"{type(estimator).__name__} expects pixel values in [0, 1] (its decoder ends "
-            f"with a sigmoid); got values in [{images.min():.4g}, {images.max():.4g}]. The "
-            "residuals will include the distance to [0, 1]. Scale the images, e.g. "
-            "X / 255 for 8-bit values stored as floats.",
-            UserWarning,
-            stacklevel=3,
-        )
+    """Warn (in fit and after it) when pixel values leave [0, 1]: the package's one rule."""
+    warn_outside_unit_range(
+        estimator, images,
+        "the residuals include the distance to [0, 1] (the decoder ends with a sigmoid)",
+        stacklevel=4,
+    )

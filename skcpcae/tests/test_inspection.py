@@ -15,21 +15,21 @@ from skcpcae.inspection import decision_threshold, defect_mask, final_estimator,
 from skcpcae.outlier import KNNAnomalyScorer
 from skcpcae.preprocessing import ECCRegistrar
 
-_CPCAE = {"image_size": 32, "patch_size": 16, "max_epochs": 1, "batch_size": 64}
+_CPCAE = {"input_size": 32, "patch_size": 16, "max_epochs": 1, "batch_size": 64}
 _KNN = {"kdethresholdclassifier__cv": 3,
         "kdethresholdclassifier__estimator__knnanomalyscorer__n_neighbors": 3}
 _PAPER = {**{f"cpcaeresidualmap__{k}": v for k, v in _CPCAE.items()},
-          "deeppoolembedder__pretrained": False, **_KNN}
+          "deeppoolembedder__weights": None, **_KNN}
 TINY = {
     "paper": _PAPER,
     "aligned": _PAPER,
-    "deep-feature": {"deeppoolembedder__pretrained": False, **_KNN},
+    "deep-feature": {"deeppoolembedder__weights": None, **_KNN},
     "union": {**{f"featureunion__pipeline__cpcaeresidualmap__{k}": v
                  for k, v in _CPCAE.items()},
               "featureunion__pipeline__cpcaeresidualmap__cv": 2,
-              "featureunion__deeppoolembedder__pretrained": False,
-              "featureunion__pipeline__deeppoolembedder__pretrained": False, **_KNN},
-    "best": {"deeppatchembedder__pretrained": False, "deeppatchembedder__stages": [2],
+              "featureunion__deeppoolembedder__weights": None,
+              "featureunion__pipeline__deeppoolembedder__weights": None, **_KNN},
+    "best": {"deeppatchembedder__weights": None, "deeppatchembedder__stages": [2],
              "kdethresholdclassifier__cv": 3},
 }
 SOURCES = {

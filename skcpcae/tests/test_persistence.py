@@ -472,13 +472,13 @@ def test_edited_network_size_is_refused_before_allocating(tmp_path):
     from skcpcae.residuals import CPCAEResidualMap
 
     X = make_parts(6, size=(24, 24), random_state=0)[0]
-    cpcae = CPCAEResidualMap(image_size=16, patch_size=8, channels=(4,), latent_dim=4,
+    cpcae = CPCAEResidualMap(input_size=16, patch_size=8, channels=(4,), latent_dim=4,
                              max_epochs=1, device="cpu", random_state=0).fit(X)
     cpcae.n_patches_ = 10**9  # without the check: an embedding of 10^9 rows at load
     path = save(cpcae, tmp_path / "cpcae.skops")
     with pytest.raises(ValueError, match=r"do not fit the network .*1000000"):
         load(path)
-    emb = DeepPoolEmbedder("test_efficientnet", pretrained=False, device="cpu").fit(X)
+    emb = DeepPoolEmbedder("test_efficientnet", weights=None, device="cpu").fit(X)
     emb.backbone = "resnet18"
     path = save(emb, tmp_path / "emb.skops")
     with pytest.raises(ValueError, match="do not fit the network"):

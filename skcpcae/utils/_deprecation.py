@@ -13,8 +13,10 @@ from .._version import __version__
 
 __all__ = [
     "DEPRECATED",
+    "init_default",
     "removal_version",
     "removed_attribute",
+    "rename_in_state",
     "resolve_renamed",
     "warn_deprecated",
 ]
@@ -107,3 +109,25 @@ def removed_attribute(name, replacement):
         )
 
     return property(getter, doc=f"Removed: use {replacement}.")
+
+
+def init_default(estimator, name):
+    """The default of parameter ``name`` in ``estimator``'s ``__init__`` signature."""
+    import inspect
+
+    return inspect.signature(type(estimator).__init__).parameters[name].default
+
+
+def rename_in_state(state, old, new):
+    """Map a renamed parameter in a pickled ``__dict__`` saved before the rename.
+
+    A model file written before ``old`` was renamed ``new`` holds ``old`` with its value and
+    no ``new``: the value moves to ``new`` and ``old`` gets the ``"deprecated"`` default, so
+    the loaded estimator has the parameters of its class (``get_params``, ``clone``) and
+    means what it meant, without a warning (the user did not write ``old``).
+    """
+    if new not in state and old in state:
+        state = dict(state)
+        state[new] = state[old]
+        state[old] = DEPRECATED
+    return state

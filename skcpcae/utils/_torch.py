@@ -114,14 +114,35 @@ def check_weight_shapes(build, weights, owner):
 
 
 def device_after_unpickling(estimator, device):
-    """The device a fitted estimator runs on after loading: ``device`` when available, else
-    CPU with a warning."""
+    """The device a fitted estimator runs on after loading: the one place that decides it.
+
+    Every estimator that holds torch weights (``CPCAEResidualMap``, the embedders,
+    ``PatchCoreDetector``) calls this from ``__setstate__`` with the device it was fitted
+    on, so a model fitted on a GPU behaves the same whichever estimator it is: on a machine
+    with CUDA it goes back to that GPU (``"cuda"`` when its index is not present here); on a
+    CPU-only machine it runs on ``"cpu"`` with one ``UserWarning`` naming the estimator and
+    the device it was fitted on.
+
+    Parameters
+    ----------
+    estimator : estimator
+        The estimator being unpickled (named in the warning).
+    device : str or torch.device
+        The device it was fitted on (``device_`` or the net's device).
+
+    Returns
+    -------
+    device : str
+        The device to run on here.
+    """
     import warnings
 
     import torch
 
     device = str(device)
-    if device.startswith("cuda") and not torch.cuda.is_available():
+    if not device.startswith("cuda"):
+        return device
+    if not torch.cuda.is_available():
         warnings.warn(
             f"{type(estimator).__name__} was fitted on {device!r} but CUDA is not available "
             "here; it runs on 'cpu' instead.",
@@ -129,4 +150,7 @@ def device_after_unpickling(estimator, device):
             stacklevel=3,
         )
         return "cpu"
+    index = torch.device(device).index
+    if index is not None and index >= torch.cuda.device_count():
+        return "cuda"
     return device

@@ -26,7 +26,7 @@ N_TRAIN = 16
 
 def _tiny_ae(residual="squared", max_epochs=60):
     # One 32x32 patch per image; 60 tiny steps learn the parts well enough (about 1 s).
-    return CPCAEResidualMap(image_size=None, patch_size=32, channels=(8, 16), latent_dim=16,
+    return CPCAEResidualMap(input_size=None, patch_size=32, channels=(8, 16), latent_dim=16,
                             lr=5e-3, max_epochs=max_epochs, batch_size=4, residual=residual,
                             device="cpu")
 
@@ -34,9 +34,9 @@ def _tiny_ae(residual="squared", max_epochs=60):
 FAST = {
     "variation": lambda: VariationDetector(),
     "nearest": lambda: NearestImageDetector(),
-    "nearest-small": lambda: NearestImageDetector(image_size=(16, 12)),
+    "nearest-small": lambda: NearestImageDetector(input_size=(16, 12)),
     "ae-l2": lambda: AEL2Detector(_tiny_ae(), random_state=0),
-    "patchcore-random": lambda: PatchCoreDetector(pretrained=False, device="cpu",
+    "patchcore-random": lambda: PatchCoreDetector(weights=None, device="cpu",
                                                   random_state=0),
 }
 # Detectors whose map must light up inside the defect (random CNN weights need not).
@@ -144,7 +144,7 @@ def test_not_fitted_raises(make):
 def test_tables_give_tables(parts):
     X = parts[0][:N_TRAIN, 0, :]  # rows of pixels: a (n, n_features) table
     for det in (VariationDetector(), NearestImageDetector(),
-                PatchCoreDetector(pretrained=False, device="cpu", random_state=0)):
+                PatchCoreDetector(weights=None, device="cpu", random_state=0)):
         det.fit(X)
         assert det.anomaly_map(X).shape == X.shape
         assert det.score_samples(X).shape == (N_TRAIN,)
@@ -262,7 +262,7 @@ def _dumps(obj):
 
 def test_patchcore_loo_training_scores_match_refit(parts):
     X = parts[0][:6]
-    params = dict(pretrained=False, coreset=None, device="cpu", random_state=0)
+    params = dict(weights=None, coreset=None, device="cpu", random_state=0)
     det = PatchCoreDetector(**params).fit(X)
     rest = PatchCoreDetector(**params).fit(X[1:])
     np.testing.assert_allclose(det.negative_outlier_score_[0], rest.score_samples(X[:1])[0],
@@ -274,7 +274,7 @@ def test_patchcore_loo_training_scores_match_refit(parts):
 ])
 def test_patchcore_options_reproducible(kw, parts):
     X = parts[0]
-    make = lambda: PatchCoreDetector(pretrained=False, device="cpu", random_state=1,  # noqa: E731
+    make = lambda: PatchCoreDetector(weights=None, device="cpu", random_state=1,  # noqa: E731
                                      input_size=48, **kw)
     a, b = make().fit(X[:N_TRAIN]), make().fit(X[:N_TRAIN])
     np.testing.assert_array_equal(a.memory_bank_, b.memory_bank_)
@@ -286,7 +286,7 @@ def test_patchcore_options_reproducible(kw, parts):
 
 def test_patchcore_color_images():
     X, _ = make_parts(8, size=(32, 32), color=True, random_state=2)
-    det = PatchCoreDetector(pretrained=False, device="cpu", random_state=0).fit(X)
+    det = PatchCoreDetector(weights=None, device="cpu", random_state=0).fit(X)
     assert det.anomaly_map(X[:2]).shape == (2, 32, 32)
     with pytest.raises(ValueError, match="channel"):
         det.fit(np.concatenate([X, X[..., :1]], axis=-1))
@@ -294,7 +294,7 @@ def test_patchcore_color_images():
 
 def test_patchcore_layers_is_a_deprecated_name_of_stages():
     X, _ = make_parts(4, size=(32, 32), random_state=0)
-    params = dict(pretrained=False, device="cpu", batch_size=64, random_state=0)
+    params = dict(weights=None, device="cpu", batch_size=64, random_state=0)
     old = PatchCoreDetector(layers=(1, 2), **params)
     assert clone(old).get_params()["layers"] == (1, 2)  # get_params / clone keep it
     match = r"\(layers=\.\.\.\) is deprecated.*use stages"
@@ -305,3 +305,23 @@ def test_patchcore_layers_is_a_deprecated_name_of_stages():
     np.testing.assert_allclose(old.score_samples(X), new.score_samples(X), rtol=1e-5)
     with pytest.raises(ValueError, match="both layers"):
         PatchCoreDetector(layers=(1, 2), stages=(1, 3), **params).fit(X)
+
+
+def test_nearest_image_size_is_a_deprecated_name_of_input_size():
+    X, _ = make_parts(6, size=(32, 32), random_state=0)
+    old = NearestImageDetector(image_size=16)
+    assert clone(old).get_params()["image_size"] == 16
+    with pytest.warns(FutureWarning, match=r"\(image_size=\.\.\.\) is deprecated.*input_size") \
+            as record:
+        old.fit(X)
+    assert record[0].filename == __file__
+    new = NearestImageDetector(input_size=16).fit(X)
+    np.testing.assert_array_equal(old.score_samples(X), new.score_samples(X))
+    with pytest.raises(ValueError, match="both image_size"):
+        NearestImageDetector(image_size=16, input_size=8).fit(X)
+    state = new.__getstate__()
+    state["image_size"] = state.pop("input_size")  # a model file from before the rename
+    loaded = NearestImageDetector.__new__(NearestImageDetector)
+    loaded.__setstate__(state)
+    assert loaded.get_params()["input_size"] == 16
+    np.testing.assert_array_equal(loaded.score_samples(X), new.score_samples(X))

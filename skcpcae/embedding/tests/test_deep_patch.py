@@ -7,7 +7,7 @@ from skcpcae.embedding import DeepPatchEmbedder, DeepPoolEmbedder
 
 def _emb(**kw):
     kw.setdefault("random_state", 0)
-    return DeepPatchEmbedder("test_efficientnet", pretrained=False, device="cpu", **kw)
+    return DeepPatchEmbedder("test_efficientnet", weights=None, device="cpu", **kw)
 
 
 def test_output_shape_and_grid():
@@ -48,7 +48,7 @@ def test_matches_max_pooling_of_its_own_map():
     # local_size=1: global max over the patch grid is DeepPoolEmbedder's max pooling
     X = np.random.default_rng(3).random((2, 64, 64), dtype=np.float32)
     patches = _emb(stages=(3,), local_size=1).fit(X).transform(X)
-    pooled = DeepPoolEmbedder("test_efficientnet", pretrained=False, device="cpu",
+    pooled = DeepPoolEmbedder("test_efficientnet", weights=None, device="cpu",
                               stages=(3,), pooling="max", random_state=0).fit(X).transform(X)
     np.testing.assert_allclose(patches.max(axis=(1, 2)), pooled, rtol=1e-5, atol=1e-6)
 

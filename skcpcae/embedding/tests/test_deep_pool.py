@@ -10,10 +10,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skcpcae.datasets import make_parts, paste_defect
-from skcpcae.embedding import DeepPoolEmbedder, pooled_n_features
+from skcpcae.embedding import DeepPatchEmbedder, DeepPoolEmbedder, pooled_n_features
 from skcpcae.outlier import KNNAnomalyScorer
 
-TINY = dict(backbone="test_efficientnet", pretrained=False, device="cpu", random_state=0)
+TINY = dict(backbone="test_efficientnet", weights=None, device="cpu", random_state=0)
 
 
 @pytest.fixture(scope="module")
@@ -144,12 +144,12 @@ def test_cuda_fit_pickles_on_cpu_and_matches_cpu(parts):
     np.testing.assert_allclose(pickle.loads(pickle.dumps(emb)).transform(parts), Z_gpu)
 
 
-def test_weights_path_overrides_pretrained(parts, tmp_path):
+def test_weights_path_is_loaded(parts, tmp_path):
     emb = DeepPoolEmbedder(**TINY).fit(parts)
     path = tmp_path / "tiny.pth"
     torch.save(timm_state(emb), path)
     other = DeepPoolEmbedder(
-        "test_efficientnet", pretrained=True, weights=path, device="cpu", random_state=5
+        "test_efficientnet", weights=path, device="cpu", random_state=5
     ).fit(parts)
     np.testing.assert_array_equal(other.transform(parts), emb.transform(parts))
 
@@ -165,6 +165,25 @@ def timm_state(emb):
 def test_pretrained_backbone_without_offline_weights_is_refused(parts):
     with pytest.raises(ValueError, match="weights='timm'"):
         DeepPoolEmbedder("test_efficientnet", device="cpu").fit(parts)
+
+
+@pytest.mark.parametrize("cls", [DeepPoolEmbedder, DeepPatchEmbedder])
+def test_pretrained_is_a_deprecated_switch_of_weights(parts, cls):
+    base = dict(backbone="test_efficientnet", device="cpu", random_state=0)
+    old = cls(pretrained=False, **base)
+    assert clone(old).get_params()["pretrained"] is False  # get_params / clone keep it
+    with pytest.warns(FutureWarning, match=r"\(pretrained=\.\.\.\) is deprecated.*weights=None") \
+            as record:
+        old.fit(parts)
+    assert record[0].filename == __file__
+    new = cls(weights=None, **base).fit(parts)
+    np.testing.assert_array_equal(old.transform(parts), new.transform(parts))
+    np.testing.assert_array_equal(cls(weights="random", **base).fit(parts).transform(parts),
+                                  new.transform(parts))
+    with pytest.raises(ValueError, match="both pretrained"):
+        cls(pretrained=False, weights=None, **base).fit(parts)
+    with pytest.warns(FutureWarning), pytest.raises(ValueError, match="weights=None for random"):
+        cls(pretrained=True, **base).fit(parts)  # no offline weights for the test CNN
 
 
 def test_verbose_shows_progress(parts, capsys):
@@ -207,3 +226,13 @@ def test_default_pretrained_embedding_sees_a_pasted_defect():
     other_part = np.linalg.norm(Z[3] - Z[0])  # another good part (other shading and noise)
     assert defect > 5 * noise
     assert defect > other_part
+
+
+@pytest.mark.parametrize("pretrained, expected", [(False, None), (True, "offline")])
+def test_model_saved_with_pretrained_loads_with_weights(parts, pretrained, expected):
+    state = DeepPoolEmbedder(**TINY).fit(parts).__getstate__()
+    state.update(pretrained=pretrained, weights=None)  # as a file written before 0.1 holds
+    loaded = DeepPoolEmbedder.__new__(DeepPoolEmbedder)
+    loaded.__setstate__(state)
+    assert loaded.get_params()["weights"] == expected
+    assert loaded.get_params()["pretrained"] == "deprecated"

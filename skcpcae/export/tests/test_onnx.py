@@ -19,7 +19,7 @@ from skcpcae.export import ParityError, to_onnx  # noqa: E402
 from skcpcae.export import _onnx as onnx_module  # noqa: E402
 from skcpcae.export._onnx import METADATA_KEY  # noqa: E402
 
-TINY = {"backbone": "test_efficientnet", "pretrained": False, "random_state": 0,
+TINY = {"backbone": "test_efficientnet", "weights": None, "random_state": 0,
         "device": "cpu"}
 PRESETS = {
     # stages 3 and 4 of timm's test network: strides 16 and 32, as EfficientNet-Lite0's

@@ -112,7 +112,7 @@ def test_patch_pipeline_flags_pasted_defects_and_round_trips(tmp_path):
     normal, test = X[:18], X[18:]
     y_test = y[18:]
     pipe = make_pipeline(
-        DeepPatchEmbedder("test_efficientnet", pretrained=False, stages=(2,), random_state=0,
+        DeepPatchEmbedder("test_efficientnet", weights=None, stages=(2,), random_state=0,
                           device="cpu"),
         PatchKNNScorer(top_k=3),
     )

@@ -66,3 +66,21 @@ def test_tuned_threshold_accepts_plus_minus_one_labels():
     b = TunedThresholdDetectorCV(KNNAnomalyScorer(5), cv=3, random_state=0).fit(
         X, np.where(y == 1, -1, 1))
     assert a.best_threshold_ == b.best_threshold_
+
+
+def test_tuned_threshold_cv_follows_the_package_rule():
+    # an iterable of splits is used as given; an int is shuffled NormalOnlyKFold
+    from skcpcae.model_selection import NormalOnlyKFold
+
+    X, y = _data()
+    splits = list(NormalOnlyKFold(3, shuffle=True, random_state=0).split(X, y))
+    a = TunedThresholdDetectorCV(KNNAnomalyScorer(5), cv=splits).fit(X, y)
+    b = TunedThresholdDetectorCV(KNNAnomalyScorer(5), cv=3, random_state=0).fit(X, y)
+    assert a.best_threshold_ == b.best_threshold_
+
+
+def test_tuned_threshold_cv_none_tunes_on_in_sample_scores():
+    X, y = _data()
+    det = TunedThresholdDetectorCV(KNNAnomalyScorer(5), cv=None).fit(X, y)
+    anomaly = -det.estimator_.score_samples(X)  # refit on the same normals: same scores
+    assert det.best_threshold_ == best_threshold(y, anomaly, criterion="f1")

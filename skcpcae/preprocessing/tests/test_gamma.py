@@ -149,7 +149,7 @@ def test_colour_keeps_hue_and_sets_intensity():
 
 def test_value_range_and_channels_are_validated():
     X, _ = make_parts(2, size=(16, 16), random_state=0)
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+    with pytest.warns(UserWarning, match=r"got values in \[0.1.*, 1.6.*\].*clips them to \[0, 1\]"):
         AdaptiveGamma().fit(X * 2)
     with pytest.raises(ValueError, match="channel"):
         AdaptiveGamma().fit(np.zeros((2, 16, 16, 2)))
@@ -157,6 +157,17 @@ def test_value_range_and_channels_are_validated():
         AdaptiveGamma(canny_thresholds=(0.5,)).fit(X)
     with pytest.raises(ValueError, match="target_intensity"):
         AdaptiveGamma(1.5).fit(X)
+
+
+def test_values_outside_unit_range_warn_and_are_clipped():
+    # the package's one rule (docs/conventions.md): warn, never raise; gamma clips first
+    X, _ = make_parts(3, size=(24, 24), random_state=0)
+    gamma = AdaptiveGamma().fit(X)
+    wild = X * 3 - 1
+    with pytest.warns(UserWarning, match=r"AdaptiveGamma expects pixel values in \[0, 1\]"):
+        out = gamma.transform(wild)
+    np.testing.assert_array_equal(out, gamma.transform(np.clip(wild, 0, 1)))
+    assert 0 <= out.min() and out.max() <= 1
 
 
 def test_estimator_contract_on_unit_images(tmp_path):

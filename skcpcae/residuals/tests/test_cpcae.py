@@ -21,7 +21,7 @@ from skcpcae.residuals._modules import ConditionalPatchAE
 
 # a fast configuration: 16x16 images, 8x8 patches (3 x 3 grid), two conv layers
 FAST = dict(
-    image_size=None, patch_size=8, channels=(4, 8), latent_dim=8, max_epochs=2,
+    input_size=None, patch_size=8, channels=(4, 8), latent_dim=8, max_epochs=2,
     batch_size=16, device="cpu", random_state=0,
 )
 
@@ -95,7 +95,7 @@ def test_transform_highlights_a_pasted_defect():
     X_bad, _, masks = make_parts(0, n_anomalies=4, size=(32, 32), random_state=1,
                                  return_masks=True)
     est = CPCAEResidualMap(
-        image_size=None, patch_size=16, channels=(8, 16), latent_dim=16, max_epochs=10,
+        input_size=None, patch_size=16, channels=(8, 16), latent_dim=16, max_epochs=10,
         batch_size=32, lr=3e-3, device="cpu", random_state=0,
     ).fit(X)
     R = est.transform(X_bad)
@@ -104,7 +104,7 @@ def test_transform_highlights_a_pasted_defect():
 
 
 def test_output_is_float32_at_input_size_with_downsizing(parts):
-    est = CPCAEResidualMap(**{**FAST, "image_size": 12}).fit(parts)
+    est = CPCAEResidualMap(**{**FAST, "input_size": 12}).fit(parts)
     assert est.working_shape_ == (12, 12)
     assert est.patch_shape_ == (8, 8) and est.stride_ == (4, 4)
     assert est.n_patches_ == len(est.patch_corners_) == 4
@@ -113,8 +113,8 @@ def test_output_is_float32_at_input_size_with_downsizing(parts):
     assert R.min() >= 0
 
 
-def test_image_size_never_enlarges_and_patch_is_clamped(parts):
-    est = CPCAEResidualMap(**{**FAST, "image_size": (64, 10), "patch_size": 12}).fit(parts)
+def test_input_size_never_enlarges_and_patch_is_clamped(parts):
+    est = CPCAEResidualMap(**{**FAST, "input_size": (64, 10), "patch_size": 12}).fit(parts)
     assert est.working_shape_ == (16, 10)
     assert est.patch_shape_ == (12, 10)
     assert est.stride_ == (6, 5)
@@ -265,8 +265,11 @@ def test_pickle_of_a_net_marked_as_cuda_holds_only_numpy_weights(parts):
     assert state["_fitted_device"] == "cuda:0"
     assert all(isinstance(v, np.ndarray) for v in state["_net_weights"].values())
     assert est.net_.device == "cuda:0"  # the fitted estimator is not changed
-    loaded = pickle.loads(pickle.dumps(est))
+    blob = pickle.dumps(est)
     if not torch.cuda.is_available():
+        # the same warning as every torch estimator (utils._torch.device_after_unpickling)
+        with pytest.warns(UserWarning, match="fitted on 'cuda:0' but CUDA is not available"):
+            loaded = pickle.loads(blob)
         assert loaded.device_ == "cpu" and loaded.net_.device == "cpu"
         np.testing.assert_array_equal(loaded.transform(parts), expected)
 
@@ -351,6 +354,41 @@ def test_cv_larger_than_the_number_of_images_raises(parts):
         CPCAEResidualMap(**{**FAST, "cv": 9}).fit_transform(parts)
 
 
+def test_int_cv_is_shuffled_kfold_seeded_from_random_state(parts, monkeypatch):
+    # the rule of utils/_cv.py: net seed, then fold seed, then one seed per fold, all drawn
+    # from random_state in that order (as before splitters were accepted)
+    from sklearn.model_selection import KFold
+
+    from skcpcae.utils._torch import seed_from
+
+    rng = np.random.RandomState(0)
+    seed_from(rng)
+    folds = list(KFold(2, shuffle=True, random_state=seed_from(rng)).split(parts))
+    seen = []
+    original = CPCAEResidualMap._train
+    monkeypatch.setattr(CPCAEResidualMap, "_train",
+                        lambda self, images, seed: seen.append(images) or original(
+                            self, images, seed))
+    CPCAEResidualMap(**{**FAST, "cv": 2}).fit_transform(parts)
+    for (train, _), images in zip(folds, seen[1:], strict=True):
+        np.testing.assert_array_equal(images, parts[train])
+
+
+@pytest.mark.parametrize("make_cv", [
+    lambda: __import__("sklearn.model_selection").model_selection.KFold(2),
+    lambda: [(np.arange(4, 8), np.arange(4)), (np.arange(4), np.arange(4, 8))],
+], ids=["splitter", "iterable"])
+def test_cv_accepts_a_splitter_or_an_iterable_of_splits(parts, make_cv):
+    R = CPCAEResidualMap(**{**FAST, "cv": make_cv()}).fit_transform(parts)
+    assert R.shape == parts.shape and np.isfinite(R).all()
+
+
+def test_cv_whose_test_folds_do_not_partition_the_images_raises(parts):
+    cv = [(np.arange(4, 8), np.arange(4))]  # images 4..7 never held out
+    with pytest.raises(ValueError, match="must partition the training samples"):
+        CPCAEResidualMap(**{**FAST, "cv": cv}).fit_transform(parts)
+
+
 def test_errors_before_fit_and_on_a_wrong_image_shape(parts, fitted):
     with pytest.raises(NotFittedError):
         CPCAEResidualMap().transform(parts)
@@ -364,10 +402,10 @@ def test_invalid_channels_raise(parts, channels):
         CPCAEResidualMap(**{**FAST, "channels": channels}).fit(parts)
 
 
-@pytest.mark.parametrize("image_size", [(8,), (8, 0), (8, 8, 8)])
-def test_invalid_image_size_raises(parts, image_size):
-    with pytest.raises(ValueError, match="image_size"):
-        CPCAEResidualMap(**{**FAST, "image_size": image_size}).fit(parts)
+@pytest.mark.parametrize("input_size", [(8,), (8, 0), (8, 8, 8)])
+def test_invalid_input_size_raises(parts, input_size):
+    with pytest.raises(ValueError, match="input_size"):
+        CPCAEResidualMap(**{**FAST, "input_size": input_size}).fit(parts)
 
 
 def test_values_outside_unit_range_warn(parts):
@@ -381,3 +419,30 @@ def test_uint8_images_are_scaled(parts):
     np.testing.assert_array_equal(
         est.transform(X8), CPCAEResidualMap(**FAST).fit(X8 / np.float32(255)).transform(X8)
     )
+
+
+def test_image_size_is_a_deprecated_name_of_input_size(parts):
+    params = {k: v for k, v in FAST.items() if k != "input_size"}
+    old = CPCAEResidualMap(image_size=12, **params)
+    assert clone(old).get_params()["image_size"] == 12  # get_params / clone keep it
+    with pytest.warns(FutureWarning, match=r"\(image_size=\.\.\.\) is deprecated.*input_size") \
+            as record:
+        old.fit(parts)
+    assert record[0].filename == __file__
+    new = CPCAEResidualMap(input_size=12, **params).fit(parts)
+    assert old.working_shape_ == new.working_shape_ == (12, 12)
+    np.testing.assert_array_equal(old.transform(parts), new.transform(parts))
+    with pytest.raises(ValueError, match="both image_size"):
+        CPCAEResidualMap(image_size=12, input_size=8, **params).fit(parts)
+    with pytest.warns(FutureWarning, match="image_size"):  # fit_transform warns too
+        CPCAEResidualMap(image_size=12, **params).fit_transform(parts)
+
+
+def test_model_saved_before_the_rename_loads_with_input_size(parts, fitted):
+    state = fitted.__getstate__()
+    state["image_size"] = state.pop("input_size")  # what a file written before 0.1 holds
+    loaded = CPCAEResidualMap.__new__(CPCAEResidualMap)
+    loaded.__setstate__(state)
+    assert loaded.get_params()["input_size"] == fitted.input_size
+    assert loaded.get_params()["image_size"] == "deprecated"
+    np.testing.assert_array_equal(loaded.transform(parts), fitted.transform(parts))

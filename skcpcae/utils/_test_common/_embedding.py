@@ -7,10 +7,10 @@ INSTANCES = [
     # per forward pass so that a sample's embedding cannot depend on the rest of its batch
     # (check_methods_subset_invariance compares to 1e-7).
     DeepPoolEmbedder(
-        "test_efficientnet", pretrained=False, batch_size=1, device="cpu", random_state=0
+        "test_efficientnet", weights=None, batch_size=1, device="cpu", random_state=0
     ),
     DeepPatchEmbedder(
-        "test_efficientnet", pretrained=False, batch_size=1, device="cpu", random_state=0
+        "test_efficientnet", weights=None, batch_size=1, device="cpu", random_state=0
     ),
 ]
 

@@ -12,7 +12,7 @@ from skcpcae.residuals import CPCAEResidualMap
 
 INSTANCES = [
     CPCAEResidualMap(
-        image_size=8, patch_size=4, latent_dim=4, channels=(4,), max_epochs=1, batch_size=16,
+        input_size=8, patch_size=4, latent_dim=4, channels=(4,), max_epochs=1, batch_size=16,
         device="cpu", random_state=0,
     ),
 ]

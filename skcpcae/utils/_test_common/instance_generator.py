@@ -1,7 +1,7 @@
 """Fast test instances and expected failures of the common checks.
 
 Each subpackage keeps its own lists in ``_<subpackage>.py`` beside this file (tiny images,
-``max_epochs=1``, ``pretrained=False``), as imbalanced-learn's ``instance_generator`` does:
+``max_epochs=1``, ``weights=None``), as imbalanced-learn's ``instance_generator`` does:
 
 * ``INSTANCES``: estimator instances checked by scikit-learn's checks and the image checks;
 * ``EXPECTED_FAILED_CHECKS``: ``{ClassName: {check_name: reason}}`` for scikit-learn's checks;

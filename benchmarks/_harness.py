@@ -1,8 +1,11 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """The benchmark harness: methods x datasets -> AUROC, AP, timings, peak memory.
 
-Reached as ``python benchmarks/run.py``, ``skcpcae benchmark`` and (for two methods)
-``skcpcae demo`` / ``make demo``.
+Tooling, not part of the installed package: reached as ``python benchmarks/run.py`` and
+``python benchmarks/run.py --demo`` (what ``make demo`` runs). It holds the methods table,
+the issue targets the rows are compared with, the peak-memory meter and the writing of
+``docs/benchmarks.md`` (through ``skcpcae.utils._report.update_section``, at a path resolved
+from this file, so the docs and CSV land in the repository whatever the working directory).
 """
 
 import argparse
@@ -18,9 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .metrics import image_auroc, image_average_precision
+from skcpcae.metrics import image_auroc, image_average_precision
 
-__all__ = ["METHODS", "MethodUnavailable", "run", "main"]
+#: the repository (docs and results are written here, whatever the working directory)
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs" / "benchmarks.md"
+RESULTS = ROOT / "benchmarks" / "results"
+
+__all__ = ["DOCS", "METHODS", "MethodUnavailable", "RESULTS", "ROOT", "demo", "main", "run"]
 
 
 class MethodUnavailable(RuntimeError):
@@ -29,13 +37,13 @@ class MethodUnavailable(RuntimeError):
 
 
 def _deep_feature(quick):
-    from ._pipelines import make_deep_feature_pipeline
+    from skcpcae._pipelines import make_deep_feature_pipeline
 
     return make_deep_feature_pipeline(pooling="max")
 
 
 def _cpcae_paper(quick):
-    from ._pipelines import make_cpcae_pipeline
+    from skcpcae._pipelines import make_cpcae_pipeline
 
     params = {}
     if quick:
@@ -45,19 +53,19 @@ def _cpcae_paper(quick):
 
 
 def _variation(quick):
-    from .baselines import VariationDetector
+    from skcpcae.baselines import VariationDetector
 
     return VariationDetector()
 
 
 def _nearest(quick):
-    from .baselines import NearestImageDetector
+    from skcpcae.baselines import NearestImageDetector
 
     return NearestImageDetector()
 
 
 def _ae_l2(quick):
-    from .baselines import AEL2Detector
+    from skcpcae.baselines import AEL2Detector
 
     det = AEL2Detector()
     if quick:
@@ -66,19 +74,19 @@ def _ae_l2(quick):
 
 
 def _patchcore(quick):
-    from .baselines import PatchCoreDetector
+    from skcpcae.baselines import PatchCoreDetector
 
     return PatchCoreDetector(random_state=0)
 
 
 def _union(quick):
-    from ._pipelines import make_preset
+    from skcpcae._pipelines import make_preset
 
     return make_preset("union")
 
 
 def _best(quick):
-    from ._pipelines import make_preset
+    from skcpcae._pipelines import make_preset
 
     return make_preset("best")
 
@@ -161,7 +169,7 @@ class _PeakRSS:
 def _load(dataset, quick):
     """Return (name, X_train, X_test, y_test, certain_mask) for a dataset spec."""
     if dataset.startswith("elpv-"):
-        from .datasets import load_elpv
+        from skcpcae.datasets import load_elpv
 
         cell = dataset.split("-", 1)[1]
         b = load_elpv(cell, include_uncertain=True)
@@ -169,7 +177,7 @@ def _load(dataset, quick):
         certain = (proba == 0) | (proba == 1)
         X_tr, X_te, y_te = b.X_train, b.X_test, np.asarray(b.y_test)
     elif dataset.startswith("mvtec:"):
-        from .datasets import load_mvtec_ad
+        from skcpcae.datasets import load_mvtec_ad
 
         _, root, category = dataset.split(":", 2)
         b = load_mvtec_ad(root, category)
@@ -188,7 +196,7 @@ def _load(dataset, quick):
 
 
 def _anomaly(est, X):
-    from .metrics import anomaly_scores
+    from skcpcae.metrics import anomaly_scores
 
     return anomaly_scores(est, X)
 
@@ -284,7 +292,7 @@ def target_lines(rows, method="best", rival="patchcore"):
     return lines
 
 
-def main(argv=None, *, prog="skcpcae benchmark", default_methods=None, section="run"):
+def main(argv=None, *, prog="python benchmarks/run.py", default_methods=None, section="run"):
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Compare anomaly detectors on ELPV (and MVTec-layout folders) with the "
@@ -299,12 +307,16 @@ def main(argv=None, *, prog="skcpcae benchmark", default_methods=None, section="
     parser.add_argument("--quick", action="store_true", help="smoke run on a few images")
     parser.add_argument("--write", action="store_true",
                         help="write the table into docs/benchmarks.md and a CSV")
-    parser.add_argument("--docs", default="docs/benchmarks.md", help="markdown file to update")
-    parser.add_argument("--csv", default=None, help="CSV path (default benchmarks/results/<section>.csv)")
+    parser.add_argument("--docs", default=str(DOCS),
+                        help="markdown file to update (default: the repository's "
+                             "docs/benchmarks.md)")
+    parser.add_argument("--csv", default=None,
+                        help="CSV path (default: the repository's "
+                             "benchmarks/results/<section>.csv)")
     args = parser.parse_args(argv)
     import torch
 
-    from .utils._report import machine_description, update_section
+    from skcpcae.utils._report import machine_description, update_section
 
     print(f"machine: {machine_description()}", flush=True)
     cmd = " ".join([prog] + (argv if argv is not None else sys.argv[1:]))
@@ -324,7 +336,7 @@ def main(argv=None, *, prog="skcpcae benchmark", default_methods=None, section="
                 "Peak MiB: peak resident memory above the level before fit, during fit + "
                 "scoring.\n\n" + table)
         update_section(args.docs, section, text)
-        csv_path = Path(args.csv or f"benchmarks/results/{section}.csv")
+        csv_path = Path(args.csv or RESULTS / f"{section}.csv")
         csv_path.parent.mkdir(parents=True, exist_ok=True)
         with open(csv_path, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -344,3 +356,12 @@ def main(argv=None, *, prog="skcpcae benchmark", default_methods=None, section="
         print(f"\nwrote {args.docs} (section '{section}') and {csv_path}")
     del torch
     return rows
+
+
+def demo(argv=None):
+    """``make demo``: the paper's CPCAE pipeline, the deep-feature comparator and the best
+    preset on ELPV, table printed (``--write`` also updates the docs' ``demo`` section)."""
+    print("skcpcae demo: ELPV solar cells (train on half of the good cells, test on the other "
+          "half + defective cells)")
+    return main(argv if argv is not None else [], prog="python benchmarks/run.py --demo",
+                default_methods=["deep-feature", "cpcae-paper", "best"], section="demo")
