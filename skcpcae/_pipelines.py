@@ -57,10 +57,12 @@ def make_cpcae_pipeline(
 ):
     """The paper's pipeline: ECC → gamma → CPCAE residual map → deep pooling → scaler → k-NN.
 
-    The residual map is the *relative* residual ``|x - x_hat| / x_hat`` and it is embedded
-    from EfficientNet-Lite0's mid-level stages 3 and 4 with the parallel+cascade head: the
+    The residual map is the *relative* residual ``|x - x_hat| / x_hat``, exposed for the CNN
+    (``gain="auto"``: the 99th percentile of the training residuals maps to 1, since a raw
+    residual map is a nearly black image), and it is embedded from EfficientNet-Lite0's
+    mid-level stages 2 and 3 (strides 8 and 16) with the parallel+cascade head: the
     configuration ranked first on validation data by ``benchmarks/select_cpcae.py``
-    (its table is in ``docs/benchmarks.md``).
+    (its tables are in ``docs/benchmarks.md``).
 
     Parameters
     ----------
@@ -96,11 +98,12 @@ def make_cpcae_pipeline(
     from .residuals import CPCAEResidualMap
 
     steps = _preprocessing_steps(register, gamma)
-    # Defaults from benchmarks/select_cpcae.py (validation data only): the relative residual
-    # and mid-level stages 3+4 under the parallel+cascade head ranked first, scored with k=3.
-    steps.append(CPCAEResidualMap(residual="relative", random_state=random_state,
-                                  verbose=verbose))
-    steps.append(DeepPoolEmbedder(stages=(3, 4), pooling="parallel_cascade",
+    # Defaults from benchmarks/select_cpcae.py (validation data only): the relative residual,
+    # exposed for the CNN (gain="auto"), embedded from stages 2+3 under the parallel+cascade
+    # head, scored with k=3.
+    steps.append(CPCAEResidualMap(residual="relative", gain="auto",
+                                  random_state=random_state, verbose=verbose))
+    steps.append(DeepPoolEmbedder(stages=(2, 3), pooling="parallel_cascade",
                                   random_state=random_state, verbose=verbose))
     steps.extend(_scoring_steps(n_neighbors, threshold, alpha, random_state))
     return _assemble(steps, params)
@@ -193,7 +196,9 @@ def make_union_pipeline(*, register=False, gamma=False, threshold=True, n_neighb
         DeepPoolEmbedder(stages=(3, 4), pooling="parallel_cascade",
                          random_state=random_state, verbose=verbose),
         make_pipeline(
-            CPCAEResidualMap(cv=cv, random_state=random_state, verbose=verbose),
+            # the residual as selected for this preset (benchmarks/select_preset.py)
+            CPCAEResidualMap(residual="absolute", gain=None, cv=cv,
+                             random_state=random_state, verbose=verbose),
             DeepPoolEmbedder(stages=(3, 4), pooling="max+avg", random_state=random_state,
                              verbose=verbose),
         ),

@@ -40,7 +40,8 @@ class AEL2Detector(ImageDetectorMixin, OutlierMixin, BaseEstimator):
     ----------
     autoencoder : CPCAEResidualMap or None, default=None
         The residual-map transformer, cloned in :meth:`fit` into ``autoencoder_``. ``None``
-        means ``CPCAEResidualMap(residual="squared")`` with its default architecture. Any
+        means ``CPCAEResidualMap(residual="squared", gain=None)`` (the paper's summed squared
+        residual, unscaled) with its default architecture. Any
         transformer whose ``transform`` returns a per-pixel residual of the shape of its
         input can be used; a ``residual="absolute"`` map is squared before it is summed.
     contamination : "auto" or float in (0, 0.5], default="auto"
@@ -120,7 +121,7 @@ class AEL2Detector(ImageDetectorMixin, OutlierMixin, BaseEstimator):
         if self.autoencoder is None:
             from ..residuals import CPCAEResidualMap
 
-            autoencoder = CPCAEResidualMap(residual="squared")
+            autoencoder = CPCAEResidualMap(residual="squared", gain=None)
         else:
             autoencoder = clone(self.autoencoder)
         if self.random_state is not None and "random_state" in autoencoder.get_params():

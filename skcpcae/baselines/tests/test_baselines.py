@@ -28,7 +28,7 @@ def _tiny_ae(residual="squared", max_epochs=60):
     # One 32x32 patch per image; 60 tiny steps learn the parts well enough (about 1 s).
     return CPCAEResidualMap(input_size=None, patch_size=32, channels=(8, 16), latent_dim=16,
                             lr=5e-3, max_epochs=max_epochs, batch_size=4, residual=residual,
-                            device="cpu")
+                            gain=None, device="cpu")
 
 
 FAST = {

@@ -20,7 +20,9 @@ from skcpcae.residuals._cpcae import _SparseAENet
 from skcpcae.residuals._modules import ConditionalPatchAE
 
 # a fast configuration: 16x16 images, 8x8 patches (3 x 3 grid), two conv layers
+# gain=None: the residual in its own units, so the tests can check its formula
 FAST = dict(
+    gain=None,
     input_size=None, patch_size=8, channels=(4, 8), latent_dim=8, max_epochs=2,
     batch_size=16, device="cpu", random_state=0,
 )
