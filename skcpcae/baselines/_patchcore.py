@@ -449,11 +449,15 @@ class PatchCoreDetector(
         batches = list(iter_batches(images.shape[0], self.batch_size))
         with torch.inference_mode():
             for sl in tqdm(batches, disable=not self.verbose, desc="PatchCore scores"):
-                f = self._features(self._prepare(images[sl])).permute(0, 2, 3, 1)
-                m = f.shape[0]
-                f = f.reshape(m * h * w, -1).float()
-                if proj is not None:
-                    f = f @ proj
-                d = search.search(f, self.n_neighbors_)[0].mean(-1)
-                out[sl] = d.reshape(m, h, w).cpu().numpy()
+                x = self._prepare(images[sl])
+                # One image per forward pass and search: the last bits of a convolution or a
+                # matrix product can depend on the other rows of the batch, so this keeps an
+                # image's score independent of the images scored with it (subset invariance).
+                for i, index in enumerate(range(*sl.indices(images.shape[0]))):
+                    f = self._features(x[i : i + 1]).permute(0, 2, 3, 1)
+                    f = f.reshape(h * w, -1).float()
+                    if proj is not None:
+                        f = f @ proj
+                    d = search.search(f, self.n_neighbors_)[0].mean(-1)
+                    out[index] = d.reshape(h, w).cpu().numpy()
         return out
