@@ -75,7 +75,7 @@ def score_files(
         The output: a ``.csv`` file, or a ``.parquet`` folder (a Parquet dataset of one
         part file per batch, read with ``pyarrow.parquet.read_table(output)``; needs
         ``pyarrow``). The folder that holds it must exist. The output is claimed for the
-        run: a second run on it raises :class:`~skcpcae.utils._files.OutputInUseError`.
+        run: a second run on it raises ``OutputInUseError``.
     batch_size : int, default=32
         Images read, scored and written at a time.
     resume : bool, default=False
@@ -103,7 +103,7 @@ def score_files(
         Extra types to trust in a ``.skops`` model file (:func:`skcpcae.persistence.load`).
     allow_pickle : bool, default=False
         Read a ``.joblib`` (pickle) model file: only for files you trust.
-    client : distributed.Client or None, default=None
+    client : ``distributed.Client`` or None, default=None
         Score on this Dask cluster (needs the ``dask`` extra): each batch is a task, the
         images are read by the workers, and a model given as a file is loaded once per
         worker from that file (the workers must see the model and the images at the paths

@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Scoring beyond one process: the batch-scoring callable every engine runs.
 
-:class:`BatchScorer` is the one contract shared by :func:`skcpcae.score_files` (in this
-process, or over a Dask cluster with ``client=``), Ray Data ``map_batches`` and Spark
+:class:`BatchScorer` is the one contract shared by :func:`score_files` (in this process,
+or over a Dask cluster with ``client=``; also ``skcpcae.score_files``), Ray Data ``map_batches`` and Spark
 ``mapInPandas``: a small picklable callable that loads the model file once per process (the
 first call; later calls and later copies of the callable reuse it) and maps a batch of image
 files to rows of scores. Only the path of the model file travels with the callable, never the
@@ -16,9 +16,10 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ._scoring import score_files
 from .datasets._io import MAX_PIXELS
 
-__all__ = ["BatchScorer"]
+__all__ = ["BatchScorer", "score_files"]
 
 #: Models loaded in this process, keyed by (file, SHA-256, trusted types, allow_pickle); the
 #: least recently used is dropped past this many.
@@ -67,7 +68,7 @@ class BatchScorer:
     One instance serves every process of a run: pickled, it carries the path and SHA-256 of
     the model file (a few hundred bytes), and the first call in a process loads the file
     (after checking that its SHA-256 is the same) and keeps the model for the later calls and
-    copies. This is what :func:`skcpcae.score_files` runs on each batch, in this process or
+    copies. This is what :func:`skcpcae.scale.score_files` runs on each batch, in this process or
     as the tasks of a Dask cluster (``client=``), and what Ray Data ``map_batches`` or Spark
     ``mapInPandas`` run in their workers (see the user guide, "Scoring at scale").
 
@@ -81,7 +82,7 @@ class BatchScorer:
         fitted model (then pickled with the scorer: prefer a file for many workers).
     score_batch : callable or None, default=None
         ``score_batch(model, X, paths) -> dict`` of columns for one batch, as in
-        :func:`skcpcae.score_files`; ``None`` gives ``anomaly_score``, ``decision``,
+        :func:`skcpcae.scale.score_files`; ``None`` gives ``anomaly_score``, ``decision``,
         ``threshold`` (and the readable scores of a KDE threshold). It must be picklable to
         run on other processes.
     on_error : {"skip", "fail"}, default="skip"
@@ -103,8 +104,8 @@ class BatchScorer:
 
     See Also
     --------
-    skcpcae.score_files : score files into a CSV or Parquet output, resumably, in this
-        process or over a Dask cluster.
+    score_files : score files into a CSV or Parquet output, resumably, in this process
+        or over a Dask cluster.
 
     Notes
     -----
@@ -123,7 +124,7 @@ class BatchScorer:
     >>> X, _ = make_parts(6, size=(16, 16), random_state=0)
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     model = os.path.join(tmp, "model.skops")
-    ...     persistence.save(KNNAnomalyScorer(n_neighbors=2).fit(X.reshape(6, -1)), model)
+    ...     _ = persistence.save(KNNAnomalyScorer(n_neighbors=2).fit(X.reshape(6, -1)), model)
     ...     paths = [save_image(os.path.join(tmp, f"{i}.png"), X[i]) for i in range(3)]
     ...     scorer = BatchScorer(model)
     ...     rows = scorer(paths)
@@ -200,7 +201,7 @@ class BatchScorer:
         return self.score_paths(list(batch))
 
     def score_paths(self, paths):
-        """Rows of a list of image files: read, score, one dict per file.
+        """Read and score a list of image files: one row (dict) per file.
 
         Parameters
         ----------
