@@ -254,17 +254,18 @@ def _map_on_client(client, scorer, batches, *, max_in_flight=None):
     (``scatter``), not with every task.
     """
     import uuid
-
-    from distributed import wait  # noqa: F401  (an import error names the missing extra)
+    from collections import deque
 
     if max_in_flight is None:
         n_threads = sum(client.nthreads().values()) or 1
         max_in_flight = max(4, 2 * n_threads)
-    arg = scorer
+    arg = scattered = None
     if scorer.sha256 is None or scorer.score_batch is not None:
-        arg = client.scatter(scorer, broadcast=True, hash=False)
+        arg = scattered = client.scatter(scorer, broadcast=True, hash=False)
+    else:
+        arg = scorer  # a path and a digest: lighter than a reference to scattered data
     run = uuid.uuid4().hex[:12]
-    pending = []
+    pending = deque()
     index = 0
     batches = iter(batches)
     try:
@@ -279,10 +280,12 @@ def _map_on_client(client, scorer, batches, *, max_in_flight=None):
                 index += 1
             if not pending:
                 return
-            head = pending.pop(0)
+            head = pending.popleft()
             rows = head.result()
             head.release()
             yield rows
     finally:
         for future in pending:
             future.cancel()
+        if scattered is not None:
+            scattered.release()

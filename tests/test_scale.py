@@ -183,7 +183,7 @@ def test_dask_worker_killed_mid_run_still_equals_the_local_run(images, knn_model
         if killed:
             return
         busy = {addr: len(ws.processing) + len(ws.has_what)
-                for addr, ws in local_cluster.scheduler.workers.items()}
+                for addr, ws in list(local_cluster.scheduler.workers.items())}
         addr = max(busy, key=busy.get)
         pid = client.run(os.getpid, workers=[addr])[addr]
         os.kill(pid, signal.SIGKILL)
