@@ -309,8 +309,9 @@ def test_joblib_dask_backend_fits_stages_and_grid_search_on_the_cluster(cluster)
     here = fit_all()
     with distributed.get_task_stream(client) as tasks, joblib.parallel_backend("dask"):
         there = fit_all()
-    # the 3 KDE folds, the 3 threshold folds and the 2 x 3 grid fits ran as Dask tasks
-    assert len(tasks.data) >= 12
+    # the KDE folds, the threshold folds and the grid's fits ran as Dask tasks (joblib may
+    # batch several jobs of one call into a task: at least one task per call)
+    assert len(tasks.data) >= 3
     for a, b in zip(here, there, strict=True):
         np.testing.assert_array_equal(a, b)
 
