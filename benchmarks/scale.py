@@ -71,11 +71,10 @@ def child(model, folder, n, mode, workers, threads, out):
     else:
         import logging
 
-        from distributed import Client, LocalCluster
+        from skcpcae.scale import _local_client
 
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                          host="127.0.0.1", dashboard_address=None,
-                          silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        # the cluster of `skcpcae score --workers N`
+        with _local_client(workers, silence_logs=logging.ERROR) as client:
             # warm-up: imports and the model load on every worker, not measured
             score_files(model, paths[:64], out + ".warm.csv", batch_size=32, client=client)
             t0 = time.perf_counter()
@@ -187,9 +186,9 @@ def main():
         f"Scoring {args.n_small:,} vs {args.n_large:,} synthetic {args.size}x{args.size} gray "
         "PNG files with the `best` preset (fitted on 40 parts), batches of 32, CSV output; "
         f"`python benchmarks/scale.py` on {machine_description()}. Each row is a fresh "
-        "process; peak = `VmHWM` (model and libraries included); Dask rows: a "
-        "`LocalCluster` on 127.0.0.1, one thread per worker, started and warmed up before "
-        "the clock starts. Load average (5 min) of the machine when the runs started and "
+        "process; peak = `VmHWM` (model and libraries included); Dask rows: the "
+        "`LocalCluster` of `skcpcae score --workers N` (127.0.0.1, one thread per worker), "
+        "started and warmed up before the clock starts. Load average (5 min) of the machine when the runs started and "
         f"ended: {load[0]:.1f}, {load[1]:.1f} (other work on a shared machine slows every "
         "row; images/s compare only within one run).",
         "",

@@ -143,10 +143,15 @@ def _score_to_rows(model, paths, out, **kwargs):
 def cluster():
     if distributed is None:
         pytest.skip("needs the dask extra (pip install 'skcpcae[dask]')")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
-        yield cluster, client
+    saved = dict(os.environ)  # the nanny leaks OMP_NUM_THREADS=1, ... into this process
+    try:
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                      host="127.0.0.1", dashboard_address=None) as cluster, \
+                distributed.Client(cluster) as client:
+            yield cluster, client
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 @pytest.fixture(scope="module")
@@ -261,10 +266,12 @@ def test_dask_torch_model_in_memory_bit_identical_to_the_local_run(images, clust
 def test_cli_workers_starts_a_local_cluster_and_refuses_maps(images, knn_model, local_csv,
                                                            tmp_path):
     out = tmp_path / "w"
+    environ = dict(os.environ)
     result = invoke("score", knn_model, *images["paths"][:64], "-o", out, "--quiet",
                     "--workers", "1")
     assert result.exit_code == 0, result.output
     assert (out / "scores.csv").read_bytes().splitlines() == local_csv.splitlines()[:65]
+    assert dict(os.environ) == environ  # what the nanny wrote here is put back
     result = invoke("score", knn_model, images["folder"], "-o", tmp_path / "m", "--workers",
                     "2", "--heatmaps")
     assert result.exit_code == 2 and "--heatmaps" in result.stderr

@@ -95,9 +95,11 @@ def _dask_client(scheduler, workers):
         return
     option = "--scheduler" if scheduler is not None else "--workers"
     try:
-        from distributed import Client, LocalCluster
+        from distributed import Client
     except ImportError:
         raise CLIError(f"{option} needs Dask: pip install 'skcpcae[dask]'.") from None
+    from ..scale import _local_client
+
     with ExitStack() as stack:
         if scheduler is not None:
             try:
@@ -106,10 +108,7 @@ def _dask_client(scheduler, workers):
                 raise CLIError(f"Cannot reach the Dask scheduler at {scheduler!r}: "
                                f"{' '.join(str(exc).split()) or type(exc).__name__}.") from None
         else:
-            cluster = stack.enter_context(LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                dashboard_address=None, silence_logs=logging.ERROR))
-            client = stack.enter_context(Client(cluster))
+            client = stack.enter_context(_local_client(workers, silence_logs=logging.ERROR))
         yield client
 
 
