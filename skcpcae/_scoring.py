@@ -161,11 +161,14 @@ def score_files(
     options = dict(score_batch=score_batch, on_error=on_error, max_pixels=max_pixels,
                    trusted=trusted, allow_pickle=allow_pickle)
     if isinstance(model, (str, os.PathLike)):
-        # with a client, the workers load the file; this process reads it for the summary
-        scorer = BatchScorer(model, **options)
-        model = scorer.get_model()
-        if client is None:
-            scorer = BatchScorer(model, **options)
+        from . import persistence
+
+        # with a client the workers load the file (once each); this process reads it too,
+        # for the summary, without keeping it once the run is over
+        scorer = BatchScorer(model, **options) if client is not None else None
+        model = persistence.load(model, trusted=list(trusted) if trusted else None,
+                                 allow_pickle=allow_pickle)
+        scorer = scorer or BatchScorer(model, **options)
     else:
         scorer = BatchScorer(model, **options)
     if client is not None:
