@@ -59,7 +59,7 @@ if ExplicitOrder is not None:
 # skcpcae name always fails the build.
 nitpick_ignore_regex = [
     (r"py:.*", r"(sklearn|numpy|scipy|torch|torchvision|timm|skorch|skops|joblib|cv2|PIL"
-               r"|matplotlib|pandas|typer|os|pathlib)(\..*)?"),
+               r"|matplotlib|pandas|typer|os|pathlib|dask|distributed|ray|pyspark)(\..*)?"),
 ]
 
 

@@ -36,7 +36,7 @@ _LAZY = {
 }
 _SUBMODULES = {
     "baselines", "datasets", "embedding", "inspection", "metrics", "model_selection", "outlier",
-    "export", "persistence", "plotting", "preprocessing", "residuals", "runtime", "utils",
+    "export", "persistence", "plotting", "preprocessing", "residuals", "runtime", "scale", "utils",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -13,15 +13,14 @@ import io
 import os
 import sys
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from sklearn.utils import Bunch
 
 from ._components.atomic import write_atomic
-from ._steps import fitted_layout as _fitted_layout
 from ._steps import named_steps as _steps
-from ._steps import reads_files as _reads_files
 from ._steps import threshold_of as _threshold
 from .datasets._io import MAX_PIXELS, _check_pixels, _read_batch, _read_header
 from .utils._files import append_atomic, claim_output
@@ -44,6 +43,9 @@ def score_files(
     on_error="skip",
     max_pixels=MAX_PIXELS,
     score_batch=None,
+    trusted=None,
+    allow_pickle=False,
+    client=None,
     verbose=0,
 ):
     """Score image files in batches, appending each batch's rows to a CSV or Parquet output.
@@ -73,7 +75,7 @@ def score_files(
         The output: a ``.csv`` file, or a ``.parquet`` folder (a Parquet dataset of one
         part file per batch, read with ``pyarrow.parquet.read_table(output)``; needs
         ``pyarrow``). The folder that holds it must exist. The output is claimed for the
-        run: a second run on it raises :class:`~skcpcae.utils._files.OutputInUseError`.
+        run: a second run on it raises ``OutputInUseError``.
     batch_size : int, default=32
         Images read, scored and written at a time.
     resume : bool, default=False
@@ -93,7 +95,23 @@ def score_files(
         ``score_batch(model, X, paths) -> dict`` of columns (name -> one value per image,
         in order) for one batch; ``X`` is the batch of images (or of paths, for a model
         that reads files). ``None`` gives ``anomaly_score``, ``decision`` and
-        ``threshold``. Floats are written exactly (``repr``), other values as text.
+        ``threshold``. Floats are written exactly (``repr``), other values as text. With
+        ``client``, it runs on the workers: it must be picklable, and a batch may run more
+        than once (when a worker dies), so files it writes must be written whole
+        (atomically) under names of their own.
+    trusted : list of str or None, default=None
+        Extra types to trust in a ``.skops`` model file (:func:`skcpcae.persistence.load`).
+    allow_pickle : bool, default=False
+        Read a ``.joblib`` (pickle) model file: only for files you trust.
+    client : ``distributed.Client`` or None, default=None
+        Score on this Dask cluster (needs the ``dask`` extra): each batch is a task, the
+        images are read by the workers, and a model given as a file is loaded once per
+        worker from that file (the workers must see the model and the images at the paths
+        given; make them absolute). A model given as an object is sent to each worker
+        once. This process alone writes ``output``, the batches in input order as their
+        results arrive, so the output is row for row the one a run without ``client``
+        writes, and a batch whose worker dies is run again elsewhere and written once.
+        ``None`` scores in this process.
     verbose : int, default=0
         Show a progress bar (images/s and time left) on stderr when positive.
 
@@ -138,16 +156,30 @@ def score_files(
         raise ValueError(f"on_error must be 'skip' or 'fail'; got {on_error!r}.")
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
+    from .scale import BatchScorer
+
+    options = dict(score_batch=score_batch, on_error=on_error, max_pixels=max_pixels,
+                   trusted=trusted, allow_pickle=allow_pickle)
     if isinstance(model, (str, os.PathLike)):
         from . import persistence
 
-        model = persistence.load(model)
+        # with a client the workers load the file (once each); this process reads it too,
+        # for the summary, without keeping it once the run is over
+        scorer = BatchScorer(model, **options) if client is not None else None
+        model = persistence.load(model, trusted=list(trusted) if trusted else None,
+                                 allow_pickle=allow_pickle)
+        scorer = scorer or BatchScorer(model, **options)
+    else:
+        scorer = BatchScorer(model, **options)
+    if client is not None:
+        from .scale import _map_on_client
+
+        score_batches = partial(_map_on_client, client, scorer)
+    else:
+        score_batches = partial(map, scorer.score_paths)
     paths = [os.fspath(p) for p in paths]
     output = Path(output)
     sink = (_ParquetSink if output.suffix.lower() == ".parquet" else _CsvSink)(output)
-    score_batch = _default_score_batch if score_batch is None else score_batch
-    size, color = _fitted_layout(model)
-    reads_files = _reads_files(model)
 
     with claim_output(output.parent):
         done = sink.open(resume=resume, overwrite=overwrite)  # the first write: fails early
@@ -159,11 +191,9 @@ def score_files(
 
         with tqdm(total=len(todo), desc="Scoring", unit="img", disable=not verbose,
                   file=sys.stderr, dynamic_ncols=True) as bar:
-            for start in range(0, len(todo), batch_size):
-                chunk = todo[start:start + batch_size]
-                rows = _score_chunk(model, chunk, score_batch, size=size, color=color,
-                                    reads_files=reads_files, max_pixels=max_pixels,
-                                    on_error=on_error)
+            chunks = (todo[start:start + batch_size]
+                      for start in range(0, len(todo), batch_size))
+            for rows in score_batches(chunks):
                 sink.write(rows)
                 for row in rows:
                     if row.get("error"):
@@ -171,7 +201,7 @@ def score_files(
                     else:
                         summary.n_scored += 1
                         summary.n_defect += row.get("decision") == "defect"
-                bar.update(len(chunk))
+                bar.update(len(rows))
     return summary
 
 

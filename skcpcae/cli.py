@@ -36,7 +36,14 @@ from ._cli._parsing import (
     _parse_size,
     _read_config,
 )
-from ._cli._score import _map_outputs, _prepare_run, _results_path, _score_all, _score_exported
+from ._cli._score import (
+    _dask_client,
+    _map_outputs,
+    _prepare_run,
+    _results_path,
+    _score_all,
+    _score_exported,
+)
 from ._steps import fitted_layout, reads_files, set_verbose
 
 __all__ = ["app", "main"]
@@ -253,6 +260,13 @@ def score(
     max_pixels: _option(int, "--max-pixels", min=1, metavar="N",
                              help="Largest image accepted, in pixels (height x width), checked "
                              "from the file header before decoding.") = None,
+    scheduler: _option(str, "--scheduler", metavar="tcp://HOST:PORT",
+                            help="Score on this Dask cluster (needs the dask extra): batches "
+                            "are tasks, each worker loads the model file once and reads the "
+                            "images, which it must see at the same paths.") = None,
+    workers: _option(int, "--workers", min=1, metavar="N",
+                          help="Score on a local Dask cluster of N worker processes (one "
+                          "thread each; needs the dask extra).") = None,
     quiet: _flag("--quiet", "-q", help="No progress bar or summary.") = False,
     memory_limit: MemoryLimitOption = None,
     debug: DebugOption = False,
@@ -271,6 +285,9 @@ def score(
             raise CLIError(f"--format must be csv or parquet; got {output_format!r}.")
         if resume and force:
             raise CLIError("Give --resume (continue a run) or --force (start afresh), not both.")
+        if scheduler is not None and workers is not None:
+            raise CLIError("Give --scheduler (an existing Dask cluster) or --workers (a local "
+                           "one), not both.")
         paths = _expand_inputs(inputs, recursive=recursive, role="input")
         out_dir, csv_path = _results_path(output, output_format, force=force, resume=resume)
         _check_number("--alpha", alpha, low=0, high=1, low_open=True)
@@ -286,6 +303,12 @@ def score(
             raise CLIError(f"--save-maps must be npy or tiff; got {save_maps!r}.")
         _check_number("--map-threshold", map_threshold)
         want_maps = heatmaps or locations or save_maps is not None or save_masks
+        if want_maps and (scheduler is not None or workers is not None):
+            raise CLIError(
+                "--heatmaps, --locations, --save-maps and --save-masks run in one process "
+                "(locations.jsonl is appended as batches are scored); drop --scheduler / "
+                "--workers, or score without them."
+            )
         if want_maps:
             source, names = _map_outputs(pipe, paths, out_dir, force=force, resume=resume)
         if vmax is not None and not vmax > 0:
@@ -298,9 +321,15 @@ def score(
                 source, dict(zip(paths, names, strict=False)), heat_dir, sigma=sigma,
                 vmax=vmax, out_dir=out_dir, map_threshold=map_threshold, save_maps=save_maps,
                 save_masks=save_masks)
-        summary = _score_all(pipe, paths, csv_path, out_dir, score_batch,
-                             batch_size=batch_size, resume=resume, force=force,
-                             on_error=on_error, quiet=quiet, max_pixels=max_pixels)
+        with _dask_client(scheduler, workers) as client:
+            # on a cluster the workers load the model file itself, unless this run moved
+            # its operating point (then the moved model is sent to each worker once)
+            moved_here = alpha is not None or threshold is not None
+            summary = _score_all(
+                pipe if client is None or moved_here else model, paths, csv_path, out_dir,
+                score_batch, batch_size=batch_size, resume=resume, force=force,
+                on_error=on_error, quiet=quiet, max_pixels=max_pixels, client=client,
+                trusted=trust, allow_pickle=allow_pickle)
         moved = (f", --alpha {alpha:g}" if alpha is not None else
                  f", --threshold {threshold:g}" if threshold is not None else "")
         threshold = summary.threshold

@@ -32,6 +32,7 @@ PUBLIC_MODULES = [
     "skcpcae.model_selection",
     "skcpcae.plotting",
     "skcpcae.persistence",
+    "skcpcae.scale",
     "skcpcae.export",
     "skcpcae.runtime",
     "skcpcae.utils",

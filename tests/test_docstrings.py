@@ -25,6 +25,7 @@ PUBLIC_MODULES = [
     "skcpcae.model_selection",
     "skcpcae.plotting",
     "skcpcae.persistence",
+    "skcpcae.scale",
     "skcpcae.utils",
     "skcpcae.utils.discovery",
     "skcpcae.utils.estimator_checks",

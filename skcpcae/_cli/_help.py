@@ -70,7 +70,10 @@ regions in full; `--save-maps npy|tiff` and `--save-masks` write `maps/<name>.np
 model's threshold when its score averages its map, as for the best preset). Images are
 resized to the size the model was fitted on; files over `--max-pixels`
 (default 100 megapixels) are refused from their header. The output folder is claimed for
-the run: a second run into it is refused (exit 2).
+the run: a second run into it is refused (exit 2). `--scheduler tcp://HOST:PORT` (a Dask
+cluster) or `--workers N` (a local one) score the batches as Dask tasks: each worker loads
+the model file once and reads the images (at the same paths), and the scores file is the
+one a run in one process writes, row for row (needs `pip install "skcpcae[dask]"`).
 """
 
 

@@ -2,6 +2,8 @@
 """The work of ``skcpcae score``: which map outputs a run can make, and the batch scorer run
 with its failures translated into one-line errors."""
 
+import logging
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import typer
@@ -84,10 +86,37 @@ def _what_is_kept(csv_path, purpose=""):
             f"{str(csv_path)!r}; rerun with --resume{' ' + purpose if purpose else ''}")
 
 
+@contextmanager
+def _dask_client(scheduler, workers):
+    """A ``distributed.Client`` of ``--scheduler`` or of a local cluster of ``--workers``
+    processes (on 127.0.0.1), closed at the end; ``None`` without either option."""
+    if scheduler is None and workers is None:
+        yield None
+        return
+    option = "--scheduler" if scheduler is not None else "--workers"
+    try:
+        from distributed import Client
+    except ImportError:
+        raise CLIError(f"{option} needs Dask: pip install 'skcpcae[dask]'.") from None
+    from ..scale import _local_client
+
+    with ExitStack() as stack:
+        if scheduler is not None:
+            try:
+                client = stack.enter_context(Client(scheduler, timeout="20s"))
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise CLIError(f"Cannot reach the Dask scheduler at {scheduler!r}: "
+                               f"{' '.join(str(exc).split()) or type(exc).__name__}.") from None
+        else:
+            client = stack.enter_context(_local_client(workers, silence_logs=logging.ERROR))
+        yield client
+
+
 def _score_all(pipe, paths, csv_path, out_dir, score_batch, *, batch_size, resume, force,
-               on_error, quiet, max_pixels):
+               on_error, quiet, max_pixels, client=None, trusted=None, allow_pickle=False):
     """:func:`skcpcae._scoring.score_files` with its failures as one-line errors that say
-    what is kept (the rows of the finished batches) and how to go on (``--resume``)."""
+    what is kept (the rows of the finished batches) and how to go on (``--resume``).
+    ``pipe`` is the loaded model, or its file (with ``client``: each worker loads it)."""
     from .._scoring import score_files
     from ..datasets import MAX_PIXELS
     from ..utils._files import OutputInUseError, is_disk_full
@@ -97,7 +126,8 @@ def _score_all(pipe, paths, csv_path, out_dir, score_batch, *, batch_size, resum
             pipe, paths, csv_path, batch_size=batch_size, resume=resume,
             overwrite=force, on_error=on_error, verbose=0 if quiet else 1,
             max_pixels=MAX_PIXELS if max_pixels is None else max_pixels,
-            score_batch=score_batch,
+            score_batch=score_batch, client=client,
+            trusted=list(trusted or []) or None, allow_pickle=bool(allow_pickle),
         )
     except OutputInUseError as exc:
         raise CLIError(str(exc)) from None
@@ -109,6 +139,8 @@ def _score_all(pipe, paths, csv_path, out_dir, score_batch, *, batch_size, resum
     except ValueError as exc:  # --on-error fail
         raise CLIError(f"{exc} ({_what_is_kept(csv_path)})") from None
     except OSError as exc:
+        if type(exc).__module__.startswith("distributed"):
+            raise CLIError(_cluster_failed(exc, csv_path)) from None
         if is_disk_full(exc):
             raise CLIError(
                 f"The disk is full ({exc.strerror or exc}) while writing in "
@@ -116,6 +148,16 @@ def _score_all(pipe, paths, csv_path, out_dir, score_batch, *, batch_size, resum
             ) from None
         raise CLIError(f"Cannot write the results in {str(out_dir)!r}: "
                        f"{exc.strerror or exc}.") from None
+    except Exception as exc:
+        if not type(exc).__module__.startswith("distributed"):
+            raise
+        # e.g. KilledWorker: one batch killed its workers again and again
+        raise CLIError(_cluster_failed(exc, csv_path)) from None
+
+
+def _cluster_failed(exc, csv_path):
+    return (f"The Dask cluster failed ({type(exc).__name__}: {' '.join(str(exc).split())}); "
+            f"{_what_is_kept(csv_path)}.")
 
 
 def _score_exported(model, inputs, output, *, batch_size, recursive, force, quiet, debug):

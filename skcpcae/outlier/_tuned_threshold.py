@@ -31,8 +31,10 @@ _CRITERIA = {"f1": "f1", "balanced_accuracy": "youden", "youden": "youden"}
 
 
 def _fold_scores(estimator, X, train, test):
+    """The fitted fold estimator and its anomaly scores on the held-out samples (returned,
+    not fitted in place: a process or cluster backend fits a copy)."""
     estimator.fit(_safe_indexing(X, train))
-    return -_raw_scores(estimator, _safe_indexing(X, test))
+    return estimator, -_raw_scores(estimator, _safe_indexing(X, test))
 
 
 class TunedThresholdDetectorCV(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
@@ -162,11 +164,12 @@ class TunedThresholdDetectorCV(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
                     "The cv splitter put anomalous samples in a training fold; a one-class "
                     "detector must be fitted on normal samples only (use NormalOnlyKFold)."
                 )
-        fitted = [clone(self.estimator) for _ in splits]
-        scores = Parallel(n_jobs=self.n_jobs)(
-            delayed(_fold_scores)(est, X, train, test)
-            for est, (train, test) in zip(fitted, splits, strict=True)
+        folds = Parallel(n_jobs=self.n_jobs)(
+            delayed(_fold_scores)(clone(self.estimator), X, train, test)
+            for train, test in splits
         )
+        fitted = [est for est, _ in folds]
+        scores = [s for _, s in folds]
         test_index = np.concatenate([np.asarray(test) for _, test in splits])
         anomaly = np.concatenate(scores)
         y_test = labels[test_index]

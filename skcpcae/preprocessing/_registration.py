@@ -132,7 +132,8 @@ class ECCRegistrar(ImageOutputMixin, TransformerMixin, BaseEstimator):
         reports the failures in every mode except "raise".
     n_jobs : int, default=None
         Number of threads that register images in parallel (joblib, threading backend:
-        OpenCV releases the GIL). None means 1, -1 all processors.
+        OpenCV releases the GIL; threads also under ``joblib.parallel_backend("dask")``,
+        since they share the output arrays). None means 1, -1 all processors.
     verbose : int, default=0
         Show a progress bar over images in :meth:`transform` when positive.
 
@@ -363,7 +364,9 @@ class ECCRegistrar(ImageOutputMixin, TransformerMixin, BaseEstimator):
                 warps[i], scores[i], errors[i] = warp, score, err
 
         chunks = list(iter_batches(n, _CHUNK))
-        done = Parallel(n_jobs=self.n_jobs, prefer="threads", return_as="generator")(
+        # the chunks write into out, warps, ...: shared memory is required (threads), also
+        # under an active process or cluster backend (joblib.parallel_backend("dask"))
+        done = Parallel(n_jobs=self.n_jobs, require="sharedmem", return_as="generator")(
             delayed(run)(sl) for sl in chunks
         )
         if self.verbose:
