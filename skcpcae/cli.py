@@ -37,6 +37,7 @@ from ._cli._parsing import (
     _read_config,
 )
 from ._cli._score import (
+    _check_cluster_options,
     _dask_client,
     _map_outputs,
     _prepare_run,
@@ -285,9 +286,6 @@ def score(
             raise CLIError(f"--format must be csv or parquet; got {output_format!r}.")
         if resume and force:
             raise CLIError("Give --resume (continue a run) or --force (start afresh), not both.")
-        if scheduler is not None and workers is not None:
-            raise CLIError("Give --scheduler (an existing Dask cluster) or --workers (a local "
-                           "one), not both.")
         paths = _expand_inputs(inputs, recursive=recursive, role="input")
         out_dir, csv_path = _results_path(output, output_format, force=force, resume=resume)
         _check_number("--alpha", alpha, low=0, high=1, low_open=True)
@@ -303,12 +301,7 @@ def score(
             raise CLIError(f"--save-maps must be npy or tiff; got {save_maps!r}.")
         _check_number("--map-threshold", map_threshold)
         want_maps = heatmaps or locations or save_maps is not None or save_masks
-        if want_maps and (scheduler is not None or workers is not None):
-            raise CLIError(
-                "--heatmaps, --locations, --save-maps and --save-masks run in one process "
-                "(locations.jsonl is appended as batches are scored); drop --scheduler / "
-                "--workers, or score without them."
-            )
+        _check_cluster_options(scheduler, workers, want_maps)
         if want_maps:
             source, names = _map_outputs(pipe, paths, out_dir, force=force, resume=resume)
         if vmax is not None and not vmax > 0:

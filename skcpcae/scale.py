@@ -259,7 +259,7 @@ def _local_client(n_workers, **kwargs):
     try:
         with dask.config.set(_LOCAL_CLUSTER_CONFIG), LocalCluster(
             n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-            dashboard_address=None, **kwargs,
+            dashboard_address=":0", **kwargs,
         ) as cluster, Client(cluster) as client:
             yield client
     finally:

@@ -146,7 +146,7 @@ def cluster():
     saved = dict(os.environ)  # the nanny leaks OMP_NUM_THREADS=1, ... into this process
     try:
         with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                      host="127.0.0.1", dashboard_address=None) as cluster, \
+                                      host="127.0.0.1", dashboard_address=":0") as cluster, \
                 distributed.Client(cluster) as client:
             yield cluster, client
     finally:
@@ -248,7 +248,7 @@ def test_dask_torch_model_in_memory_bit_identical_to_the_local_run(images, clust
 
     _, client = cluster
     pipe = make_preset("best").set_params(
-        deeppatchembedder__pretrained=False, deeppatchembedder__batch_size=16,
+        deeppatchembedder__weights=None, deeppatchembedder__batch_size=16,
         kdethresholdclassifier__estimator__n_neighbors=1, kdethresholdclassifier__cv=3,
     ).fit(images["X"][:12])
     paths = images["paths"][:40]

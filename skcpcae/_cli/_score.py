@@ -86,6 +86,19 @@ def _what_is_kept(csv_path, purpose=""):
             f"{str(csv_path)!r}; rerun with --resume{' ' + purpose if purpose else ''}")
 
 
+def _check_cluster_options(scheduler, workers, want_maps):
+    """``--scheduler`` / ``--workers``: one of them, and not with the per-image map outputs."""
+    if scheduler is not None and workers is not None:
+        raise CLIError("Give --scheduler (an existing Dask cluster) or --workers (a local "
+                       "one), not both.")
+    if want_maps and (scheduler is not None or workers is not None):
+        raise CLIError(
+            "--heatmaps, --locations, --save-maps and --save-masks run in one process "
+            "(locations.jsonl is appended as batches are scored); drop --scheduler / "
+            "--workers, or score without them."
+        )
+
+
 @contextmanager
 def _dask_client(scheduler, workers):
     """A ``distributed.Client`` of ``--scheduler`` or of a local cluster of ``--workers``
