@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -46,12 +47,12 @@ def _uint8(X):
     return np.rint(X * 255).astype(np.uint8)
 
 
-def _ort(path, X):
+def _ort(path, X, feed=None):
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return dict(zip([o.name for o in session.get_outputs()], session.run(None, {"images": X}),
-                    strict=True))
+    outputs = session.run(None, feed if feed is not None else {"images": X})
+    return dict(zip([o.name for o in session.get_outputs()], outputs, strict=True))
 
 
 @pytest.mark.parametrize("input_dtype", ["float32", "uint8"])
@@ -105,6 +106,48 @@ def test_patch_radius_and_bare_scorer_are_exported(images, tmp_path):
     np.testing.assert_allclose(got["anomaly_score"], -pipe.score_samples(X_new), rtol=1e-4)
     np.testing.assert_array_equal(got["decision"], pipe.predict(X_new))
     assert report.threshold == pytest.approx(-pipe[-1].offset_)
+    # the memory bank (9 offsets x 8 images per grid position) is stored once, as it is
+    import onnx
+    from onnx import numpy_helper
+
+    memory = pipe[-1].memory_  # (n, h, w, d)
+    n, h, w, d = memory.shape
+    inits = sorted(onnx.load(str(tmp_path / "m.onnx")).graph.initializer,
+                   key=lambda t: -int(np.prod(t.dims)))
+    assert [int(np.prod(t.dims)) for t in inits[:2]] == [9 * memory.size, 96 * 24 * 3 * 3]
+    bank = numpy_helper.to_array(inits[0]).reshape(h, w, 9 * n, d)
+    np.testing.assert_array_equal(bank[:, :, 4 * n:5 * n], memory.transpose(1, 2, 0, 3))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bool"])
+def test_gather_rows_is_one_gathernd_on_the_stored_constant(tmp_path, dtype):
+    import onnx
+    import torch
+
+    from skcpcae.export._modules import gather_rows
+
+    class Pick(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            data = torch.arange(5 * 7 * 3, dtype=torch.float32).view(5, 7, 3)
+            self.register_buffer("data", data if dtype == "float32" else data % 2 == 0)
+
+        def forward(self, index):
+            return gather_rows(self.data, index)
+
+    index = torch.from_numpy(np.random.default_rng(0).integers(0, 7, (5, 4, 2)))
+    expected = Pick().data.numpy()[np.arange(5)[:, None, None], index.numpy()]  # (5, 4, 2, 3)
+    np.testing.assert_array_equal(Pick()(index).numpy(), expected)
+    path = tmp_path / "pick.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter, as to_onnx
+        torch.onnx.export(Pick(), (index,), str(path), input_names=["index"], dynamo=False,
+                          dynamic_axes={"index": {1: "m"}}, opset_version=17)
+    graph = onnx.load(str(path)).graph
+    assert [n.op_type for n in graph.node if n.op_type.startswith("Gather")] == ["GatherND"]
+    assert len(graph.initializer) == 1  # the data, not a flattened copy
+    got = _ort(path, None, {"index": index.numpy()[:, :3]})
+    np.testing.assert_array_equal(next(iter(got.values())), expected[:, :3])
 
 
 def test_parity_failure_refuses_to_write(fitted, images, tmp_path, monkeypatch):
