@@ -10,7 +10,7 @@ state as constant buffers, so that the exported graph needs nothing but itself:
 * :class:`PatchEmbed` / :class:`PoolEmbed`: the backbone's feature maps, then
   ``aggregate_patch_maps`` or the pooling head;
 * :class:`Standardize`: a fitted ``StandardScaler``, rounded to float32 where scikit-learn
-  rounds;
+  rounds (which depends on its release);
 * :class:`LocalPatchKNN`: ``PatchKNNScorer`` (position-conditioned k-NN, then the mean of the
   ``top_k`` largest patch distances);
 * :class:`MeanSquaredKNN`: ``KNNAnomalyScorer`` (mean squared Euclidean distance to the ``k``
@@ -117,27 +117,37 @@ class PoolEmbed(nn.Module):
 
 
 class Standardize(nn.Module):
-    """A fitted ``StandardScaler`` on float32 rows.
+    """A fitted ``StandardScaler`` on float32 rows, with scikit-learn's roundings.
 
-    scikit-learn subtracts its float64 ``mean_`` from a float32 table in place (computed in
-    float64, stored in float32), then divides by ``scale_`` the same way: both roundings are
-    replayed.
+    scikit-learn >= 1.8 casts ``mean_`` and ``scale_`` to the table's float32 and subtracts
+    and divides in float32 (``X -= xp.astype(mean_, X.dtype)``); earlier releases subtract
+    the float64 ``mean_`` from the float32 table in place (computed in float64, stored in
+    float32), then divide by ``scale_`` the same way. ``float64_roundings`` picks the second
+    (:func:`._onnx._scaler_roundings` finds which one the fitted scaler does).
     """
 
-    def __init__(self, mean, scale):
+    def __init__(self, mean, scale, *, float64_roundings=False):
         super().__init__()
         self.has_mean = mean is not None
         self.has_scale = scale is not None
+        self.float64_roundings = bool(float64_roundings)
+        dtype = np.float64 if self.float64_roundings else np.float32
         if self.has_mean:
-            self.register_buffer("mean", torch.as_tensor(np.asarray(mean, np.float64)))
+            self.register_buffer("mean", torch.as_tensor(np.asarray(mean, dtype)))
         if self.has_scale:
-            self.register_buffer("scale", torch.as_tensor(np.asarray(scale, np.float64)))
+            self.register_buffer("scale", torch.as_tensor(np.asarray(scale, dtype)))
 
     def forward(self, x):
+        if self.float64_roundings:
+            if self.has_mean:
+                x = (x.to(torch.float64) - self.mean).to(torch.float32)
+            if self.has_scale:
+                x = (x.to(torch.float64) / self.scale).to(torch.float32)
+            return x
         if self.has_mean:
-            x = (x.to(torch.float64) - self.mean).to(torch.float32)
+            x = x - self.mean
         if self.has_scale:
-            x = (x.to(torch.float64) / self.scale).to(torch.float32)
+            x = x / self.scale
         return x
 
 

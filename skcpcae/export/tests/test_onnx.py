@@ -119,6 +119,70 @@ def test_patch_radius_and_bare_scorer_are_exported(images, tmp_path):
     np.testing.assert_array_equal(bank[:, :, 4 * n:5 * n], memory.transpose(1, 2, 0, 3))
 
 
+class _Float64RoundingScaler:
+    """StandardScaler as scikit-learn < 1.8 transforms float32 rows: float64 operations."""
+
+    def __new__(cls):
+        from sklearn.preprocessing import StandardScaler
+
+        class Old(StandardScaler):
+            def transform(self, X, copy=None):
+                X = np.array(X, dtype=np.float32)
+                X -= self.mean_  # float64 arithmetic, stored in float32
+                X /= self.scale_
+                return X
+
+        return Old()
+
+
+@pytest.mark.parametrize("release", ["installed", "float64 roundings (< 1.8)"])
+def test_scaler_and_knn_match_scikit_learn_on_nearly_constant_features(tmp_path, release):
+    # deep-feature's tail on the same features, as the graph computes it: the scaler's float32
+    # roundings (those of the scikit-learn release) then float64 distances keep the scores to
+    # 1e-6, even next to a training row (k=1) and where the scaler divides by a tiny scale_
+    # (channels near 0 after max pooling)
+    import torch
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from skcpcae.export import _modules
+    from skcpcae.outlier import KNNAnomalyScorer
+
+    rng = np.random.default_rng(0)
+    X = rng.gamma(2.0, 1.0, (60, 200)).astype(np.float32) + 3.0
+    X[:, :3] = 0.0
+    X[::15, :3] = rng.uniform(0, 3e-3, (4, 3))  # scale_ about 1e-3
+    new = X[:20] + rng.normal(0, 1e-3, (20, 200)).astype(np.float32)  # near training rows
+    new[:, :3] = rng.uniform(0, 0.05, (20, 3))
+    new[10:, :3] = X[10:20, :3]
+    scaler = StandardScaler() if release == "installed" else _Float64RoundingScaler()
+    pipe = make_pipeline(scaler, KNNAnomalyScorer(n_neighbors=1)).fit(X)
+    scaler, knn = pipe[0], pipe[1]
+    assert scaler.scale_[:3].max() < 2e-3
+    roundings = onnx_module._scaler_roundings(scaler)
+    assert roundings == ("float64" if release.startswith("float64") else "float32")
+
+    class Tail(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = _modules.Standardize(scaler.mean_, scaler.scale_,
+                                              float64_roundings=roundings == "float64")
+            self.knn = _modules.MeanSquaredKNN(knn.nn_._fit_X, n_neighbors=1)
+
+        def forward(self, x):
+            return self.knn(self.scale(x))[0]
+
+    path = tmp_path / "tail.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter, as to_onnx
+        torch.onnx.export(Tail(), (torch.from_numpy(new[:2]),), str(path), dynamo=False,
+                          input_names=["x"], dynamic_axes={"x": {0: "n"}}, opset_version=17)
+    got = next(iter(_ort(path, None, {"x": new}).values()))
+    expected = -pipe.score_samples(new)
+    assert expected[10:].max() < 1e-3 < expected[:10].min()  # next to a row / far off
+    assert onnx_module.relative_difference(got, expected) < 1e-6
+
+
 @pytest.mark.parametrize("dtype", ["float32", "bool"])
 def test_gather_rows_is_one_gathernd_on_the_stored_constant(tmp_path, dtype):
     import onnx
