@@ -10,7 +10,7 @@ state as constant buffers, so that the exported graph needs nothing but itself:
 * :class:`PatchEmbed` / :class:`PoolEmbed`: the backbone's feature maps, then
   ``aggregate_patch_maps`` or the pooling head;
 * :class:`Standardize`: a fitted ``StandardScaler``, rounded to float32 where scikit-learn
-  rounds;
+  rounds (which depends on its release);
 * :class:`LocalPatchKNN`: ``PatchKNNScorer`` (position-conditioned k-NN, then the mean of the
   ``top_k`` largest patch distances);
 * :class:`MeanSquaredKNN`: ``KNNAnomalyScorer`` (mean squared Euclidean distance to the ``k``
@@ -38,7 +38,33 @@ __all__ = [
     "PoolEmbed",
     "Preprocess",
     "Standardize",
+    "gather_rows",
 ]
+
+
+class _GatherRows(torch.autograd.Function):
+    """``data[p, index[p, ...]]`` for every ``p``; exported as one ``GatherND(batch_dims=1)``."""
+
+    @staticmethod
+    def forward(ctx, data, index):
+        rows = torch.arange(data.shape[0], device=data.device).view(
+            -1, *([1] * (index.ndim - 1)))
+        return data[rows, index]
+
+    @staticmethod
+    def symbolic(g, data, index):
+        return g.op("GatherND", data, g.op("Unsqueeze", index, g.op(
+            "Constant", value_t=torch.tensor([-1], dtype=torch.int64))), batch_dims_i=1)
+
+
+def gather_rows(data, index):
+    """Rows of ``data (P, N, ...)`` picked per leading position by ``index (P, ...)``.
+
+    ``out[p, i, j] = data[p, index[p, i, j]]``. Advanced indexing would be exported by
+    flattening ``data`` (a Reshape that constant folding turns into a second copy of the
+    memory bank); ``GatherND`` with ``batch_dims=1`` reads the stored constant itself.
+    """
+    return _GatherRows.apply(data, index)
 
 
 class Preprocess(nn.Module):
@@ -91,27 +117,37 @@ class PoolEmbed(nn.Module):
 
 
 class Standardize(nn.Module):
-    """A fitted ``StandardScaler`` on float32 rows.
+    """A fitted ``StandardScaler`` on float32 rows, with scikit-learn's roundings.
 
-    scikit-learn subtracts its float64 ``mean_`` from a float32 table in place (computed in
-    float64, stored in float32), then divides by ``scale_`` the same way: both roundings are
-    replayed.
+    scikit-learn >= 1.8 casts ``mean_`` and ``scale_`` to the table's float32 and subtracts
+    and divides in float32 (``X -= xp.astype(mean_, X.dtype)``); earlier releases subtract
+    the float64 ``mean_`` from the float32 table in place (computed in float64, stored in
+    float32), then divide by ``scale_`` the same way. ``float64_roundings`` picks the second
+    (:func:`._onnx._scaler_roundings` finds which one the fitted scaler does).
     """
 
-    def __init__(self, mean, scale):
+    def __init__(self, mean, scale, *, float64_roundings=False):
         super().__init__()
         self.has_mean = mean is not None
         self.has_scale = scale is not None
+        self.float64_roundings = bool(float64_roundings)
+        dtype = np.float64 if self.float64_roundings else np.float32
         if self.has_mean:
-            self.register_buffer("mean", torch.as_tensor(np.asarray(mean, np.float64)))
+            self.register_buffer("mean", torch.as_tensor(np.asarray(mean, dtype)))
         if self.has_scale:
-            self.register_buffer("scale", torch.as_tensor(np.asarray(scale, np.float64)))
+            self.register_buffer("scale", torch.as_tensor(np.asarray(scale, dtype)))
 
     def forward(self, x):
+        if self.float64_roundings:
+            if self.has_mean:
+                x = (x.to(torch.float64) - self.mean).to(torch.float32)
+            if self.has_scale:
+                x = (x.to(torch.float64) / self.scale).to(torch.float32)
+            return x
         if self.has_mean:
-            x = (x.to(torch.float64) - self.mean).to(torch.float32)
+            x = x - self.mean
         if self.has_scale:
-            x = (x.to(torch.float64) / self.scale).to(torch.float32)
+            x = x / self.scale
         return x
 
 
@@ -151,28 +187,31 @@ class LocalPatchKNN(nn.Module):
         self.k = max(1, min(int(n_neighbors), n_cand))
         self.top_k = max(1, min(int(top_k), n_pos))
         self.masked = not bool(valid.all())
+        # One copy of the bank, (P, N, d): the ranking multiplies it by the transposed
+        # queries and the exact recomputation gathers its rows by (position, candidate)
+        # (GatherND, batch_dims=1). A transposed or reshaped view of it would be folded into
+        # a second constant of the file by the exporter.
         t = torch.from_numpy(bank)
-        self.register_buffer("bank_t", t.transpose(1, 2).contiguous())  # (P, d, N)
-        self.register_buffer("bank_flat", t.reshape(n_pos * n_cand, d).contiguous())
-        self.register_buffer("bank_sq", (t * t).sum(-1))  # (P, N), as knn_search
-        self.register_buffer("base", (torch.arange(n_pos) * n_cand).view(n_pos, 1, 1))
+        self.register_buffer("bank", t)  # (P, N, d)
+        self.register_buffer("bank_sq", (t * t).sum(-1).unsqueeze(-1))  # (P, N, 1), as knn_search
         if self.masked:
-            self.register_buffer("invalid", torch.from_numpy(~valid).view(n_pos, 1, n_cand))
-            self.register_buffer("valid_flat", torch.from_numpy(valid.reshape(-1)))
+            self.register_buffer("invalid", torch.from_numpy(~valid).view(n_pos, n_cand, 1))
+            self.register_buffer("valid", torch.from_numpy(valid))  # (P, N)
 
     def forward(self, maps):
         h, w = self.grid
         d = self.n_features
         q = maps.permute(2, 3, 0, 1).reshape(h * w, -1, d)  # (P, m, d)
-        d2 = self.bank_sq.unsqueeze(1) - 2.0 * torch.matmul(q, self.bank_t)  # (P, m, N)
+        # (P, N, m): the bank stays as stored, the (small) queries are transposed
+        d2 = self.bank_sq - 2.0 * torch.matmul(self.bank, q.transpose(1, 2))
         if self.masked:
             d2 = d2.masked_fill(self.invalid, float("inf"))
-        _, idx = torch.topk(d2, self.k, dim=-1, largest=False)
-        flat_idx = idx + self.base
-        diff = q.unsqueeze(2) - self.bank_flat[flat_idx]  # (P, m, k, d)
+        _, idx = torch.topk(d2.transpose(1, 2), self.k, dim=-1, largest=False)  # (P, m, k)
+        near = gather_rows(self.bank, idx)  # (P, m, k, d)
+        diff = q.unsqueeze(2) - near
         dist = (diff * diff).sum(-1).sqrt()
         if self.masked:
-            ok = self.valid_flat[flat_idx]
+            ok = gather_rows(self.valid.unsqueeze(-1), idx).squeeze(-1)
             dist = torch.where(ok, dist, torch.zeros_like(dist)).sum(-1) / (
                 ok.to(torch.float32).sum(-1).clamp_min(1.0))
         else:

@@ -180,8 +180,9 @@ def _build_module(pipeline, input_dtype):
     tabular = []
     for name, step in steps[1:-1]:
         if isinstance(step, StandardScaler) and not patches:
-            tabular.append(_modules.Standardize(step.mean_ if step.with_mean else None,
-                                                step.scale_ if step.with_std else None))
+            tabular.append(_modules.Standardize(
+                step.mean_ if step.with_mean else None, step.scale_ if step.with_std else None,
+                float64_roundings=_scaler_roundings(step) == "float64"))
         else:
             raise _unsupported(name, step)
     if isinstance(final, PatchKNNScorer) and patches:
@@ -203,6 +204,30 @@ def _build_module(pipeline, input_dtype):
         names = names[:-1] + [f"KDEThresholdClassifier({' -> '.join(type(s).__name__ for _, s in _flatten(threshold_step.estimator_))})"]  # noqa: E501
     return module, {"steps": names, "threshold": threshold, "input_shape": shape,
                     "has_map": patches}
+
+
+def _scaler_roundings(scaler):
+    """``"float32"`` or ``"float64"``: how a fitted StandardScaler transforms float32 rows.
+
+    scikit-learn >= 1.8 computes ``(X - float32(mean_)) / float32(scale_)`` in float32;
+    earlier releases compute each operation with the float64 attribute and store the result
+    in float32. The two differ in the last bit of many values, which a nearly constant
+    feature (a tiny ``scale_``) turns into a visible share of a distance, so the graph replays
+    the one this scaler does: found on probe rows, bit for bit.
+    """
+    d = int(scaler.n_features_in_)
+    mean = np.asarray(scaler.mean_ if scaler.with_mean else np.zeros(d), np.float64)
+    scale = np.asarray(scaler.scale_ if scaler.with_std else np.ones(d), np.float64)
+    rng = np.random.default_rng(0)
+    probe = (mean + np.abs(mean) * rng.uniform(-1, 1, (4, d))
+             + scale * rng.normal(0, 3, (4, d))).astype(np.float32)
+    got = np.asarray(scaler.transform(probe))
+    as32 = (probe - mean.astype(np.float32)) / scale.astype(np.float32)
+    as64 = ((probe.astype(np.float64) - mean).astype(np.float32).astype(np.float64)
+            / scale).astype(np.float32)
+    miss32 = int(np.sum(got != as32))
+    miss64 = int(np.sum(got != as64))
+    return "float64" if miss64 < miss32 else "float32"
 
 
 # -------------------------------------------------------------------------- parity

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -46,12 +47,12 @@ def _uint8(X):
     return np.rint(X * 255).astype(np.uint8)
 
 
-def _ort(path, X):
+def _ort(path, X, feed=None):
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return dict(zip([o.name for o in session.get_outputs()], session.run(None, {"images": X}),
-                    strict=True))
+    outputs = session.run(None, feed if feed is not None else {"images": X})
+    return dict(zip([o.name for o in session.get_outputs()], outputs, strict=True))
 
 
 @pytest.mark.parametrize("input_dtype", ["float32", "uint8"])
@@ -105,6 +106,112 @@ def test_patch_radius_and_bare_scorer_are_exported(images, tmp_path):
     np.testing.assert_allclose(got["anomaly_score"], -pipe.score_samples(X_new), rtol=1e-4)
     np.testing.assert_array_equal(got["decision"], pipe.predict(X_new))
     assert report.threshold == pytest.approx(-pipe[-1].offset_)
+    # the memory bank (9 offsets x 8 images per grid position) is stored once, as it is
+    import onnx
+    from onnx import numpy_helper
+
+    memory = pipe[-1].memory_  # (n, h, w, d)
+    n, h, w, d = memory.shape
+    inits = sorted(onnx.load(str(tmp_path / "m.onnx")).graph.initializer,
+                   key=lambda t: -int(np.prod(t.dims)))
+    assert [int(np.prod(t.dims)) for t in inits[:2]] == [9 * memory.size, 96 * 24 * 3 * 3]
+    bank = numpy_helper.to_array(inits[0]).reshape(h, w, 9 * n, d)
+    np.testing.assert_array_equal(bank[:, :, 4 * n:5 * n], memory.transpose(1, 2, 0, 3))
+
+
+class _Float64RoundingScaler:
+    """StandardScaler as scikit-learn < 1.8 transforms float32 rows: float64 operations."""
+
+    def __new__(cls):
+        from sklearn.preprocessing import StandardScaler
+
+        class Old(StandardScaler):
+            def transform(self, X, copy=None):
+                X = np.array(X, dtype=np.float32)
+                X -= self.mean_  # float64 arithmetic, stored in float32
+                X /= self.scale_
+                return X
+
+        return Old()
+
+
+@pytest.mark.parametrize("release", ["installed", "float64 roundings (< 1.8)"])
+def test_scaler_and_knn_match_scikit_learn_on_nearly_constant_features(tmp_path, release):
+    # deep-feature's tail on the same features, as the graph computes it: the scaler's float32
+    # roundings (those of the scikit-learn release) then float64 distances keep the scores to
+    # 1e-6, even next to a training row (k=1) and where the scaler divides by a tiny scale_
+    # (channels near 0 after max pooling)
+    import torch
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from skcpcae.export import _modules
+    from skcpcae.outlier import KNNAnomalyScorer
+
+    rng = np.random.default_rng(0)
+    X = rng.gamma(2.0, 1.0, (60, 200)).astype(np.float32) + 3.0
+    X[:, :3] = 0.0
+    X[::15, :3] = rng.uniform(0, 3e-3, (4, 3))  # scale_ about 1e-3
+    new = X[:20] + rng.normal(0, 1e-3, (20, 200)).astype(np.float32)  # near training rows
+    new[:, :3] = rng.uniform(0, 0.05, (20, 3))
+    new[10:, :3] = X[10:20, :3]
+    scaler = StandardScaler() if release == "installed" else _Float64RoundingScaler()
+    pipe = make_pipeline(scaler, KNNAnomalyScorer(n_neighbors=1)).fit(X)
+    scaler, knn = pipe[0], pipe[1]
+    assert scaler.scale_[:3].max() < 2e-3
+    roundings = onnx_module._scaler_roundings(scaler)
+    assert roundings == ("float64" if release.startswith("float64") else "float32")
+
+    class Tail(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = _modules.Standardize(scaler.mean_, scaler.scale_,
+                                              float64_roundings=roundings == "float64")
+            self.knn = _modules.MeanSquaredKNN(knn.nn_._fit_X, n_neighbors=1)
+
+        def forward(self, x):
+            return self.knn(self.scale(x))[0]
+
+    path = tmp_path / "tail.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter, as to_onnx
+        torch.onnx.export(Tail(), (torch.from_numpy(new[:2]),), str(path), dynamo=False,
+                          input_names=["x"], dynamic_axes={"x": {0: "n"}}, opset_version=17)
+    got = next(iter(_ort(path, None, {"x": new}).values()))
+    expected = -pipe.score_samples(new)
+    assert expected[10:].max() < 1e-3 < expected[:10].min()  # next to a row / far off
+    assert onnx_module.relative_difference(got, expected) < 1e-6
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bool"])
+def test_gather_rows_is_one_gathernd_on_the_stored_constant(tmp_path, dtype):
+    import onnx
+    import torch
+
+    from skcpcae.export._modules import gather_rows
+
+    class Pick(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            data = torch.arange(5 * 7 * 3, dtype=torch.float32).view(5, 7, 3)
+            self.register_buffer("data", data if dtype == "float32" else data % 2 == 0)
+
+        def forward(self, index):
+            return gather_rows(self.data, index)
+
+    index = torch.from_numpy(np.random.default_rng(0).integers(0, 7, (5, 4, 2)))
+    expected = Pick().data.numpy()[np.arange(5)[:, None, None], index.numpy()]  # (5, 4, 2, 3)
+    np.testing.assert_array_equal(Pick()(index).numpy(), expected)
+    path = tmp_path / "pick.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter, as to_onnx
+        torch.onnx.export(Pick(), (index,), str(path), input_names=["index"], dynamo=False,
+                          dynamic_axes={"index": {1: "m"}}, opset_version=17)
+    graph = onnx.load(str(path)).graph
+    assert [n.op_type for n in graph.node if n.op_type.startswith("Gather")] == ["GatherND"]
+    assert len(graph.initializer) == 1  # the data, not a flattened copy
+    got = _ort(path, None, {"index": index.numpy()[:, :3]})
+    np.testing.assert_array_equal(next(iter(got.values())), expected[:, :3])
 
 
 def test_parity_failure_refuses_to_write(fitted, images, tmp_path, monkeypatch):
