@@ -355,9 +355,11 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
             fold_seed = seed_from(rng) if is_int_cv(self.cv) else None
             splits = cross_fit_splits(self.cv, images, random_state=fold_seed)
         self.net_ = self._train(images, net_seed)
+        if splits is None:  # the training maps once: gain_ is read off them, then applied
+            out = residual_map(images, self._reconstruct(self.net_, images), self.residual)
+            self.gain_ = self._fit_gain(images, out)
+            return restore_layout(self._expose(out), was_2d)
         self.gain_ = self._fit_gain(images)
-        if splits is None:
-            return restore_layout(self._residuals(self.net_, images), was_2d)
         out = np.empty_like(images)
         for train, test in splits:
             net = self._train(images[train], seed_from(rng))
@@ -578,16 +580,20 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
         return out
 
     def _residuals(self, net, images):
-        out = residual_map(images, self._reconstruct(net, images), self.residual)
+        return self._expose(residual_map(images, self._reconstruct(net, images), self.residual))
+
+    def _expose(self, out):
+        """The residual map ``out`` (modified in place) times ``gain_``, clipped to [0, 1]."""
         if self.gain is None:
             return out
         return np.clip(out * np.float32(self.gain_), 0, 1, out=out)
 
-    def _fit_gain(self, images):
+    def _fit_gain(self, images, residuals=None):
         """``gain_``: the factor that maps the 99th percentile of the training residuals to 1.
 
         Read from the autoencoder fitted on all training images (the one ``transform``
-        uses), on an evenly strided sample of at most ``_GAIN_SAMPLE`` pixels per image.
+        uses), on an evenly strided sample of at most ``_GAIN_SAMPLE`` pixels per image;
+        ``residuals``, when given, are these images' unscaled residual maps already.
         """
         if self.gain is None:
             return 1.0
@@ -596,8 +602,11 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
         step = max(1, images[0].size // _GAIN_SAMPLE)
         sample = []
         for chunk in iter_batches(len(images), max(1, _INFER_PATCHES // self.n_patches_)):
-            r = residual_map(images[chunk], self._reconstruct(self.net_, images[chunk]),
-                             self.residual)
+            if residuals is None:
+                r = residual_map(images[chunk], self._reconstruct(self.net_, images[chunk]),
+                                 self.residual)
+            else:
+                r = residuals[chunk]
             sample.append(r.reshape(len(r), -1)[:, ::step].ravel())
         level = float(np.quantile(np.concatenate(sample), _GAIN_QUANTILE))
         # a perfect reconstruction (all residuals 0) has nothing to expose: keep it as is
