@@ -15,7 +15,7 @@ $(BIN)/python:
 # pip never pulls another (multi-GB) build; the project's own range admits them.
 $(STAMP): $(BIN)/python pyproject.toml Makefile
 	$(BIN)/pip install --quiet "torch==2.14.1" "torchvision==0.29.1" || $(BIN)/pip install --quiet "torch<2.15" "torchvision<0.30"
-	$(BIN)/pip install --quiet -e ".[dev,elpv,plot,docs,export,onnx,dask]"
+	$(BIN)/pip install --quiet -e ".[dev,elpv,plot,docs,export,onnx,dask,parquet]"
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)

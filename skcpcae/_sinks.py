@@ -111,7 +111,7 @@ class _ParquetSink:
             import pyarrow.parquet as pq
         except ImportError:
             raise ImportError(
-                "Parquet output needs pyarrow: pip install pyarrow (or write a .csv)."
+                "Parquet output needs pyarrow: pip install 'skcpcae[parquet]' (or write a .csv)."
             ) from None
         path = self.path
         if path.exists() and not path.is_dir():

@@ -131,6 +131,28 @@ def test_progress_bar_shows_images_per_second_and_time_left(images, knn_model, t
     assert "20/20" in err and "img/s" in err and "<00:00" in err  # elapsed<left, rate
 
 
+def test_parquet_output_holds_the_csv_rows_and_resumes(images, knn_model, tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet",
+                             reason="needs the parquet extra (make test installs it)")
+    paths = images["paths"][:30] + [str(tmp_path / "missing.png")]
+    csv_rows = _score_to_rows(knn_model, paths, tmp_path / "s.csv", batch_size=8)
+    out = tmp_path / "s.parquet"
+    score_files(knn_model, paths[:17], out, batch_size=8)  # an interrupted run
+    parts_before = sorted(p.name for p in out.glob("part-*.parquet"))
+    summary = score_files(knn_model, paths, out, batch_size=8, resume=True)
+    assert sorted(p.name for p in out.glob("part-*.parquet"))[:len(parts_before)] == \
+        parts_before  # the parts already written are kept, not rewritten
+    assert summary.n_skipped == 17 and summary.n_images == len(paths)
+    table = pq.read_table(out).to_pylist()
+    assert [r["path"] for r in table] == [r["path"] for r in csv_rows]
+    for got, want in zip(table, csv_rows, strict=True):
+        if want["error"]:
+            assert got["error"] == want["error"] and got["anomaly_score"] is None
+        else:
+            assert got["anomaly_score"] == pytest.approx(float(want["anomaly_score"]), rel=1e-12)
+            assert str(got["decision"]) == want["decision"]
+
+
 def _score_to_rows(model, paths, out, **kwargs):
     score_files(model, paths, out, **kwargs)
     return _read_csv(out)
