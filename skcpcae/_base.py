@@ -458,7 +458,7 @@ class PretrainedBackboneMixin:
                 "weights)."
             )
         # warn_deprecated < _weights_source < fit < _fit_context < caller
-        warn_deprecated(f"{name}(pretrained=...)", "weights=... (weights=None is "
+        warn_deprecated(f"{name}(pretrained=...)", "weights=... (pretrained=False is "
                         "weights=None)", stacklevel=5)
         return "offline" if pretrained else None
 

@@ -38,7 +38,7 @@ class DeepPatchEmbedder(ImageOutputMixin, DeepPoolEmbedder):
 
         .. deprecated:: 0.1
            ``pretrained`` is replaced by ``weights`` and will be removed in 0.2:
-           ``weights=None`` is ``weights=None``, ``pretrained=True`` is the default
+           ``pretrained=False`` is ``weights=None``, ``pretrained=True`` is the default
            ``weights="offline"``.
     weights : {"offline", "timm", "random"}, str, path-like or None, default="offline"
         The one parameter for the backbone's weights (see
