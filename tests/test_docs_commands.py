@@ -183,9 +183,25 @@ def _preset_of(argv, workdir):
     return DEFAULT_PRESET
 
 
+# Commands that need an optional extra (``make test`` installs them all; ``make test-min``
+# does not): the word in the command, and the modules it needs.
+EXTRAS = {"export": ("onnx", "onnxruntime"), ".onnx": ("onnxruntime",),
+          "--workers": ("distributed",), "--scheduler": ("distributed",)}
+
+
+def _skip_without_extras(commands):
+    for command in commands:
+        words = shlex.split(command, comments=True)
+        for word, modules in EXTRAS.items():
+            if any(w == word or w.endswith(word) for w in words[1:]):
+                for module in modules:
+                    pytest.importorskip(module, reason=f"`{command}` needs {module} (an extra)")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("page, commands", RUNS)
 def test_documented_commands_run_on_tiny_data(page, commands, tiny, tmp_path, monkeypatch):
+    _skip_without_extras(commands)
     for name, kind in TINY_DATA.items():
         shutil.copytree(tiny / kind, tmp_path / name)
     for name, text in _config_files(page).items():
