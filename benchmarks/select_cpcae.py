@@ -170,11 +170,7 @@ def embeddings(tag, maps, backbone="lite0"):
     emb_s = DeepPoolEmbedder(name, stages=STAGES, pooling="parallel_cascade",
                              batch_size=8).fit(maps[:2])
     emb_f = DeepPoolEmbedder(name, pooling="parallel_cascade", batch_size=8).fit(maps[:2])
-    fs = emb_s.transform(maps)
-    out, start = {}, 0
-    for idx, c in zip(STAGES, emb_s.n_channels_, strict=True):
-        out[f"s{idx}"] = fs[:, start:start + 6 * c]
-        start += 6 * c
+    out = _stage_blocks(emb_s, emb_s.transform(maps))
     out["final"] = emb_f.transform(maps)
     np.savez(path, **out)
     return out
@@ -330,12 +326,17 @@ def _stage_embeddings(tag, maps, backbone):
     print(f"embedding -> {path.name}", flush=True)
     emb = DeepPoolEmbedder(f"tf_efficientnet_{backbone}", stages=STAGES,
                            pooling="parallel_cascade", batch_size=8).fit(maps[:2])
-    fs = emb.transform(maps)
-    out, start = {}, 0
-    for idx, c in zip(STAGES, emb.n_channels_, strict=True):
-        out[f"s{idx}"] = fs[:, start:start + 6 * c]
-        start += 6 * c
+    out = _stage_blocks(emb, emb.transform(maps))
     np.savez(path, **out)
+    return out
+
+
+def _stage_blocks(embedder, features):
+    """``{s2, s3, s4}``: each stage's six parallel+cascade blocks of the pooled features."""
+    out, start = {}, 0
+    for idx, c in zip(STAGES, embedder.n_channels_, strict=True):
+        out[f"s{idx}"] = features[:, start:start + 6 * c]
+        start += 6 * c
     return out
 
 

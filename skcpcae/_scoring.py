@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import Bunch
 
-from ._sinks import _columns, _CsvSink, _ParquetSink  # noqa: F401 (scale)
+from ._sinks import _CsvSink, _ParquetSink
 from ._steps import named_steps as _steps
 from ._steps import threshold_of as _threshold
 from .datasets._io import MAX_PIXELS, _check_pixels, _read_batch, _read_header

@@ -230,7 +230,7 @@ class BatchScorer:
 
 def _as_columns(rows):
     """A dict of columns (every key of every row; a row without it gets ``None``)."""
-    from ._scoring import _columns
+    from ._sinks import _columns
 
     names = _columns(rows) if rows else ["path", "error"]
     return {name: [r.get(name) for r in rows] for name in names}
