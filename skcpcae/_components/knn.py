@@ -21,6 +21,8 @@ chosen with :func:`make_search`; the estimators build their search through it.
 
 import numpy as np
 
+from .scale import floored_scale
+
 __all__ = [
     "BACKENDS",
     "ExactSearch",
@@ -306,7 +308,8 @@ def local_patch_distances(queries, memory, *, n_neighbors=1, radius=0, exclude=N
     return dist.permute(2, 0, 1).contiguous().numpy()
 
 
-def loo_sq_distances(X, n_neighbors=1, *, standardize=False, block_bytes=BLOCK_BYTES):
+def loo_sq_distances(X, n_neighbors=1, *, standardize=False, min_scale=0.0,
+                     block_bytes=BLOCK_BYTES):
     """Squared Euclidean distances of each row of ``X`` to its nearest *other* rows.
 
     The leave-one-out search of :class:`~skcpcae.outlier.KNNAnomalyScorer`: row ``i`` is
@@ -323,7 +326,9 @@ def loo_sq_distances(X, n_neighbors=1, *, standardize=False, block_bytes=BLOCK_B
     from the data once standardized (standardization is affine per feature, so it does not
     matter whether ``X`` is raw or already standardized on all rows; the mean cancels in
     the differences). A feature that is constant over the other rows keeps the units of
-    ``X`` (scale 1, as ``StandardScaler`` does for a zero variance).
+    ``X`` (scale 1, as ``StandardScaler`` does for a zero variance). With ``min_scale``, the
+    scales of the other rows are floored as :class:`~skcpcae.preprocessing.FlooredStandardScaler`
+    floors them (the floor then also replaces the scale 1 of a constant feature).
 
     Parameters
     ----------
@@ -333,6 +338,8 @@ def loo_sq_distances(X, n_neighbors=1, *, standardize=False, block_bytes=BLOCK_B
         Neighbours returned (clipped to ``n_samples - 1``).
     standardize : bool, default=False
         Re-standardize without each row, as above.
+    min_scale : float, default=0.0
+        Floor of the leave-one-out scales, a fraction of their median (with ``standardize``).
     block_bytes : int, default=64 MiB
         Largest block of the (rows x rows) distance matrix held at once.
 
@@ -356,9 +363,14 @@ def loo_sq_distances(X, n_neighbors=1, *, standardize=False, block_bytes=BLOCK_B
         if standardize:
             mean = (s1 - xi) / (n - 1)
             var = (s2 - xi * xi) / (n - 1) - mean * mean
-            # StandardScaler's rule for a zero variance: scale 1
-            weight = np.where(var > 10 * np.finfo(np.float64).eps * (s2 / n + 1.0),
-                              1.0 / np.maximum(var, np.finfo(np.float64).tiny), 1.0)
+            # StandardScaler's rule for a zero variance (scale 1), or the floor
+            constant = var <= 10 * np.finfo(np.float64).eps * (s2 / n + 1.0)
+            if min_scale:
+                scale = floored_scale(np.sqrt(np.maximum(var, 0.0)), constant, min_scale)
+                weight = 1.0 / (scale * scale)
+            else:
+                weight = np.where(constant, 1.0,
+                                  1.0 / np.maximum(var, np.finfo(np.float64).tiny))
         else:
             weight = np.ones_like(xi)
         # candidates ranked by the expansion (a matrix product), then recomputed exactly

@@ -22,6 +22,7 @@ from sklearn.utils.validation import check_is_fitted, indexable
 
 from .._base import refuse_backward_string_scorer
 from .._components.kde import GaussianKDE1D
+from ..preprocessing._scaler import FlooredStandardScaler
 from ..utils._cv import cross_fit_splits
 from ..utils.fixes import HasMethods, Interval, StrOptions
 from ..utils.fixes import check_method_params as _check_method_params
@@ -106,20 +107,49 @@ def _loo_plan(estimator, X, restandardize):
     if not (hasattr(last, "loo_score_samples") and hasattr(last, "_loo_supported")):
         return None
     standardize = False
+    min_scale = 0.0
+    floored = []
     if isinstance(estimator, Pipeline):
         for _, step in estimator.steps[:-1]:
             if step is None or step == "passthrough":
                 continue
-            if type(step) is not StandardScaler:
+            if type(step) not in (StandardScaler, FlooredStandardScaler):
                 return None
-            standardize = standardize or bool(step.with_std)
+            if step.with_std:
+                standardize = True
+                if isinstance(step, FlooredStandardScaler) and step.min_scale:
+                    floored.append(step)
+    if len(floored) > 1 or (floored and not _is_last_scaler(estimator, floored[0])):
+        return None
     restandardized = restandardize is True or (
         restandardize == "auto" and _standardized_on_itself(X)
     )
+    if floored:  # restandardization mimics the plain StandardScaler outside: no floor
+        min_scale = floored[0].min_scale
     standardize = standardize or restandardized
-    if not last._loo_supported(standardize):
+    if not last._loo_supported(standardize) or (min_scale and not _takes_min_scale(last)):
         return None
-    return {"standardize": standardize, "restandardize": restandardized}
+    return {"standardize": standardize, "restandardize": restandardized,
+            "min_scale": float(min_scale) if standardize else 0.0,
+            "floored_step": bool(floored)}
+
+
+def _last_scaler(pipeline):
+    """The last step of ``pipeline`` before its detector that is not ``"passthrough"``."""
+    steps = [s for _, s in pipeline.steps[:-1] if s is not None and s != "passthrough"]
+    return steps[-1]
+
+
+def _is_last_scaler(pipeline, scaler):
+    """Whether ``scaler`` is the last scaling step before the detector of ``pipeline``."""
+    return _last_scaler(pipeline) is scaler
+
+
+def _takes_min_scale(detector):
+    """Whether the detector's ``loo_score_samples`` can floor its re-standardization."""
+    import inspect
+
+    return "min_scale" in inspect.signature(detector.loo_score_samples).parameters
 
 
 def _final_step(estimator):
@@ -451,8 +481,12 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
             self.restandardized_ = loo["restandardize"]
             self.estimator_ = clone(self.estimator).fit(X, y, **fit_params)
             last = _final_step(self.estimator_)
-            scores = np.asarray(last.loo_score_samples(standardize=loo["standardize"]),
-                                dtype=np.float64).ravel()
+            kwargs = {"standardize": loo["standardize"]}
+            if loo["min_scale"]:
+                kwargs["min_scale"] = loo["min_scale"]
+                if loo["floored_step"]:  # the floor is computed in the scaler's input units
+                    kwargs["units"] = _last_scaler(self.estimator_).scale_
+            scores = np.asarray(last.loo_score_samples(**kwargs), dtype=np.float64).ravel()
         else:
             # one rule for cv (utils/_cv.py): "auto" is 5 shuffled folds, as an int is
             cv = 5 if self.cv == "auto" else self.cv

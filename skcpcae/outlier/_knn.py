@@ -138,7 +138,7 @@ class KNNAnomalyScorer(OutOfSampleFitPredictMixin, OutlierScoresMixin, OutlierMi
         self.offset_ = offset_from_scores(self.negative_outlier_score_, self.contamination)
         return self
 
-    def loo_score_samples(self, *, standardize=False):
+    def loo_score_samples(self, *, standardize=False, min_scale=0.0, units=None):
         """Leave-one-out ``score_samples`` of the training samples.
 
         Each training sample is scored against all the others, as a new sample is scored
@@ -154,6 +154,15 @@ class KNNAnomalyScorer(OutOfSampleFitPredictMixin, OutlierScoresMixin, OutlierMi
             of a :class:`~sklearn.preprocessing.StandardScaler` fitted without it, i.e. the
             leave-one-out score of ``make_pipeline(StandardScaler(), KNNAnomalyScorer())``.
             Needs the Euclidean metric.
+        min_scale : float, default=0.0
+            With ``standardize``: floor the scales fitted without each sample, as
+            :class:`~skcpcae.preprocessing.FlooredStandardScaler` does (``min_scale`` times
+            their median), i.e. the leave-one-out score of
+            ``make_pipeline(FlooredStandardScaler(min_scale=min_scale), KNNAnomalyScorer())``.
+        units : array-like of shape (n_features,), default=None
+            Per-feature factors that bring the training samples back to the units the floor
+            is computed in: the ``scale_`` of the floored scaler in front of this scorer (the
+            floor, unlike a plain standardization, depends on the units).
 
         Returns
         -------
@@ -169,7 +178,10 @@ class KNNAnomalyScorer(OutOfSampleFitPredictMixin, OutlierScoresMixin, OutlierMi
         if not standardize or self.nn_.n_samples_fit_ < 2:
             return self.negative_outlier_score_.copy()
         # the bank of NearestNeighbors, validated in fit (no copy is kept here)
-        sq = loo_sq_distances(self.nn_._fit_X, self.n_neighbors_, standardize=True)
+        bank = self.nn_._fit_X
+        if units is not None:
+            bank = bank * np.asarray(units, dtype=np.float64)
+        sq = loo_sq_distances(bank, self.n_neighbors_, standardize=True, min_scale=min_scale)
         return -np.mean(sq, axis=1)
 
     def score_samples(self, X):

@@ -7,11 +7,12 @@ such an image as failed and returns it unwarped, so its test instance uses
 ``skcpcae/preprocessing/tests/test_registration.py``).
 """
 
-from skcpcae.preprocessing import AdaptiveGamma, ECCRegistrar
+from skcpcae.preprocessing import AdaptiveGamma, ECCRegistrar, FlooredStandardScaler
 
 INSTANCES = [
     ECCRegistrar(on_failure="identity"),
     AdaptiveGamma(),
+    FlooredStandardScaler(),
 ]
 
 EXPECTED_FAILED_CHECKS = {
