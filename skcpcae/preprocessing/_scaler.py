@@ -32,9 +32,13 @@ class FlooredStandardScaler(StandardScaler):
         Floor of the scales, as a fraction of the median non-constant standard deviation: a
         feature weighs at most ``1 / min_scale**2`` typical features in a squared distance.
         0 gives :class:`~sklearn.preprocessing.StandardScaler` exactly.
-    copy, with_mean, with_std :
-        As in :class:`~sklearn.preprocessing.StandardScaler`. Without ``with_std`` nothing is
-        divided and there is no floor.
+    copy : bool, default=True
+        As in :class:`~sklearn.preprocessing.StandardScaler`.
+    with_mean : bool, default=True
+        As in :class:`~sklearn.preprocessing.StandardScaler`.
+    with_std : bool, default=True
+        As in :class:`~sklearn.preprocessing.StandardScaler`; without it nothing is divided
+        and there is no floor.
 
     Attributes
     ----------
