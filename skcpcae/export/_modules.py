@@ -4,6 +4,9 @@
 Each module reproduces what one fitted estimator computes at prediction time, with its fitted
 state as constant buffers, so that the exported graph needs nothing but itself:
 
+* :class:`ResidualMap`: ``CPCAEResidualMap.transform`` (downsize, patches, the conditional
+  autoencoder on all patches of the batch at once, overlap averaging, upsize, residual, gain),
+  the resizes as the fitted constant matrices of OpenCV's separable interpolations;
 * :class:`Preprocess`: the embedders' input handling (``uint8`` scaled by 1/255, gray
   repeated to 3 channels, per-channel normalisation), as ``validate_images`` and
   ``prepare_images`` do it;
@@ -24,19 +27,22 @@ torch only; no scikit-learn here (the fitted attributes are read in :mod:`._onnx
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .._components.backbones import feature_maps
 from .._components.patch_features import aggregate_patch_maps
-from ..embedding._pooling import pool_features
+from ..embedding._pooling import global_avg_pool, global_max_pool, pool_features
 
 __all__ = [
     "ExportedPipeline",
     "LocalPatchKNN",
     "MeanSquaredKNN",
     "PatchEmbed",
+    "PatchAutoencoder",
     "PoolEmbed",
     "Preprocess",
+    "ResidualMap",
     "Standardize",
     "gather_rows",
 ]
@@ -65,6 +71,111 @@ def gather_rows(data, index):
     memory bank); ``GatherND`` with ``batch_dims=1`` reads the stored constant itself.
     """
     return _GatherRows.apply(data, index)
+
+
+class PatchAutoencoder(nn.Module):
+    """A fitted ``ConditionalPatchAE`` on every patch of a batch: ``(n * P, C, ph, pw)``.
+
+    The patches come in grid order for each image (``k = 0 .. P-1``, then the next image), so
+    the one-hot condition is the ``P x P`` identity repeated over the batch (a constant,
+    expanded to the batch size in the graph). The layers are the fitted module's own.
+    """
+
+    def __init__(self, autoencoder):
+        super().__init__()
+        self.autoencoder = autoencoder
+        self.n_patches = int(autoencoder.n_patches)
+        self.code_shape = tuple(int(s) for s in autoencoder._code_shape)
+        self.register_buffer("condition", torch.eye(self.n_patches, dtype=torch.float32))
+
+    def forward(self, patches):
+        ae, p = self.autoencoder, self.n_patches
+        code = ae.encoder_conv(patches).flatten(1)
+        code = code.reshape(-1, p, code.shape[1])  # (n, P, d)
+        condition = self.condition.expand(code.shape[0], p, p)
+        latent = ae.encoder_dense(torch.cat([code, condition], dim=2))
+        hidden = F.relu(ae.decoder_dense(torch.cat([latent, condition], dim=2)))
+        hidden = hidden.reshape(-1, *self.code_shape)
+        return torch.sigmoid(ae.decoder_conv(hidden))
+
+
+class ResidualMap(nn.Module):
+    """``CPCAEResidualMap.transform``: images ``(n, H, W[, C])`` -> residual maps, same layout.
+
+    * downsize to the working size: ``D_h @ x @ D_w.T``, the matrices of OpenCV's
+      ``INTER_AREA`` resize (a separable linear map; read off the identity in :mod:`._onnx`);
+    * the patches at the fitted corners (a grid ``tops x lefts``): two constant gathers;
+    * the conditional autoencoder on all patches of the batch (:class:`PatchAutoencoder`);
+    * overlap averaging: ``E_h @ patches @ E_w.T / count``, with ``E`` the 0/1 matrices that
+      place the rows (columns) of each patch row (column) in the image;
+    * upsize: ``U_h @ x_hat @ U_w.T`` (``INTER_LINEAR``), residual, ``clip(r * gain, 0, 1)``.
+
+    ``down`` / ``up`` are ``None`` where the size does not change (Python copies the image).
+    """
+
+    def __init__(self, autoencoder, *, down, up, tops, lefts, patch_shape, working_shape,
+                 residual, gain, uint8):
+        super().__init__()
+        ph, pw = (int(v) for v in patch_shape)
+        hs, ws = (int(v) for v in working_shape)
+        tops, lefts = np.asarray(tops, np.int64), np.asarray(lefts, np.int64)
+        self.autoencoder = PatchAutoencoder(autoencoder)
+        self.uint8 = bool(uint8)
+        self.residual = str(residual)
+        self.gain = None if gain is None else float(np.float32(gain))
+        self.grid = (len(tops), len(lefts))
+        self.patch_shape = (ph, pw)
+        self.resize_down = down is not None
+        self.resize_up = up is not None
+        for name, pair in (("down", down), ("up", up)):
+            if pair is not None:
+                self.register_buffer(f"{name}_h", torch.as_tensor(np.asarray(pair[0], np.float32)))
+                self.register_buffer(f"{name}_wt",
+                                     torch.as_tensor(np.asarray(pair[1], np.float32).T.copy()))
+        rows = (tops[:, None] + np.arange(ph)).ravel()  # (A * ph,)
+        cols = (lefts[:, None] + np.arange(pw)).ravel()  # (B * pw,)
+        self.register_buffer("rows", torch.as_tensor(rows))
+        self.register_buffer("cols", torch.as_tensor(cols))
+        place_h = (rows[None, :] == np.arange(hs)[:, None]).astype(np.float32)  # (Hs, A*ph)
+        place_w = (cols[None, :] == np.arange(ws)[:, None]).astype(np.float32)  # (Ws, B*pw)
+        count = place_h.sum(1)[:, None] * place_w.sum(1)[None, :]  # patches over each pixel
+        self.register_buffer("place_h", torch.as_tensor(place_h))
+        self.register_buffer("place_wt", torch.as_tensor(place_w.T.copy()))
+        self.register_buffer("count", torch.as_tensor(count.astype(np.float32)))
+
+    def forward(self, images):
+        x = images.to(torch.float32) / 255.0 if self.uint8 else images
+        colour = x.ndim == 4
+        x = x.permute(0, 3, 1, 2) if colour else x.unsqueeze(1)  # (n, C, H, W)
+        c = int(x.shape[1])
+        (a, b), (ph, pw) = self.grid, self.patch_shape
+        small = torch.matmul(torch.matmul(self.down_h, x), self.down_wt) if self.resize_down else x
+        patches = small.index_select(2, self.rows).index_select(3, self.cols)  # (n, C, A ph, B pw)
+        patches = patches.reshape(-1, c, a, ph, b, pw).permute(0, 2, 4, 1, 3, 5)
+        recon = self.autoencoder(patches.reshape(-1, c, ph, pw))  # (n a b, C, ph, pw)
+        recon = recon.reshape(-1, a, b, c, ph, pw).permute(0, 3, 1, 4, 2, 5)
+        recon = recon.reshape(-1, c, a * ph, b * pw)
+        small_hat = torch.matmul(torch.matmul(self.place_h, recon), self.place_wt) / self.count
+        x_hat = (torch.matmul(torch.matmul(self.up_h, small_hat), self.up_wt)
+                 if self.resize_up else small_hat)
+        out = _residual(x, x_hat, self.residual)
+        if self.gain is not None:
+            out = torch.clamp(out * self.gain, 0.0, 1.0)
+        return out.permute(0, 2, 3, 1) if colour else out.squeeze(1)
+
+
+def _residual(x, x_hat, kind):
+    """``skcpcae.residuals._cpcae.residual_map`` in float32 torch operations."""
+    if kind == "squared":
+        return (x - x_hat) * (x - x_hat)
+    if kind == "relative":
+        return torch.clamp(torch.abs(x - x_hat) / torch.clamp(x_hat, min=0.05), 0.0, 1.0)
+    if kind == "log":
+        out = torch.abs(torch.log(torch.clamp(x, min=0.0) + 0.02) - torch.log(x_hat + 0.02)) / 2
+        return torch.clamp(out, 0.0, 1.0)
+    if kind == "absolute":
+        return torch.abs(x - x_hat)
+    raise ValueError(f"unknown residual {kind!r}")
 
 
 class Preprocess(nn.Module):
@@ -113,7 +224,38 @@ class PoolEmbed(nn.Module):
 
     def forward(self, x):
         maps = feature_maps(self.backbone, x, final=self.final, name=self.name)
-        return torch.cat([pool_features(m, self.pooling) for m in maps], dim=1)
+        return torch.cat([_pool(m, self.pooling) for m in maps], dim=1)
+
+
+def _pool(x, pooling):
+    """``pool_features``, with the ``"parallel_cascade"`` head in exportable operations."""
+    if pooling != "parallel_cascade":
+        return pool_features(x, pooling)
+    # as parallel_cascade_pool (grid_size=2), whose adaptive max pooling the exporter only
+    # takes when the map's side is a multiple of 4 (ELPV's 300-pixel cells give 38 x 38)
+    local_max = adaptive_max_pool(x, (4, 4))
+    cascade = F.avg_pool2d(local_max, kernel_size=2, stride=2)
+    return torch.cat([global_max_pool(x), global_avg_pool(x), cascade.flatten(1)], dim=1)
+
+
+def _bins(length, n_out):
+    """``adaptive_max_pool2d``'s cells along one axis: ``[floor(i L / n), ceil((i+1) L / n))``."""
+    return [((i * length) // n_out, -((-(i + 1) * length) // n_out)) for i in range(n_out)]
+
+
+def adaptive_max_pool(x, output_size):
+    """``F.adaptive_max_pool2d(x, output_size)`` as slices and maxima (exact, any map size).
+
+    The map's spatial size is read when the graph is traced: it is fixed by the fitted input
+    size. Each output cell is the maximum over the same window torch uses.
+    """
+    height, width = int(x.shape[2]), int(x.shape[3])
+    rows = []
+    for r0, r1 in _bins(height, int(output_size[0])):
+        band = x[:, :, r0:r1]
+        rows.append(torch.stack([torch.amax(band[:, :, :, c0:c1], dim=(2, 3))
+                                 for c0, c1 in _bins(width, int(output_size[1]))], dim=-1))
+    return torch.stack(rows, dim=-2)
 
 
 class Standardize(nn.Module):
@@ -245,10 +387,16 @@ class MeanSquaredKNN(nn.Module):
 
 
 class ExportedPipeline(nn.Module):
-    """The whole chain: images -> ``(anomaly_score, decision[, anomaly_map])``."""
+    """The whole chain: images -> ``(anomaly_score, decision[, anomaly_map])``.
 
-    def __init__(self, preprocess, embed, tabular, scorer, threshold):
+    With a ``residual`` module (a CPCAE step first), the embedder sees its residual maps and,
+    unless the scorer makes its own map, the residual map (averaged over channels, as
+    ``skcpcae.anomaly_maps`` gives it) is the ``anomaly_map`` output.
+    """
+
+    def __init__(self, preprocess, embed, tabular, scorer, threshold, residual=None):
         super().__init__()
+        self.residual = residual
         self.preprocess = preprocess
         self.embed = embed
         self.tabular = nn.ModuleList(tabular)
@@ -256,10 +404,16 @@ class ExportedPipeline(nn.Module):
         self.register_buffer("threshold", torch.tensor(float(threshold), dtype=torch.float64))
 
     def forward(self, images):
+        residual_map = None
+        if self.residual is not None:
+            images = self.residual(images)
+            residual_map = images.mean(dim=3) if images.ndim == 4 else images
         x = self.embed(self.preprocess(images))
         for step in self.tabular:
             x = step(x)
         anomaly, amap = self.scorer(x)
+        if amap is None:
+            amap = residual_map
         # predict: decision_function = threshold - anomaly >= 0 -> +1 (NaN -> -1)
         decision = torch.where(anomaly <= self.threshold, torch.ones_like(anomaly),
                                -torch.ones_like(anomaly)).to(torch.int64)

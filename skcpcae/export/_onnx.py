@@ -123,12 +123,90 @@ def _flatten(pipeline):
 def _unsupported(name, step, why=""):
     return NotImplementedError(
         f"Step {name!r} ({type(step).__name__}) cannot be exported to ONNX{why}. Exportable: "
-        "DeepPatchEmbedder or DeepPoolEmbedder, StandardScaler, then PatchKNNScorer or "
-        "KNNAnomalyScorer, optionally wrapped in KDEThresholdClassifier (the `best` and "
-        "`deep-feature` presets). Registration (ECCRegistrar), AdaptiveGamma, "
-        "CPCAEResidualMap and file reading stay outside the graph: apply them before and "
+        "[CPCAEResidualMap ->] DeepPatchEmbedder or DeepPoolEmbedder, StandardScaler, then "
+        "PatchKNNScorer or KNNAnomalyScorer, optionally wrapped in KDEThresholdClassifier "
+        "(the `best`, `deep-feature` and `aligned` presets). Registration (ECCRegistrar), "
+        "AdaptiveGamma and file reading stay outside the graph: apply them before and "
         "export the rest."
     )
+
+
+def _adaptive_steps():
+    from ..preprocessing import AdaptiveGamma, ECCRegistrar
+
+    return (ECCRegistrar, AdaptiveGamma)
+
+
+def _refuse_adaptive(pipeline, steps):
+    """Refuse registration and gamma with the way out: export the rest, apply them before.
+
+    Both adapt to each image (ECC iterations to convergence; Canny edges, hole filling and a
+    fitted curve per image), which a fixed graph cannot replay with the parity the export
+    promises, so they stay outside it.
+    """
+    from sklearn.pipeline import Pipeline
+
+    adaptive = _adaptive_steps()
+    found = [(name, step) for name, step in steps if isinstance(step, adaptive)]
+    if not found:
+        return
+    name, step = found[0]
+    names = ", ".join(type(s).__name__ for _, s in found)
+    it = "them" if len(found) > 1 else "it"
+    how = f"export the pipeline without {it} and apply {it} before scoring"
+    if isinstance(pipeline, Pipeline):
+        top = [s for _, s in pipeline.steps]
+        k = 0
+        while k < len(top) and isinstance(top[k], adaptive):
+            k += 1
+        if k == len(found) and k < len(top):
+            how += (f": to_onnx(pipeline[{k}:], path, sample=pipeline[:{k}].transform(images)), "
+                    f"then score pipeline[:{k}].transform(new_images) with the file")
+    raise NotImplementedError(
+        f"Step {name!r} ({type(step).__name__}) cannot be exported to ONNX: {names} "
+        f"adapt{'' if len(found) > 1 else 's'} to each image (ECC iterations; edges, hole filling and a fitted gamma curve) and "
+        f"stay outside the graph; {how}.")
+
+
+def _resize_matrix(n_in, n_out, interpolation):
+    """``R`` (n_out, n_in) with ``cv2.resize`` along one axis equal to ``R @ x``."""
+    import cv2
+
+    eye = np.eye(n_in, dtype=np.float32)
+    return cv2.resize(eye, (n_in, n_out), interpolation=interpolation).reshape(n_out, n_in)
+
+
+def _residual_module(cpcae, input_dtype):
+    """The :class:`~._modules.ResidualMap` of a fitted ``CPCAEResidualMap``."""
+    import copy
+
+    import cv2
+
+    from . import _modules
+
+    shape = tuple(int(s) for s in cpcae.image_shape_)
+    if len(shape) < 2 or shape[0] == 1:
+        raise NotImplementedError(
+            f"CPCAEResidualMap was fitted on a table (one-pixel-high images, shape {shape}), "
+            "not on images; only image pipelines are exported.")
+    (height, width), (hs, ws) = shape[:2], tuple(int(v) for v in cpcae.working_shape_)
+    corners = np.asarray(cpcae.patch_corners_, dtype=np.int64)
+    tops, lefts = np.unique(corners[:, 0]), np.unique(corners[:, 1])
+    grid = np.stack(np.meshgrid(tops, lefts, indexing="ij"), -1).reshape(-1, 2)
+    if not np.array_equal(grid, corners):  # patch_grid always makes a full, row-major grid
+        raise NotImplementedError(
+            "CPCAEResidualMap's patch_corners_ are not a row-major grid of tops x lefts; "
+            "this patch layout is not exported.")
+    resized = (hs, ws) != (height, width)
+    down = ((_resize_matrix(height, hs, cv2.INTER_AREA),
+             _resize_matrix(width, ws, cv2.INTER_AREA)) if resized else None)
+    up = ((_resize_matrix(hs, height, cv2.INTER_LINEAR),
+           _resize_matrix(ws, width, cv2.INTER_LINEAR)) if resized else None)
+    autoencoder = copy.deepcopy(cpcae.net_.module_).to("cpu").float().eval()
+    return _modules.ResidualMap(
+        autoencoder, down=down, up=up, tops=tops, lefts=lefts,
+        patch_shape=cpcae.patch_shape_, working_shape=(hs, ws), residual=cpcae.residual,
+        gain=None if cpcae.gain is None else cpcae.gain_, uint8=input_dtype == "uint8")
 
 
 def _build_module(pipeline, input_dtype):
@@ -138,12 +216,14 @@ def _build_module(pipeline, input_dtype):
 
     from ..embedding import DeepPatchEmbedder, DeepPoolEmbedder
     from ..outlier import KDEThresholdClassifier, KNNAnomalyScorer, PatchKNNScorer
+    from ..residuals import CPCAEResidualMap
     from . import _modules
 
     check_is_fitted(pipeline)
     steps = _flatten(pipeline)
     if not steps:
         raise ValueError("The pipeline has no step to export.")
+    _refuse_adaptive(pipeline, steps)
     final_name, final = steps[-1]
     threshold_step = final
     if isinstance(final, KDEThresholdClassifier):
@@ -153,14 +233,23 @@ def _build_module(pipeline, input_dtype):
         raise _unsupported(final_name, threshold_step, " (it has no offset_, no threshold)")
     threshold = -float(threshold_step.offset_)
 
+    residual = None
+    if isinstance(steps[0][1], CPCAEResidualMap) and len(steps) > 1:
+        residual = _residual_module(steps[0][1], input_dtype)
+        input_shape = tuple(int(s) for s in steps[0][1].image_shape_)
+        steps = steps[1:]
     first_name, embedder = steps[0]
     if not isinstance(embedder, DeepPoolEmbedder):  # DeepPatchEmbedder is a subclass
-        raise _unsupported(first_name, embedder, " as the first step")
+        raise _unsupported(first_name, embedder, " as the first step" if residual is None
+                           else " after CPCAEResidualMap")
     shape = tuple(int(s) for s in embedder.image_shape_)
     if len(shape) < 2 or shape[0] == 1:
         raise NotImplementedError(
             f"{type(embedder).__name__} was fitted on a table (one-pixel-high images, shape "
             f"{shape}), not on images; only image pipelines are exported.")
+    if residual is not None and shape != input_shape:  # pragma: no cover - one fit sets both
+        raise ValueError(f"CPCAEResidualMap returns images of shape {input_shape}, but "
+                         f"{type(embedder).__name__} was fitted on {shape}.")
     if tuple(embedder._target_size(*shape[:2])) != shape[:2]:
         raise NotImplementedError(
             f"Step {first_name!r} ({type(embedder).__name__}) resizes its input (input_size="
@@ -174,8 +263,9 @@ def _build_module(pipeline, input_dtype):
         embed = _modules.PatchEmbed(backbone, local_size=embedder.local_size, **common)
     else:
         embed = _modules.PoolEmbed(backbone, pooling=embedder.pooling, **common)
+    # after a residual step the embedder sees its float maps, whatever the graph's input
     preprocess = _modules.Preprocess(embedder.mean_, embedder.std_,
-                                     uint8=input_dtype == "uint8")
+                                     uint8=input_dtype == "uint8" and residual is None)
 
     tabular = []
     for name, step in steps[1:-1]:
@@ -198,12 +288,14 @@ def _build_module(pipeline, input_dtype):
         scorer = _modules.MeanSquaredKNN(bank, n_neighbors=final.n_neighbors_)
     else:
         raise _unsupported(final_name, final, f" after {type(embedder).__name__}")
-    module = _modules.ExportedPipeline(preprocess, embed, tabular, scorer, threshold).eval()
+    module = _modules.ExportedPipeline(preprocess, embed, tabular, scorer, threshold,
+                                       residual=residual).eval()
     names = [type(s).__name__ for _, s in _flatten(pipeline)]
     if isinstance(threshold_step, KDEThresholdClassifier):
         names = names[:-1] + [f"KDEThresholdClassifier({' -> '.join(type(s).__name__ for _, s in _flatten(threshold_step.estimator_))})"]  # noqa: E501
+    map_source = "scorer" if patches else ("residual" if residual is not None else None)
     return module, {"steps": names, "threshold": threshold, "input_shape": shape,
-                    "has_map": patches}
+                    "has_map": map_source}
 
 
 def _scaler_roundings(scaler):
@@ -253,10 +345,14 @@ def _as_input(sample, input_dtype, shape):
 
 
 def _python_outputs(pipeline, X, has_map):
+    """Anomaly scores, decisions and map (``has_map``: None, "scorer" or "residual")."""
     scores = -np.asarray(pipeline.score_samples(X), dtype=np.float64)
     decisions = np.asarray(pipeline.predict(X)).astype(np.int64)
     amap = None
-    if has_map:
+    if has_map == "residual":  # as skcpcae.anomaly_maps: the residual, channels averaged
+        amap = np.asarray(_flatten(pipeline)[0][1].transform(X), dtype=np.float32)
+        amap = amap.mean(axis=3) if amap.ndim == 4 else amap
+    elif has_map:
         Xt = X
         for _, step in pipeline.steps[:-1]:
             Xt = step.transform(Xt)

@@ -356,3 +356,167 @@ def test_cli_export_then_score_round_trip(fitted, images, tmp_path, monkeypatch)
     result = invoke("export", model, "-o", failed, "--sample", sample)
     assert result.exit_code == 2
     assert "max relative score difference" in result.output and not failed.exists()
+
+
+# ------------------------------------------------------------------ CPCAE pipelines
+
+#: Tiny CPCAE: 48x48 images downsized to 20x20 (OpenCV's area resize at a non-integer
+#: scale), 8x8 patches (a 4x4 grid); stages 2 and 3 of the test network give 6x6 and 3x3
+#: maps, which the parallel_cascade head's 4x4 adaptive max pooling does not divide (as
+#: ELPV's 300-pixel cells give 38x38). 40 epochs at lr=0.01 (half a second): after one
+#: epoch the decoder returns nearly the same patch whatever its input, and a graph that
+#: feeds it wrong patches would still pass.
+CPCAE_TINY = {"input_size": 20, "patch_size": 8, "channels": (4, 8), "latent_dim": 8,
+              "max_epochs": 40, "lr": 0.01, "device": "cpu", "random_state": 0}
+CPCAE_PRESET = {**{f"cpcaeresidualmap__{k}": v for k, v in CPCAE_TINY.items()},
+                **{f"deeppoolembedder__{k}": v for k, v in TINY.items()}}
+
+
+@pytest.fixture(scope="module")
+def small_images():
+    X, _ = make_parts(16, size=(48, 48), random_state=0)
+    Xd, _ = make_parts(0, n_anomalies=4, size=(48, 48), random_state=1)
+    return X, np.concatenate([X[12:], Xd])
+
+
+@pytest.fixture(scope="module")
+def aligned(small_images):
+    return make_preset("aligned", **CPCAE_PRESET).fit(small_images[0][:12])
+
+
+@pytest.mark.parametrize("input_dtype", ["float32", "uint8"])
+def test_aligned_export_scores_new_images_as_the_pipeline(aligned, small_images, tmp_path,
+                                                          input_dtype):
+    from skcpcae import anomaly_maps
+
+    X_train, X_new = small_images
+    conv = _uint8 if input_dtype == "uint8" else (lambda a: a)
+    path = tmp_path / "aligned.onnx"
+    report = to_onnx(aligned, path, sample=conv(X_train[:6]), input_dtype=input_dtype)
+    assert report.passed and report.max_rel_diff <= 1e-4
+    assert report.steps[:2] == ["CPCAEResidualMap", "DeepPoolEmbedder"]
+    assert report.outputs == ["anomaly_score", "decision", "anomaly_map"]
+    assert report.max_map_rel_diff < 1e-4
+    got = _ort(path, conv(X_new))
+    expected = -aligned.score_samples(conv(X_new))
+    # the check's own measure: relative to max(|score|, |threshold|)
+    assert onnx_module.relative_difference(
+        got["anomaly_score"], expected, abs(report.threshold)) <= 1e-4
+    np.testing.assert_array_equal(got["decision"], aligned.predict(conv(X_new)))
+    assert {-1, 1} <= set(got["decision"])  # both sides of the threshold are exercised
+    # the map is the residual map at the input size, as skcpcae.anomaly_maps gives it
+    amap = anomaly_maps(aligned, conv(X_new))
+    assert got["anomaly_map"].shape == amap.shape == (len(X_new), 48, 48)
+    np.testing.assert_allclose(got["anomaly_map"], amap, atol=1e-4)
+    assert amap.max() > 0.5  # gain_ exposes the residual: not a black image
+    import onnx
+
+    meta = json.loads({p.key: p.value for p in onnx.load(str(path)).metadata_props}[
+        METADATA_KEY])
+    assert meta["steps"][0] == "CPCAEResidualMap" and meta["input_dtype"] == input_dtype
+
+
+def test_aligned_broken_graph_is_refused(aligned, small_images, tmp_path, monkeypatch):
+    # a plausible bug: the downsize replayed with bilinear weights instead of area averages
+    import cv2
+
+    real = onnx_module._resize_matrix
+
+    def wrong(n_in, n_out, interpolation):
+        return real(n_in, n_out, cv2.INTER_LINEAR)
+
+    monkeypatch.setattr(onnx_module, "_resize_matrix", wrong)
+    path = tmp_path / "aligned.onnx"
+    with pytest.raises(ParityError, match="does not score as the pipeline") as info:
+        to_onnx(aligned, path, sample=small_images[0][:6])
+    assert info.value.report.max_rel_diff > 1e-4
+    assert info.value.report.max_map_rel_diff > 1e-3
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("shape, interpolation", [
+    ((48, 40), "area"), ((20, 24), "linear"), ((300, 300), "area"), ((17, 9), "linear")])
+def test_resize_matrices_replay_opencv(shape, interpolation):
+    import cv2
+
+    flag = cv2.INTER_AREA if interpolation == "area" else cv2.INTER_LINEAR
+    h, w = shape
+    out = (h // 2 + 3, w // 3 + 1) if interpolation == "area" else (2 * h + 5, 3 * w - 1)
+    rows = onnx_module._resize_matrix(h, out[0], flag)
+    cols = onnx_module._resize_matrix(w, out[1], flag)
+    assert rows.shape == (out[0], h) and cols.shape == (out[1], w)
+    rng = np.random.default_rng(0)
+    gray = rng.random((h, w), dtype=np.float32)
+    np.testing.assert_allclose(rows @ gray @ cols.T,
+                               cv2.resize(gray, out[::-1], interpolation=flag), atol=1e-6)
+    colour = rng.random((h, w, 3), dtype=np.float32)
+    np.testing.assert_allclose(np.stack([rows @ colour[..., c] @ cols.T for c in range(3)], -1),
+                               cv2.resize(colour, out[::-1], interpolation=flag), atol=1e-6)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (3, 5), (6, 6), (7, 9), (38, 38), (19, 8)])
+def test_adaptive_max_pool_is_torchs_on_any_size(size):
+    import torch
+
+    from skcpcae.embedding import parallel_cascade_pool
+    from skcpcae.export import _modules
+
+    x = torch.randn(2, 3, *size)
+    torch.testing.assert_close(_modules.adaptive_max_pool(x, (4, 4)),
+                               torch.nn.functional.adaptive_max_pool2d(x, (4, 4)),
+                               rtol=0, atol=0)
+    torch.testing.assert_close(_modules._pool(x, "parallel_cascade"),
+                               parallel_cascade_pool(x), rtol=0, atol=1e-7)
+
+
+@pytest.mark.parametrize("residual, gain, colour, input_size", [
+    ("absolute", None, False, None),  # no resize: the graph skips both matrices
+    ("squared", 4.0, True, 20),
+    ("log", "auto", True, (24, 16)),
+    ("relative", "auto", False, (30, 48)),  # downsized along one axis only
+])
+def test_residual_map_graph_is_the_transform(small_images, tmp_path, residual, gain, colour,
+                                             input_size):
+    import torch
+
+    from skcpcae.residuals import CPCAEResidualMap
+
+    X = small_images[0][:8]
+    if colour:
+        X = np.stack([X, X ** 2, 1 - X], axis=-1).astype(np.float32)
+    cpcae = CPCAEResidualMap(**{**CPCAE_TINY, "input_size": input_size}, residual=residual,
+                             gain=gain).fit(X[:6])
+    module = onnx_module._residual_module(cpcae, "float32").eval()
+    with torch.no_grad():
+        np.testing.assert_allclose(module(torch.from_numpy(X)).numpy(), cpcae.transform(X),
+                                   atol=2e-5)
+    path = tmp_path / "residual.onnx"
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer warnings, as in to_onnx
+        torch.onnx.export(module, (torch.from_numpy(X[:2]),), str(path), dynamo=False,
+                          input_names=["images"], dynamic_axes={"images": {0: "n"}},
+                          opset_version=17)
+    got = next(iter(_ort(path, X).values()))
+    expected = cpcae.transform(X)
+    assert got.shape == expected.shape == X.shape
+    np.testing.assert_allclose(got, expected, atol=2e-5)
+    assert float(np.abs(expected).max()) > 1e-3  # not a trivial all-zero map
+
+
+def test_paper_preset_is_refused_with_the_way_out(small_images, tmp_path):
+    # registration and gamma adapt to each image: they stay outside the graph; the message
+    # says how to export the rest, and doing what it says gives a file that passes
+    X_train, X_new = small_images
+    pipe = make_preset("paper", **CPCAE_PRESET).fit(X_train[:12])
+    with pytest.raises(NotImplementedError, match=(
+            r"ECCRegistrar.*ECCRegistrar, AdaptiveGamma adapt to each image.*export the "
+            r"pipeline without them and apply them before scoring: to_onnx\(pipeline\[2:\]")):
+        to_onnx(pipe, tmp_path / "paper.onnx", sample=X_train[:4])
+    assert not (tmp_path / "paper.onnx").exists()
+    head, tail = pipe[:2], pipe[2:]
+    report = to_onnx(tail, tmp_path / "paper.onnx", sample=head.transform(X_train[:4]))
+    assert report.passed and report.steps[0] == "CPCAEResidualMap"
+    got = _ort(tmp_path / "paper.onnx", head.transform(X_new))
+    assert onnx_module.relative_difference(
+        got["anomaly_score"], -pipe.score_samples(X_new), abs(report.threshold)) <= 1e-4
+    np.testing.assert_array_equal(got["decision"], pipe.predict(X_new))
