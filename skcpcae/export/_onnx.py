@@ -400,10 +400,12 @@ def to_onnx(pipeline, path, *, sample, rtol=1e-4, opset=17, input_dtype="float32
             overwrite=False, verbose=0):
     """Export a fitted pipeline to one ONNX file that scores as the pipeline does.
 
-    The graph holds everything the pipeline uses at prediction time: the embedder's input
-    handling (``uint8`` scaled by 1/255, gray repeated to three channels, the backbone's
-    normalisation), the backbone, the patch aggregation or the pooling head, the scaler, the
-    memory bank of the k-NN scorer (a constant), the ``top_k`` reduction and the threshold.
+    The graph holds everything the pipeline uses at prediction time: the CPCAE residual map
+    when the pipeline starts with one (downsize, patches, the conditional autoencoder,
+    overlap averaging, upsize, residual and gain), the embedder's input handling (``uint8``
+    scaled by 1/255, gray repeated to three channels, the backbone's normalisation), the
+    backbone, the patch aggregation or the pooling head, the scaler, the memory bank of the
+    k-NN scorer (a constant), the ``top_k`` reduction and the threshold.
     Before anything is written, the graph (under onnxruntime) and the pipeline score
     ``sample``; the file is refused when an anomaly score differs by more than ``rtol``
     (relative) or a decision differs.
@@ -415,9 +417,12 @@ def to_onnx(pipeline, path, *, sample, rtol=1e-4, opset=17, input_dtype="float32
     pipeline : Pipeline
         A fitted pipeline: ``DeepPatchEmbedder -> PatchKNNScorer`` (the ``best`` preset) or
         ``DeepPoolEmbedder -> [StandardScaler ->] KNNAnomalyScorer`` (``deep-feature``),
-        the scorer optionally wrapped in ``KDEThresholdClassifier``. Registration, gamma
-        correction and CPCAE residual maps are not exported (``NotImplementedError``
-        naming the step): apply them before the exported part.
+        the scorer optionally wrapped in ``KDEThresholdClassifier``, optionally after a
+        ``CPCAEResidualMap`` (``aligned``; its residual map is then the ``anomaly_map``
+        output). Registration and gamma correction adapt to each image and are not
+        exported (``NotImplementedError`` naming the step): export ``pipeline[k:]``, the
+        steps after them (the ``paper`` preset: ``pipeline[2:]``, with
+        ``sample=pipeline[:2].transform(images)``), and apply them before scoring.
     path : str or path-like
         The ``.onnx`` file to write.
     sample : array-like of shape (n_samples, height, width[, channels])

@@ -55,7 +55,8 @@ class OnnxModel:
     threshold : float
         Threshold on the anomaly score (above: defect).
     outputs : list of str
-        ``anomaly_score``, ``decision`` and, for patch models, ``anomaly_map``.
+        ``anomaly_score``, ``decision`` and, for patch models (on the feature grid) and
+        CPCAE models (the residual map at the input size), ``anomaly_map``.
     """
 
     def __init__(self, path, session, metadata):
