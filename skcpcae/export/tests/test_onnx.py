@@ -520,3 +520,41 @@ def test_paper_preset_is_refused_with_the_way_out(small_images, tmp_path):
     assert onnx_module.relative_difference(
         got["anomaly_score"], -pipe.score_samples(X_new), abs(report.threshold)) <= 1e-4
     np.testing.assert_array_equal(got["decision"], pipe.predict(X_new))
+
+
+@pytest.mark.parametrize("case", ["aligned, colour", "CPCAE then patch k-NN"])
+def test_cpcae_pipeline_variants_are_exported(small_images, tmp_path, case):
+    # colour: three channels through the residual graph, the map averaged over them;
+    # a patch scorer after the residual map: its own map wins, as in skcpcae.anomaly_maps
+    from sklearn.pipeline import make_pipeline
+
+    from skcpcae.embedding import DeepPatchEmbedder
+    from skcpcae.outlier import PatchKNNScorer
+    from skcpcae.residuals import CPCAEResidualMap
+
+    X_train, X_new = small_images
+    if case.endswith("colour"):
+        def conv(X):
+            return np.stack([X, X ** 2, 1 - X], axis=-1).astype(np.float32)
+
+        pipe = make_preset("aligned", **CPCAE_PRESET)
+    else:
+        def conv(X):
+            return X
+
+        pipe = make_pipeline(CPCAEResidualMap(**CPCAE_TINY, residual="relative"),
+                             DeepPatchEmbedder(stages=(2, 3), **TINY), PatchKNNScorer(top_k=3))
+    pipe.fit(conv(X_train[:12]))
+    report = to_onnx(pipe, tmp_path / "m.onnx", sample=conv(X_train[:4]))
+    assert report.passed and report.steps[0] == "CPCAEResidualMap"
+    got = _ort(tmp_path / "m.onnx", conv(X_new))
+    assert onnx_module.relative_difference(
+        got["anomaly_score"], -pipe.score_samples(conv(X_new)), abs(report.threshold)) <= 1e-4
+    np.testing.assert_array_equal(got["decision"], pipe.predict(conv(X_new)))
+    if case.endswith("colour"):
+        expected = pipe[0].transform(conv(X_new)).mean(axis=3)  # (n, 48, 48)
+    else:
+        expected = pipe[-1].anomaly_map(pipe[:-1].transform(conv(X_new)))  # feature grid
+    assert got["anomaly_map"].shape == expected.shape
+    np.testing.assert_allclose(got["anomaly_map"], expected, rtol=1e-4,
+                               atol=1e-4 * float(expected.max()))
