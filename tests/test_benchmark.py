@@ -152,3 +152,25 @@ def test_anomalib_detector_flags_a_blotch_when_anomalib_is_installed():
         det = _anomalib_rows.AnomalibDetector(model, input_size=64, batch_size=4).fit(X_tr)
         s = det.score_samples(X_te)  # higher = more normal
         assert s.shape == (4,) and s[2:].max() < s[:2].min(), (model, s)
+
+
+def test_scaling_symmetries_are_the_eight_of_a_square():
+    import scaling
+
+    image = np.arange(9.0).reshape(3, 3)
+    out = {scaling._symmetry(image, t).tobytes() for t in range(8)}
+    assert len(out) == 8 and scaling._symmetry(image, 0).tobytes() == image.tobytes()
+
+
+def test_scaling_crossover_recovers_a_known_power_law():
+    import scaling
+
+    # k-NN per scored image = 0.01 * n ms (linear), at fit = 1e-5 * n**2 s; backbone 20 ms
+    rows = [dict(n_train=n, knn_ms_per_image=0.01 * n, knn_fit_s=1e-5 * n**2,
+                 backbone_ms_per_image=20.0, rest_ms_per_image=0.0, backbone_fit_s=0.02 * n)
+            for n in (100, 300, 1000, 3000)]
+    lines = "\n".join(scaling.crossover_lines(rows))
+    assert "n^1.00 ms" in lines and "n^2.00 s" in lines
+    assert "catches up with it at n ~ 2,000 normals" in lines  # 0.01 n = 20
+    assert "below 25 images/s at n ~ 2,000" in lines  # 40 ms budget - 20 ms backbone
+    assert "reaches 60 s at n ~ 2,449" in lines  # sqrt(60 / 1e-5)
