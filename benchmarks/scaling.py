@@ -115,7 +115,8 @@ def measure(n, X_query):
 
 def format_table(rows):
     lines = [
-        "| normals | fit s | backbone s (with weights) | k-NN s | rest s | images/s (score) | backbone ms/img "
+        "| normals | fit s | backbone s (with weights) | k-NN s | rest s | images/s (score) "
+        "| backbone ms/img "
         "| k-NN ms/img | rest ms/img | peak MiB | bank MiB |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -201,7 +202,8 @@ def main(argv=None):
             "Training normals: ELPV's protocol training cells (mono, then poly), then their "
             "flips and 90-degree rotations to reach 3000 (the script's docstring); scoring: "
             f"{len(X_query)} mono test cells. Fit = backbone + k-NN (the patch-distance kernel: "
-            "leave-one-out scores of the training maps, which the threshold's KDE is fitted on) + rest (KDE). "
+            "leave-one-out scores of the training maps, which the threshold's KDE is fitted "
+            "on) + rest (KDE). "
             "Peak MiB: peak resident memory above the level before fit; bank MiB: the fitted "
             "patch memory (float32, n x 19 x 19 x 432).\n\n"
             + table + "\n\n" + "\n".join(lines))

@@ -227,7 +227,8 @@ def main(argv=None):
             "weights = building the backbone; backbone = CNN forward passes; k-NN = the "
             "patch-distance kernel (at fit time the leave-one-out scores of the training maps, "
             "which the KDE is fitted on); threshold = the rest of the KDE wrapper. 'Total' is "
-            "a separate end-to-end fit / score_samples of the preset, timed as the harness does; load avg = the "
+            "a separate end-to-end fit / score_samples of the preset, timed as the harness "
+            "does; load avg = the "
             "1-minute load average before / after the cell (2 cores: above 2 the figures are "
             "slowed by other work).\n\n" + table + "\n\n" + "\n".join(goals))
         update_section(args.docs, "speed", text)
