@@ -300,6 +300,19 @@ def target_lines(rows, method="best"):
     return lines
 
 
+def _interpreter(prog):
+    """``prog`` as it was run: a venv inside the repository (``.venv-compare``, for the
+    anomalib rows) is named in place of ``python``, so the documented command reruns them."""
+    exe = Path(sys.executable)
+    try:
+        rel = exe.relative_to(ROOT)
+    except ValueError:
+        return prog
+    if rel.parts[0] == ".venv":  # the project's default venv: plain `python`
+        return prog
+    return prog.replace("python", str(rel), 1) if prog.startswith("python ") else prog
+
+
 def main(argv=None, *, prog="python benchmarks/run.py", default_methods=None, section="run"):
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -337,7 +350,7 @@ def main(argv=None, *, prog="python benchmarks/run.py", default_methods=None, se
     from skcpcae.utils._report import machine_description, update_section
 
     print(f"machine: {machine_description()}", flush=True)
-    cmd = " ".join([prog] + (argv if argv is not None else sys.argv[1:]))
+    cmd = " ".join([_interpreter(prog)] + (argv if argv is not None else sys.argv[1:]))
 
     def write(rows):
         table = format_table(rows)

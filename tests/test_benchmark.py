@@ -127,6 +127,7 @@ def test_anomalib_rows_are_skipped_with_the_install_line_without_anomalib(
     assert "| variation |" in section and "Skipped rows:" in section
     assert "- elpv-mono, anomalib-padim: anomalib is not installed" in section
     assert ".[compare,elpv]" in section
+    assert "benchmarks/run.py --methods variation anomalib-patchcore" in section  # the command
 
 
 def test_target_lines_compare_best_with_every_other_row():
