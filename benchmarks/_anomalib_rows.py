@@ -24,7 +24,6 @@ for ResNet-18. Without anomalib these rows are skipped with a line saying how to
 """
 
 import contextlib
-import os
 
 import numpy as np
 from _harness import MethodUnavailable
@@ -147,16 +146,21 @@ class AnomalibDetector:
 
 @contextlib.contextmanager
 def _quiet_tqdm():
-    """anomalib's coreset shows a tqdm bar per fit; keep the harness log to its rows."""
-    old = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"
+    """anomalib's coreset shows a tqdm bar per fit; keep the harness log to its rows.
+
+    The bar is created by ``k_center_greedy``'s own ``tqdm`` name (``TQDM_DISABLE`` is read
+    when tqdm is imported, too early to set here), so that name is swapped for the fit.
+    """
+    import functools
+
+    from anomalib.models.components.sampling import k_center_greedy
+
+    old = k_center_greedy.tqdm
+    k_center_greedy.tqdm = functools.partial(old, disable=True)
     try:
         yield
     finally:
-        if old is None:
-            os.environ.pop("TQDM_DISABLE", None)
-        else:
-            os.environ["TQDM_DISABLE"] = old
+        k_center_greedy.tqdm = old
 
 
 def _patchcore(quick):

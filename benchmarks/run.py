@@ -5,6 +5,8 @@
     python benchmarks/run.py --quick            # smoke run
     python benchmarks/run.py --datasets mvtec:/data/mvtec:bottle
     .venv-compare/bin/python benchmarks/run.py --write   # with anomalib's PatchCore and PaDiM
+    .venv-compare/bin/python benchmarks/run.py --methods best patchcore anomalib-patchcore \
+        anomalib-padim --threads 1 --section compare --write   # the 'Beside anomalib' table
 
 The rows ``anomalib-patchcore`` and ``anomalib-padim`` (benchmarks/_anomalib_rows.py) need the
 optional extra ``compare`` (anomalib), installed in its own venv; without it they are skipped

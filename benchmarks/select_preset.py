@@ -79,8 +79,9 @@ def embed(feats, cand):
     return np.hstack(parts)
 
 
-def load_split(cell_type):
-    """The selection data of one cell type (test split untouched), residual maps included."""
+def load_split(cell_type, *, residuals=True):
+    """The selection data of one cell type (test split untouched), residual maps included
+    (``residuals=False``: ``R_train`` and ``R_unc`` are None, and no CPCAE is fitted)."""
     b = load_elpv(cell_type, include_uncertain=True)
     proba = np.asarray(b.proba_test)
     X_unc = b.X_test[(proba > 0) & (proba < 1)]
@@ -88,6 +89,9 @@ def load_split(cell_type):
     perm = rng.permutation(len(b.X_train))
     n_fit = (3 * len(perm)) // 4
     fit_idx, val_idx = perm[:n_fit], perm[n_fit:]
+    if not residuals:
+        return SimpleNamespace(X_train=b.X_train, X_unc=X_unc, R_train=None, R_unc=None,
+                               fit_idx=fit_idx, val_idx=val_idx)
     res_path = cache_path(f"select_{cell_type}_residuals", __file__, b.X_train, X_unc, fit_idx)
     if res_path.exists():
         d = np.load(res_path)

@@ -12,8 +12,9 @@ work is then attributed to stages by running the same pipeline with timers aroun
 * weights: ``DeepPatchEmbedder.fit`` (building the network, loading the offline weights);
 * backbone: ``DeepPatchEmbedder.transform`` (the CNN forward passes and patch aggregation);
 * k-NN: every call of ``PatchKNNScorer``'s patch-distance kernel (leave-one-out scores of
-  the training maps, the 5 cross-fitted folds of the threshold and the test queries);
-* threshold: the rest of ``KDEThresholdClassifier`` (fold bookkeeping, the KDE, the
+  the training maps, which the threshold's KDE is fitted on with its default
+  ``cv="auto"``, in one pass of ``ceil(n_train / batch_size)`` calls; then the test queries);
+* threshold: the rest of ``KDEThresholdClassifier`` (bookkeeping, the KDE, the
   threshold and ``score_samples`` plumbing) and the top-k image score.
 
 Figures are wall-clock seconds on the machine named below; the load average (1 minute)
@@ -224,9 +225,10 @@ def main(argv=None):
             "Seconds per stage (see the script's docstring): decode = reading the PNG files "
             "(not in the harness's fit/score, whose images are decoded once beforehand); "
             "weights = building the backbone; backbone = CNN forward passes; k-NN = the "
-            "patch-distance kernel (leave-one-out, 5 cross-fitted folds and the final fit at "
-            "fit time); threshold = the rest of the KDE wrapper. 'Total' is a separate end-to-"
-            "end fit / score_samples of the preset, timed as the harness does; load avg = the "
+            "patch-distance kernel (at fit time the leave-one-out scores of the training maps, "
+            "which the KDE is fitted on); threshold = the rest of the KDE wrapper. 'Total' is "
+            "a separate end-to-end fit / score_samples of the preset, timed as the harness "
+            "does; load avg = the "
             "1-minute load average before / after the cell (2 cores: above 2 the figures are "
             "slowed by other work).\n\n" + table + "\n\n" + "\n".join(goals))
         update_section(args.docs, "speed", text)

@@ -93,3 +93,86 @@ def test_demo_runs_the_three_main_methods(monkeypatch):
     _benchmark.demo(["--quick"])
     assert seen["default_methods"] == ["deep-feature", "cpcae-paper", "best"]
     assert seen["section"] == "demo"
+
+
+def _tiny_split(dataset, quick):
+    """A stand-in for the ELPV split: 8 flat training images, 4 test images (2 blotched)."""
+    rng = np.random.default_rng(0)
+    X_tr = 0.5 + 0.01 * rng.standard_normal((8, 32, 32)).astype(np.float32)
+    X_te = 0.5 + 0.01 * rng.standard_normal((4, 32, 32)).astype(np.float32)
+    X_te[2:, 8:16, 8:16] = 1.0
+    return X_tr, X_te, np.array([0, 0, 1, 1]), np.ones(4, bool)
+
+
+def test_anomalib_rows_are_skipped_with_the_install_line_without_anomalib(
+        monkeypatch, tmp_path, capsys):
+    import _anomalib_rows
+
+    monkeypatch.setitem(sys.modules, "anomalib", None)  # `import anomalib` raises ImportError
+    monkeypatch.setattr(_benchmark, "METHODS", _anomalib_rows.register(dict(_benchmark.METHODS)))
+    monkeypatch.setattr(_benchmark, "_load", _tiny_split)
+    docs = tmp_path / "benchmarks.md"
+    docs.write_text("# Benchmarks\n\n<!-- run:start -->\nfull table\n<!-- run:end -->\n")
+    rows = _benchmark.main(
+        ["--methods", "variation", "anomalib-patchcore", "anomalib-padim", "--datasets",
+         "elpv-mono", "--section", "compare", "--write", "--docs", str(docs),
+         "--csv", str(tmp_path / "compare.csv")])
+    assert [r["method"] for r in rows] == ["variation"]
+    out = capsys.readouterr().out
+    for name in ("anomalib-patchcore", "anomalib-padim"):
+        assert f"{name} skipped: anomalib is not installed" in out
+    text = docs.read_text()
+    assert "full table" in text  # --section compare leaves the full run's table alone
+    section = text.split("<!-- compare:start -->")[1].split("<!-- compare:end -->")[0]
+    assert "| variation |" in section and "Skipped rows:" in section
+    assert "- elpv-mono, anomalib-padim: anomalib is not installed" in section
+    assert ".[compare,elpv]" in section
+    assert "benchmarks/run.py --methods variation anomalib-patchcore" in section  # the command
+
+
+def test_target_lines_compare_best_with_every_other_row():
+    rows = [
+        dict(dataset="elpv-mono", method="best", auroc=0.95, images_per_s=30.0),
+        dict(dataset="elpv-mono", method="patchcore", auroc=0.94, images_per_s=1.0),
+        dict(dataset="elpv-mono", method="anomalib-patchcore", auroc=0.96, images_per_s=9.0),
+    ]
+    (line,) = _benchmark.target_lines(rows)
+    assert "ahead of patchcore by 0.010" in line
+    assert "behind anomalib-patchcore by 0.010" in line
+    assert "not ahead of anomalib-patchcore" in line and "30.0 images/s vs target 25" in line
+    (line,) = _benchmark.target_lines(rows[:2])
+    assert "ahead of every other row" in line
+
+
+def test_anomalib_detector_flags_a_blotch_when_anomalib_is_installed(capsys):
+    pytest.importorskip("anomalib")
+    import _anomalib_rows
+
+    X_tr, X_te, y, _ = _tiny_split("elpv-mono", True)
+    for model in ("patchcore", "padim"):
+        det = _anomalib_rows.AnomalibDetector(model, input_size=64, batch_size=4).fit(X_tr)
+        s = det.score_samples(X_te)  # higher = more normal
+        assert s.shape == (4,) and s[2:].max() < s[:2].min(), (model, s)
+    assert "Coreset" not in capsys.readouterr().err  # the harness log keeps to its rows
+
+
+def test_scaling_symmetries_are_the_eight_of_a_square():
+    import scaling
+
+    image = np.arange(9.0).reshape(3, 3)
+    out = {scaling._symmetry(image, t).tobytes() for t in range(8)}
+    assert len(out) == 8 and scaling._symmetry(image, 0).tobytes() == image.tobytes()
+
+
+def test_scaling_crossover_recovers_a_known_power_law():
+    import scaling
+
+    # k-NN per scored image = 0.01 * n ms (linear), at fit = 1e-5 * n**2 s; backbone 20 ms
+    rows = [dict(n_train=n, knn_ms_per_image=0.01 * n, knn_fit_s=1e-5 * n**2,
+                 backbone_ms_per_image=20.0, rest_ms_per_image=0.0, backbone_fit_s=0.02 * n)
+            for n in (100, 300, 1000, 3000)]
+    lines = "\n".join(scaling.crossover_lines(rows))
+    assert "n^1.00 ms" in lines and "n^2.00 s" in lines
+    assert "catches up with it at n ~ 2,000 normals" in lines  # 0.01 n = 20
+    assert "below 25 images/s at n ~ 2,000" in lines  # 40 ms budget - 20 ms backbone
+    assert "reaches 60 s at n ~ 2,449" in lines  # sqrt(60 / 1e-5)

@@ -1,0 +1,207 @@
+"""Ideas on top of the `best` preset, measured on validation data only (issue #15, item 2).
+
+    python benchmarks/select_patch_ideas.py [--cells mono poly] [--threads 1] [--write]
+
+Same selection data as benchmarks/select_patch.py (per ELPV cell type: 3/4 of the protocol's
+training normals fit, 1/4 are validation normals, the uncertain 1/3, 2/3 cells are validation
+anomalies; the test split is never used). The reference row is the `best` preset's scorer
+(EfficientNet-Lite0 stages 3 + 4, 3x3 local averaging, PatchKNNScorer with k=3, top_k=30).
+Each idea changes one thing:
+
+* ``local=5``, ``local=7``: a larger averaging neighbourhood; ``local=3+5+7``: the three
+  image scores, each z-normalised by the leave-one-out scores of the fit cells, averaged;
+* ``stages s3+s4 & s2+s3``: the reference and a stride-8 grid (stages 2 + 3), z-normalised
+  and averaged;
+* ``flips in memory (h)``, ``(h, v, hv)``: the fit cells' mirror images (flipped horizontally;
+  and vertically, and both) added to the memory, so each place also knows what is normal at
+  its mirror place; ``+ test-time flip``: the score of a cell and of its horizontal mirror
+  image, averaged, against the memory with horizontal flips;
+* ``retrieve M``: CPR-style, each cell is compared only with the M fit cells nearest to it
+  by their mean patch feature, then patch by patch as usual;
+* ``soft q``: SoftPatch-style denoising of the memory: at every place, the fit patches whose
+  leave-one-out distance is in the top q of that place are dropped from the memory;
+* ``fused global w``: the patch score and a global score (k-NN on the mean patch feature,
+  k=3), z-normalised by their leave-one-out scores on the fit cells, as
+  ``(1 - w) * patch + w * global``.
+
+Backbone passes are run once per image set (stages 2, 3 and 4 together; the local averaging
+and the stage sets are applied to the same maps, which gives exactly DeepPatchEmbedder's
+output), so the script costs about three backbone passes over the fit cells and two over the
+validation cells, per cell type.
+"""
+
+import argparse
+import datetime
+import sys
+import time
+
+import numpy as np
+from _cache import DOCS
+from select_preset import load_split
+
+from skcpcae.embedding import DeepPatchEmbedder
+from skcpcae.metrics import image_auroc
+from skcpcae.outlier import PatchKNNScorer
+from skcpcae.outlier._patch_knn import local_patch_distances
+from skcpcae.utils._report import machine_description, update_section
+
+K, TOP_K = 3, 30
+#: what a dropped memory patch is replaced with: far from every real feature (they are O(1))
+FAR = 1e3
+
+
+def embed(images, local_sizes=(3,), batch_size=8):
+    """``{(stage set, local size): maps}`` of images, from one backbone pass.
+
+    Stage sets: ``"s3+s4"`` (19 x 19 grid on a 300 x 300 cell) and, for local size 3 only,
+    ``"s2+s3"`` (38 x 38).
+    """
+    import torch
+
+    from skcpcae._components.patch_features import aggregate_patch_maps
+
+    emb = DeepPatchEmbedder(stages=(2, 3, 4), local_size=1, batch_size=batch_size)
+    emb.fit(images[:1])
+    out = {}
+    with torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            s2, s3, s4 = emb._feature_maps(emb._prepare(images[start:start + batch_size]))
+            parts = {("s3+s4", ls): aggregate_patch_maps([s3, s4], ls) for ls in local_sizes}
+            if 3 in local_sizes:
+                parts[("s2+s3", 3)] = aggregate_patch_maps([s2, s3], 3)
+            for key, m in parts.items():
+                out.setdefault(key, []).append(m.permute(0, 2, 3, 1).float().numpy())
+    return {key: np.concatenate(v) for key, v in out.items()}
+
+
+def _image_score(patch):
+    flat = np.sort(patch.reshape(len(patch), -1), axis=1)
+    return flat[:, -TOP_K:].mean(axis=1)
+
+
+def _fit_score(F_fit, F_val):
+    """(leave-one-out anomaly scores of the fit maps, anomaly scores of the validation maps)."""
+    sc = PatchKNNScorer(n_neighbors=K, top_k=TOP_K).fit(F_fit)
+    return -sc.negative_outlier_score_, -sc.score_samples(F_val)
+
+
+def _z(loo, val):
+    return (val - loo.mean()) / loo.std()
+
+
+def _flip(images, how):
+    return np.ascontiguousarray({"h": images[:, :, ::-1], "v": images[:, ::-1, :],
+                                 "hv": images[:, ::-1, ::-1]}[how])
+
+
+def _retrieve(F_fit, F_val, m):
+    g_fit, g_val = F_fit.mean(axis=(1, 2)), F_val.mean(axis=(1, 2))
+    d = ((g_val[:, None, :] - g_fit[None]) ** 2).sum(-1)
+    scores = np.empty(len(F_val))
+    for i, near in enumerate(np.argsort(d, axis=1)[:, :m]):
+        patch = local_patch_distances(F_val[i:i + 1], F_fit[np.sort(near)], n_neighbors=K)
+        scores[i] = _image_score(patch)[0]
+    return scores
+
+
+def _soft(F_fit, F_val, q):
+    loo = local_patch_distances(F_fit, F_fit, n_neighbors=K, exclude=np.arange(len(F_fit)))
+    cut = np.quantile(loo, 1 - q, axis=0)  # per place
+    memory = F_fit.copy()
+    memory[loo > cut[None]] = FAR
+    return _image_score(local_patch_distances(F_val, memory, n_neighbors=K))
+
+
+def study(cell):
+    """``{candidate: validation AUROC}`` for one cell type."""
+    s = load_split(cell, residuals=False)
+    A = s.X_train[s.fit_idx]
+    V = np.concatenate([s.X_train[s.val_idx], s.X_unc])
+    y = np.r_[np.zeros(len(s.val_idx)), np.ones(len(s.X_unc))]
+    t0 = time.perf_counter()
+    E_fit, E_val = embed(A, (3, 5, 7)), embed(V, (3, 5, 7))
+    ref_fit, ref_val = E_fit[("s3+s4", 3)], E_val[("s3+s4", 3)]
+    print(f"{cell}: embedded {len(A)} + {len(V)} cells in {time.perf_counter() - t0:.0f} s",
+          flush=True)
+    res = {}
+
+    def add(name, anomaly):
+        res[name] = image_auroc(y, anomaly)
+        print(f"{cell} {name}: {res[name]:.3f}", flush=True)
+
+    loo, val = {}, {}
+    for key in E_fit:
+        loo[key], val[key] = _fit_score(E_fit[key], E_val[key])
+    add("reference: s3+s4 local=3 k=3 top_k=30 (the best preset)", val[("s3+s4", 3)])
+    add("local=5", val[("s3+s4", 5)])
+    add("local=7", val[("s3+s4", 7)])
+    add("local=3+5+7 (z-averaged)",
+        np.mean([_z(loo[("s3+s4", ls)], val[("s3+s4", ls)]) for ls in (3, 5, 7)], axis=0))
+    add("stages s3+s4 & s2+s3 (z-averaged)",
+        np.mean([_z(loo[k], val[k]) for k in (("s3+s4", 3), ("s2+s3", 3))], axis=0))
+    g_loo, g_val = _fit_score(ref_fit.mean(axis=(1, 2))[:, None, None],
+                              ref_val.mean(axis=(1, 2))[:, None, None])
+    for w in (0.25, 0.5):
+        add(f"fused global w={w}", (1 - w) * _z(loo[("s3+s4", 3)], val[("s3+s4", 3)])
+            + w * _z(g_loo, g_val))
+    for m in (20, 50):
+        add(f"retrieve M={m}", _retrieve(ref_fit, ref_val, m))
+    for q in (0.05, 0.1):
+        add(f"soft q={q}", _soft(ref_fit, ref_val, q))
+    del E_fit, E_val
+    flips = {how: embed(_flip(A, how))[("s3+s4", 3)] for how in ("h", "v", "hv")}
+    mem_h = np.concatenate([ref_fit, flips["h"]])
+    add("flips in memory (h)", _image_score(local_patch_distances(ref_val, mem_h, n_neighbors=K)))
+    mem_all = np.concatenate([ref_fit, flips["h"], flips["v"], flips["hv"]])
+    add("flips in memory (h, v, hv)",
+        _image_score(local_patch_distances(ref_val, mem_all, n_neighbors=K)))
+    val_h = embed(_flip(V, "h"))[("s3+s4", 3)]
+    add("flips in memory (h) + test-time flip",
+        (_image_score(local_patch_distances(ref_val, mem_h, n_neighbors=K))
+         + _image_score(local_patch_distances(val_h, mem_h, n_neighbors=K))) / 2)
+    return res
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cells", nargs="+", default=["mono", "poly"], choices=["mono", "poly"])
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    p.add_argument("--write", action="store_true")
+    args = p.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    print(f"machine: {machine_description()}", flush=True)
+    results = {cell: study(cell) for cell in args.cells}
+    names = list(results[args.cells[0]])
+    ref = names[0]
+    mean = {n: float(np.mean([results[c][n] for c in args.cells])) for n in names}
+    head = ("| rank | candidate | " + " | ".join(f"validation AUROC {c}" for c in args.cells)
+            + " | mean | vs reference |")
+    lines = [head, "|---" * (len(args.cells) + 4) + "|"]
+    for i, n in enumerate(sorted(names, key=lambda n: -mean[n]), 1):
+        cells = " | ".join(f"{results[c][n]:.3f}" for c in args.cells)
+        lines.append(f"| {i} | {n} | {cells} | {mean[n]:.3f} | {mean[n] - mean[ref]:+.3f} |")
+    winner = max(names, key=lambda n: mean[n])
+    verdict = (f"Best on validation: {winner} ({mean[winner] - mean[ref]:+.3f} mean AUROC over "
+               "the reference)." if winner != ref else
+               "No idea beats the reference on validation; the `best` preset keeps its settings.")
+    table = "\n".join(lines)
+    print(table)
+    print(verdict)
+    if args.write:
+        cmd = "python benchmarks/select_patch_ideas.py " + " ".join(argv or sys.argv[1:])
+        update_section(DOCS, "select-patch-ideas",
+                       "### Ideas on top of the `best` preset (validation data only)\n\n"
+                       f"Command: `{cmd.strip()}`  \nDate: {datetime.date.today()}  \n"
+                       f"Machine: {machine_description()}\n\n"
+                       "Validation as in the tables above (3/4 of the training normals fit, "
+                       "1/4 held out, against the uncertain 1/3, 2/3 cells; the test split is "
+                       "not used). Each candidate changes one thing in the `best` preset's "
+                       "scorer; the script's docstring says what each does.\n\n"
+                       + table + "\n\n" + verdict)
+    return results
+
+
+if __name__ == "__main__":
+    main()
