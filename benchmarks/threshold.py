@@ -49,6 +49,7 @@ same with the 1/3 and 2/3 cells counted as defective.
 import argparse
 import hashlib
 import inspect
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -468,8 +469,9 @@ def main(argv=None):
         if args.last_step:
             last[cell_type] = last_step_experiment(cell_type)
 
-    command = "python benchmarks/threshold.py " + " ".join(argv if argv is not None
-                                                            else sys.argv[1:])
+    # quoted as a shell would need it ("preset best" is one model label)
+    command = "python benchmarks/threshold.py " + shlex.join(argv if argv is not None
+                                                             else sys.argv[1:])
     thr_md = threshold_markdown(thr, sizes, n_splits, args.quick, command.strip())
     print(thr_md)
     if last:
