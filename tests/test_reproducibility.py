@@ -23,7 +23,7 @@ import joblib
 import numpy as np
 import pytest
 import torch
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from sklearn.base import BaseEstimator
@@ -282,6 +282,8 @@ def _valid(X):
 
 @settings(max_examples=200, deadline=None)
 @given(_batches(), st.booleans())
+@example(np.array([[2.0]], dtype=np.float16), True)  # out of [0, 1]: warned and clipped
+@example(np.array([[[-0.5, 0.25]]], dtype=np.float32), True)
 def test_validate_images_converts_or_refuses(X, unit):
     with warnings.catch_warnings():
         # float64 beyond the float32 range: numpy warns about the overflowing cast before
@@ -294,17 +296,22 @@ def _check_validate_images(X, unit):
     est = _Probe()
     value_range = "unit" if unit else None
     expect_ok = _valid(X)
+    # the package's one rule (docs/conventions.md): values outside [0, 1] warn and are clipped
+    clipped = False
     if expect_ok and unit:
         converted = _documented(X)
-        expect_ok = bool(converted.min() >= -1e-6 and converted.max() <= 1 + 1e-6)
+        clipped = not bool(converted.min() >= 0 and converted.max() <= 1)
     if not expect_ok:
         with pytest.raises((ValueError, TypeError)):
             validate_images(est, X, reset=True, value_range=value_range)
         return
-    images, was_2d = validate_images(est, X, reset=True, value_range=value_range)
+    outside = (pytest.warns(UserWarning, match="expects pixel values in") if clipped
+               else warnings.catch_warnings())
+    with outside:
+        images, was_2d = validate_images(est, X, reset=True, value_range=value_range)
     assert images.dtype == np.float32 and images.flags.c_contiguous
     assert was_2d == (X.ndim == 2)
-    expected = _documented(X)
+    expected = np.clip(_documented(X), 0, 1) if clipped else _documented(X)
     if was_2d:
         expected = expected.reshape(X.shape[0], 1, X.shape[1])
     assert images.shape == expected.shape
@@ -312,7 +319,9 @@ def _check_validate_images(X, unit):
     assert est.image_shape_ == images.shape[1:]
     assert est.n_features_in_ == int(np.prod(images.shape[1:]))
     # after the fit the same layout passes, another image shape is refused
-    again, _ = validate_images(est, X, reset=False, value_range=value_range)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the same warning as above, if any
+        again, _ = validate_images(est, X, reset=False, value_range=value_range)
     np.testing.assert_array_equal(again, images)
     other = np.zeros((1,) + tuple(s + 1 for s in X.shape[1:]), dtype=X.dtype)
     with pytest.raises(ValueError, match="features"):
