@@ -141,15 +141,21 @@ def append_atomic(path, data):
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
     try:
         size = os.fstat(fd).st_size
+        complete = False
         try:
             view = memoryview(data)
             while view:
                 written = _write(fd, view)
                 view = view[written:]
+            complete = True
             os.fsync(fd)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, size)
+        except BaseException as exc:
+            # A Ctrl-C or SIGTERM that lands in fsync, after the whole batch was written,
+            # keeps it: readers already see it whole, and rolling it back would lose rows
+            # that were scored. A failed write (or a failed fsync: the disk) is undone.
+            if not complete or isinstance(exc, OSError):
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)
             raise
     finally:
         os.close(fd)
