@@ -78,6 +78,11 @@ MemoryLimitOption = Annotated[
                       "has available); the run is refused before loading images when "
                       "the estimate exceeds it. 'off' skips the check.")
 ]
+MaxPixelsOption = _option(
+    int, "--max-pixels", min=1, metavar="N",
+    help="Largest image accepted, in pixels (height x width; default 100 million), checked "
+    "from the file header before decoding.",
+)
 ModelArgument = Annotated[Path, typer.Argument(help="Model file written by `skcpcae fit`.",
                                                metavar="MODEL")]
 
@@ -145,9 +150,7 @@ def fit(
                        help="Keep aspect ratios: pad images of different sizes to the "
                        "largest height and width (with --size: scale each to fit inside "
                        "HxW, then pad), with black.") = False,
-    max_pixels: _option(int, "--max-pixels", min=1, metavar="N",
-                             help="Largest image accepted, in pixels (height x width; default "
-                             "100 million), checked from the file header before decoding.") = None,
+    max_pixels: MaxPixelsOption = None,
     color: _option(str, "--color", metavar="MODE", help="auto, gray or rgb.") = "auto",
     recursive: RecursiveOption = False,
     list_params: _flag("--list-params", help="Print the preset's parameters and exit.") = False,
@@ -258,9 +261,7 @@ def score(
     output_format: _option(str, "--format", metavar="csv|parquet",
                                 help="scores.csv, or scores.parquet (a folder of one Parquet file "
                                 "per batch; needs pyarrow).") = "csv",
-    max_pixels: _option(int, "--max-pixels", min=1, metavar="N",
-                             help="Largest image accepted, in pixels (height x width), checked "
-                             "from the file header before decoding.") = None,
+    max_pixels: MaxPixelsOption = None,
     scheduler: _option(str, "--scheduler", metavar="tcp://HOST:PORT",
                             help="Score on this Dask cluster (needs the dask extra): batches "
                             "are tasks, each worker loads the model file once and reads the "

@@ -6,10 +6,9 @@ and dividing by it turns any later difference in that feature, a rare activation
 noise, into the largest share of a distance. ``StandardScaler`` only guards against an exact
 zero (scale 1, in the feature's own units, however those compare with the others). The floor
 here is relative: ``min_scale`` times the median standard deviation of the non-constant
-features. Used by :class:`~skcpcae.preprocessing.FlooredStandardScaler`, by the
-re-standardization of :class:`~skcpcae.outlier.KDEThresholdClassifier` and by the
-leave-one-out search of :func:`~skcpcae._components.knn.loo_sq_distances`, so that the three
-agree.
+features. Used by :class:`~skcpcae.preprocessing.FlooredStandardScaler` and by the
+leave-one-out search of :func:`~skcpcae._components.knn.loo_sq_distances` (the exact
+leave-one-out scores of that scaler followed by a k-NN), so that the two agree.
 """
 
 import warnings

@@ -107,7 +107,6 @@ def _loo_plan(estimator, X, restandardize):
     if not (hasattr(last, "loo_score_samples") and hasattr(last, "_loo_supported")):
         return None
     standardize = False
-    min_scale = 0.0
     floored = []
     if isinstance(estimator, Pipeline):
         for _, step in estimator.steps[:-1]:
@@ -119,37 +118,24 @@ def _loo_plan(estimator, X, restandardize):
                 standardize = True
                 if isinstance(step, FlooredStandardScaler) and step.min_scale:
                     floored.append(step)
-    if len(floored) > 1 or (floored and not _is_last_scaler(estimator, floored[0])):
+    # one floored scaler, the last before the detector: its scale_ gives the floor's units
+    if len(floored) > 1 or (floored and _last_scaler(estimator) is not floored[0]):
         return None
     restandardized = restandardize is True or (
         restandardize == "auto" and _standardized_on_itself(X)
     )
-    if floored:  # restandardization mimics the plain StandardScaler outside: no floor
-        min_scale = floored[0].min_scale
     standardize = standardize or restandardized
-    if not last._loo_supported(standardize) or (min_scale and not _takes_min_scale(last)):
+    if not last._loo_supported(standardize):
         return None
+    # restandardization mimics the plain StandardScaler outside: no floor there
     return {"standardize": standardize, "restandardize": restandardized,
-            "min_scale": float(min_scale) if standardize else 0.0,
-            "floored_step": bool(floored)}
+            "min_scale": float(floored[0].min_scale) if floored else 0.0}
 
 
 def _last_scaler(pipeline):
     """The last step of ``pipeline`` before its detector that is not ``"passthrough"``."""
     steps = [s for _, s in pipeline.steps[:-1] if s is not None and s != "passthrough"]
     return steps[-1]
-
-
-def _is_last_scaler(pipeline, scaler):
-    """Whether ``scaler`` is the last scaling step before the detector of ``pipeline``."""
-    return _last_scaler(pipeline) is scaler
-
-
-def _takes_min_scale(detector):
-    """Whether the detector's ``loo_score_samples`` can floor its re-standardization."""
-    import inspect
-
-    return "min_scale" in inspect.signature(detector.loo_score_samples).parameters
 
 
 def _final_step(estimator):
@@ -482,10 +468,9 @@ class KDEThresholdClassifier(MetaEstimatorMixin, OutlierMixin, BaseEstimator):
             self.estimator_ = clone(self.estimator).fit(X, y, **fit_params)
             last = _final_step(self.estimator_)
             kwargs = {"standardize": loo["standardize"]}
-            if loo["min_scale"]:
+            if loo["min_scale"]:  # the floor is computed in the scaler's input units
                 kwargs["min_scale"] = loo["min_scale"]
-                if loo["floored_step"]:  # the floor is computed in the scaler's input units
-                    kwargs["units"] = _last_scaler(self.estimator_).scale_
+                kwargs["units"] = _last_scaler(self.estimator_).scale_
             scores = np.asarray(last.loo_score_samples(**kwargs), dtype=np.float64).ravel()
         else:
             # one rule for cv (utils/_cv.py): "auto" is 5 shuffled folds, as an int is

@@ -53,7 +53,7 @@ class FlooredStandardScaler(StandardScaler):
     See Also
     --------
     sklearn.preprocessing.StandardScaler : the scaler without a floor.
-    skcpcae.outlier.KDEThresholdClassifier : re-standardizes its folds with the same floor.
+    skcpcae.outlier.KDEThresholdClassifier : exact leave-one-out scores with this scaler inside.
 
     Examples
     --------
