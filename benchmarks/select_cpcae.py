@@ -1,6 +1,7 @@
 """What the CPCAE and its residual embedding need on ELPV (validation data only).
 
-    python benchmarks/select_cpcae.py [--phase residual|ae|backbone|colour|scorer|all] [--write]
+    python benchmarks/select_cpcae.py [--phase residual|ae|backbone|colour|scorer|gain|stats|all]
+                                      [--write]
 
 Selection data, per ELPV cell type, exactly as ``select_preset.py`` and ``select_patch.py``:
 the protocol's *training* normals only, split 3/4 (fit) / 1/4 (validation normals) with
@@ -19,7 +20,10 @@ a time: resolution, patch size, depth and latent size, epochs and schedule, spar
 cross-fitting), ``backbone`` (Lite0/1/2 on the best autoencoder), ``colour`` (fit time on
 gray vs 3-channel input), ``scorer`` (the k of the k-NN, a square root of the pooled
 features before the scaler, and stage blocks weighted equally, on the cached embeddings of
-the raw image and of the relative and log residuals; its own section of docs/benchmarks.md).
+the raw image and of the relative and log residuals; its own section of docs/benchmarks.md),
+``gain`` (the residual map's exposure, backbone and stages; its own section), ``stats``
+(image scores read off the residual map, standardized per pixel position, alone and fused
+with the residual embedding's k-NN score; its own section).
 Results are cached per configuration in ``benchmarks/out``, keyed by
 the configuration, the data and this file's code, so an interrupted run resumes.
 """
@@ -421,10 +425,109 @@ def gain_phase(data, cell_types, proba, k=3):
             k_header + "\n" + "\n".join(k_lines))
 
 
+STATS_DOC = (
+    "Does an image score read off the residual map itself add to the residual embedding? "
+    "The map is the relative residual of the default autoencoder, smoothed with a Gaussian "
+    "(`sigma` pixels at 300x300), then standardized *per pixel position* by the mean and "
+    "spread of the fit cells at that position (the autoencoder's conditioning on position, "
+    "carried to the score); `dark`: only pixels darker than their reconstruction "
+    "(`(x_hat - x) / x_hat`). The image score is its `q`-quantile over the pixels. `emb`: the "
+    "`aligned` preset's score on the same cells (gain q99, Lite0 s2+s3, parallel+cascade, "
+    "StandardScaler -> k-NN, k=3). `fused w`: `(1 - w) * emb + w * stat`, each score first "
+    "centred and scaled by the median and interquartile range of its *fit-cell* scores "
+    "(leave-one-out for the k-NN, 5-fold out-of-fold position statistics for the map); no "
+    "validation cell enters a score's normalisation. AUROC against the uncertain cells "
+    "(`unc.`) and the 2/3 cells alone (`likely`); rank = the mean of the four.")
+STATS_MAPS = (("relative", 2), ("relative", 4), ("dark", 2))
+STATS_QS = (0.999, 0.99)
+STATS_WEIGHTS = (0.25, 0.5)
+
+
+def _position_scores(M, n_fit, q, folds=5):
+    """Per-image q-quantile of ``M`` standardized per pixel by the fit cells (fit: out of fold)."""
+    from sklearn.model_selection import KFold
+
+    def score(block, ref):
+        mu, sd = ref.mean(0), ref.std(0) + 1e-3
+        return np.quantile(((block - mu) / sd).reshape(len(block), -1), q, axis=1)
+
+    fit = np.empty(n_fit)
+    for train, test in KFold(folds, shuffle=True, random_state=0).split(np.arange(n_fit)):
+        fit[test] = score(M[test], M[train])
+    return fit, score(M[n_fit:], M[:n_fit])
+
+
+def _knn_scores(Z, n_fit, k):
+    """k-NN scores of the fit cells (leave one out) and of the others."""
+    from sklearn.neighbors import NearestNeighbors
+
+    nn = NearestNeighbors(n_neighbors=k + 1).fit(Z[:n_fit])
+    fit = nn.kneighbors(Z[:n_fit])[0][:, 1:].mean(1)
+    return fit, nn.kneighbors(Z[n_fit:], n_neighbors=k)[0].mean(1)
+
+
+def stats_phase(data, cell_types, proba, k=3):
+    """Residual-map statistics as image scores, alone and fused with the residual embedding."""
+    from scipy.ndimage import gaussian_filter
+
+    def robust(fit, other):
+        med, iqr = np.median(fit), np.subtract(*np.quantile(fit, [0.75, 0.25]))
+        return (other - med) / max(iqr, 1e-12)
+
+    rows = {}
+    for ct in cell_types:
+        X_fit, X_val, X_unc = data[ct]
+        n_fit, n_val = len(X_fit), len(X_val)
+        R_fit, R_val, R_unc, _, _ = reconstructions(ct, data[ct], {})
+        X = np.concatenate([X_fit, X_val, X_unc])
+        R = np.concatenate([R_fit, R_val, R_unc])
+        y = np.r_[np.zeros(n_val), np.ones(len(X_unc))]
+        likely = np.r_[np.ones(n_val, bool), proba[ct] > 0.5]
+
+        def aucs(s, y=y, likely=likely):
+            return image_auroc(y, s), image_auroc(y[likely], s[likely])
+
+        maps = _gain_maps(X, R, n_fit, 0.99, False)
+        feats = _stage_embeddings(f"{ct}_{_key(ct, n_fit, 'relative-gain', 'q99')}", maps,
+                                  "lite0")
+        emb_fit, emb = _knn_scores(_scaled(feats, ("s2", "s3"), n_fit), n_fit, k)
+        rows.setdefault("emb", {})[ct] = aucs(emb)
+        den = np.maximum(R, 0.05)
+        for kind, sigma in STATS_MAPS:
+            diff = (R - X) if kind == "dark" else np.abs(X - R)
+            M = np.clip(np.maximum(diff, 0) / den, 0, 1).astype(np.float32)
+            M = np.stack([gaussian_filter(m, sigma) for m in M])
+            for q in STATS_QS:
+                st_fit, st = _position_scores(M, n_fit, q)
+                label = f"{kind}, sigma {sigma}, q {q}"
+                rows.setdefault(label, {})[ct] = aucs(st)
+                for w in STATS_WEIGHTS:
+                    fused = (1 - w) * robust(emb_fit, emb) + w * robust(st_fit, st)
+                    rows.setdefault(f"fused w={w}: {label}", {})[ct] = aucs(fused)
+            del M
+    cols = " | ".join(f"{ct} unc. | {ct} likely" for ct in cell_types)
+    lines = [f"| score | {cols} | rank |", "|---|" + "---|---|" * len(cell_types) + "---|"]
+    ranked = sorted(rows.items(), key=lambda kv: -np.mean([v for ct in cell_types
+                                                           for v in kv[1][ct]]))
+    for label, res in ranked:
+        vals = [v for ct in cell_types for v in res[ct]]
+        lines.append(f"| {label} | " + " | ".join(f"{v:.3f}" for v in vals) +
+                     f" | {np.mean(vals):.3f} |")
+    ref = np.mean([v for ct in cell_types for v in rows["emb"][ct]])
+    best_label, best = ranked[0]
+    gain = {ct: np.mean(best[ct]) - np.mean(rows["emb"][ct]) for ct in cell_types}
+    verdict = (f"Ranked first: {best_label}, rank {np.mean([v for ct in cell_types for v in best[ct]]):.3f} "
+               f"against {ref:.3f} for the embedding alone (" +
+               ", ".join(f"{ct} {gain[ct]:+.3f}" for ct in cell_types) + ").")
+    print("\n".join(lines) + "\n\n" + verdict, flush=True)
+    return STATS_DOC + "\n\n" + "\n".join(lines) + "\n\n" + verdict
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--phase", default="all",
-                   choices=["residual", "ae", "backbone", "colour", "scorer", "gain", "all"])
+                   choices=["residual", "ae", "backbone", "colour", "scorer", "gain", "stats",
+                            "all"])
     p.add_argument("--cell-types", nargs="+", default=["mono", "poly"])
     p.add_argument("--write", action="store_true")
     args = p.parse_args(argv)
@@ -445,6 +548,16 @@ def main(argv=None):
             cmd = "python benchmarks/select_cpcae.py " + " ".join(argv or sys.argv[1:])
             update_section("docs/benchmarks.md", "select-cpcae-gain",
                            "### Exposing the residual map to the CNN (validation data only)"
+                           f"\n\nCommand: `{cmd}`  \nDate: {datetime.date.today()}  \n"
+                           f"Machine: {machine_description()}\n\n" + text)
+        return
+    if args.phase == "stats":
+        proba = {ct: load_uncertain_proba(ct) for ct in args.cell_types}
+        text = stats_phase(data, args.cell_types, proba)
+        if args.write:
+            cmd = "python benchmarks/select_cpcae.py " + " ".join(argv or sys.argv[1:])
+            update_section(DOCS, "select-cpcae-stats",
+                           "### Scores read off the residual map (validation data only)"
                            f"\n\nCommand: `{cmd}`  \nDate: {datetime.date.today()}  \n"
                            f"Machine: {machine_description()}\n\n" + text)
         return
