@@ -34,13 +34,12 @@ import argparse
 import datetime
 import gc
 import sys
-import time
 import warnings
 
 import numpy as np
 from _cache import DOCS
 from _harness import _PeakRSS
-from speed import FIT_GOAL_S, SCORE_GOAL, _KernelTimer
+from speed import FIT_GOAL_S, SCORE_GOAL, time_stages
 
 from skcpcae import make_preset
 from skcpcae.datasets import load_elpv
@@ -77,21 +76,10 @@ def measure(n, X_query):
         warnings.simplefilter("ignore", UserWarning)
         pipe = make_preset("best")
         embedder, threshold = pipe[:-1], pipe[-1]
-        t0 = time.perf_counter()
-        Z = embedder.fit_transform(X)
-        backbone_fit = time.perf_counter() - t0
-        with _KernelTimer() as knn_fit:
-            t0 = time.perf_counter()
-            threshold.fit(Z)
-            scorer_fit = time.perf_counter() - t0
-        del Z
-        t0 = time.perf_counter()
-        Zq = embedder.transform(X_query)
-        backbone_score = time.perf_counter() - t0
-        with _KernelTimer() as knn_score:
-            t0 = time.perf_counter()
-            threshold.score_samples(Zq)
-            scorer_score = time.perf_counter() - t0
+        t = time_stages(embedder, threshold, X, X_query)
+    backbone_fit, scorer_fit = t["backbone_fit"], t["scorer_fit"]
+    backbone_score, scorer_score = t["backbone_score"], t["scorer_score"]
+    knn_fit, knn_score = t["knn_fit"], t["knn_score"]
     bank = threshold.estimator_.memory_
     row = {
         "n_train": n,

@@ -523,6 +523,13 @@ def stats_phase(data, cell_types, proba, k=3):
     return STATS_DOC + "\n\n" + "\n".join(lines) + "\n\n" + verdict
 
 
+def _write_section(name, title, argv, text):
+    """Write ``text`` to section ``name`` of docs/benchmarks.md under its command and machine."""
+    cmd = "python benchmarks/select_cpcae.py " + " ".join(argv or sys.argv[1:])
+    update_section(DOCS, name, f"### {title}\n\nCommand: `{cmd}`  \nDate: "
+                   f"{datetime.date.today()}  \nMachine: {machine_description()}\n\n" + text)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--phase", default="all",
@@ -545,21 +552,16 @@ def main(argv=None):
         proba = {ct: load_uncertain_proba(ct) for ct in args.cell_types}
         text = gain_phase(data, args.cell_types, proba)
         if args.write:
-            cmd = "python benchmarks/select_cpcae.py " + " ".join(argv or sys.argv[1:])
-            update_section("docs/benchmarks.md", "select-cpcae-gain",
-                           "### Exposing the residual map to the CNN (validation data only)"
-                           f"\n\nCommand: `{cmd}`  \nDate: {datetime.date.today()}  \n"
-                           f"Machine: {machine_description()}\n\n" + text)
+            _write_section("select-cpcae-gain",
+                           "Exposing the residual map to the CNN (validation data only)",
+                           argv, text)
         return
     if args.phase == "stats":
         proba = {ct: load_uncertain_proba(ct) for ct in args.cell_types}
         text = stats_phase(data, args.cell_types, proba)
         if args.write:
-            cmd = "python benchmarks/select_cpcae.py " + " ".join(argv or sys.argv[1:])
-            update_section(DOCS, "select-cpcae-stats",
-                           "### Scores read off the residual map (validation data only)"
-                           f"\n\nCommand: `{cmd}`  \nDate: {datetime.date.today()}  \n"
-                           f"Machine: {machine_description()}\n\n" + text)
+            _write_section("select-cpcae-stats",
+                           "Scores read off the residual map (validation data only)", argv, text)
         return
     ref = {ct: raw_reference(ct, data[ct]) for ct in args.cell_types}
     ref_line = ("| raw image (deep feature), final\\|max = the paper's comparator | | " +
@@ -645,19 +647,13 @@ def main(argv=None):
     if args.phase == "scorer":
         table = scorer_phase(data, args.cell_types)
         if args.write:
-            cmd = "python benchmarks/select_cpcae.py " + " ".join(argv or sys.argv[1:])
-            update_section(DOCS, "select-cpcae-scorer",
-                           "### The k-NN scorer behind the residual embedding (validation data "
-                           f"only)\n\nCommand: `{cmd}`  \nDate: {datetime.date.today()}  \n"
-                           f"Machine: {machine_description()}\n\n" + SCORER_DOC + "\n\n"
-                           + table)
+            _write_section("select-cpcae-scorer",
+                           "The k-NN scorer behind the residual embedding (validation data only)",
+                           argv, SCORER_DOC + "\n\n" + table)
         return
     if args.write:
-        cmd = "python benchmarks/select_cpcae.py " + " ".join(argv or sys.argv[1:])
-        update_section(DOCS, "select-cpcae",
-                       "### What the CPCAE needs on ELPV (validation data only)\n\n"
-                       f"Command: `{cmd}`  \nDate: {datetime.date.today()}  \n"
-                       f"Machine: {machine_description()}\n\n"
+        _write_section("select-cpcae",
+                       "What the CPCAE needs on ELPV (validation data only)", argv,
                        "Validation: 3/4 of the training normals fit, 1/4 held out, against "
                        "the uncertain (1/3, 2/3) cells; the test split is not used. Each row "
                        "shows the embedding of the residual map (EfficientNet-Lite0 stages "

@@ -69,6 +69,31 @@ class _KernelTimer:
         PatchKNNScorer._distances = self._original
 
 
+def time_stages(embedder, threshold, X_fit, X_score, *, fit_embedder=True):
+    """Seconds of each stage of ``embedder -> threshold``: fit on ``X_fit``, score ``X_score``.
+
+    ``backbone_*``: the embedder (``fit_transform`` when ``fit_embedder``, else ``transform``);
+    ``scorer_*``: the threshold wrapper as a whole; ``knn_*``: the :class:`_KernelTimer` of
+    its patch distances (``.seconds`` and ``.calls``), part of ``scorer_*``.
+    """
+    t0 = time.perf_counter()
+    Z = embedder.fit_transform(X_fit) if fit_embedder else embedder.transform(X_fit)
+    out = {"backbone_fit": time.perf_counter() - t0}
+    with _KernelTimer() as out["knn_fit"]:
+        t0 = time.perf_counter()
+        threshold.fit(Z)
+        out["scorer_fit"] = time.perf_counter() - t0
+    del Z  # the training features are not kept while scoring (peak memory)
+    t0 = time.perf_counter()
+    Zq = embedder.transform(X_score)
+    out["backbone_score"] = time.perf_counter() - t0
+    with _KernelTimer() as out["knn_score"]:
+        t0 = time.perf_counter()
+        threshold.score_samples(Zq)
+        out["scorer_score"] = time.perf_counter() - t0
+    return out
+
+
 def _elpv_files(cell, n):
     """Paths of the first ``n`` ELPV PNG files of a cell type."""
     import elpv_dataset
@@ -121,20 +146,8 @@ def measure(cell, quick=False):
         t0 = time.perf_counter()
         embedder[-1].fit(X_tr[:1])
         weights = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        Z_tr = embedder.transform(X_tr)
-        backbone_fit = time.perf_counter() - t0
-        with _KernelTimer() as knn_fit:
-            t0 = time.perf_counter()
-            threshold.fit(Z_tr)
-            scorer_fit = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        Z_te = embedder.transform(X_te)
-        backbone_score = time.perf_counter() - t0
-        with _KernelTimer() as knn_score:
-            t0 = time.perf_counter()
-            threshold.score_samples(Z_te)
-            scorer_score = time.perf_counter() - t0
+        t = time_stages(embedder, threshold, X_tr, X_te, fit_embedder=False)
+        knn_fit, knn_score = t["knn_fit"], t["knn_score"]
     return {
         "cell": cell,
         "n_train": len(X_tr),
@@ -143,15 +156,15 @@ def measure(cell, quick=False):
         "score_total": score_total,
         "decode_fit": decode_fit,
         "weights": weights,
-        "backbone_fit": backbone_fit,
+        "backbone_fit": t["backbone_fit"],
         "knn_fit": knn_fit.seconds,
         "knn_fit_calls": knn_fit.calls,
-        "threshold_fit": scorer_fit - knn_fit.seconds,
+        "threshold_fit": t["scorer_fit"] - knn_fit.seconds,
         "decode_score": decode_score,
-        "backbone_score": backbone_score,
+        "backbone_score": t["backbone_score"],
         "knn_score": knn_score.seconds,
         "knn_score_calls": knn_score.calls,
-        "threshold_score": scorer_score - knn_score.seconds,
+        "threshold_score": t["scorer_score"] - knn_score.seconds,
         "load_before": load_before,
         "load_after": _load_average(),
     }
