@@ -1,6 +1,7 @@
 """What the CPCAE and its residual embedding need on ELPV (validation data only).
 
-    python benchmarks/select_cpcae.py [--phase residual|ae|backbone|colour|scorer|gain|stats|all]
+    python benchmarks/select_cpcae.py [--phase residual|ae|backbone|colour|scorer|gain|stats|
+                                               patch|all]
                                       [--write]
 
 Selection data, per ELPV cell type, exactly as ``select_preset.py`` and ``select_patch.py``:
@@ -23,7 +24,9 @@ features before the scaler, and stage blocks weighted equally, on the cached emb
 the raw image and of the relative and log residuals; its own section of docs/benchmarks.md),
 ``gain`` (the residual map's exposure, backbone and stages; its own section), ``stats``
 (image scores read off the residual map, standardized per pixel position, alone and fused
-with the residual embedding's k-NN score; its own section).
+with the residual embedding's k-NN score; its own section), ``patch`` (the residual map
+embedded patch by patch and scored by the position-conditioned patch k-NN, and the fusions of
+the three residual scores; its own section).
 Results are cached per configuration in ``benchmarks/out``, keyed by
 the configuration, the data and this file's code, so an interrupted run resumes.
 """
@@ -523,6 +526,108 @@ def stats_phase(data, cell_types, proba, k=3):
     return STATS_DOC + "\n\n" + "\n".join(lines) + "\n\n" + verdict
 
 
+PATCH_DOC = (
+    "Can the residual map be read patch by patch, as the `best` preset reads the image? "
+    "Each map is embedded by `DeepPatchEmbedder` (EfficientNet-Lite0, 3x3 local averaging) "
+    "and scored by `PatchKNNScorer` (each patch against the same place on the fit cells' "
+    "maps; image score = the mean of the `top` largest patch distances), default "
+    "autoencoder. Maps: the relative residual exposed at the fit cells' 99th / 90th "
+    "percentile (`q99` = the presets' `gain=\"auto\"`, `q90`), and its dark part only "
+    "(`dark q99`: pixels darker than their reconstruction). Then fusions (`+`) of the "
+    "residual scores: `res pooled` = the `aligned` preset's score (pooled s2+s3 embedding, "
+    "k=3), `res patch` = the first-ranked patch row, `res stats` = the first-ranked map "
+    "statistic of the section above (dark, sigma 2, q 0.999), each centred and scaled by "
+    "the median and interquartile range of its fit-cell out-of-fold scores, then averaged. "
+    "`raw patch` (the image itself, the `best` preset's scorer before retrieval) is a "
+    "reference, not a candidate: it is the comparator's input, not a residual. AUROC "
+    "against the uncertain cells (`unc.`) and the 2/3 cells alone (`likely`); rank = the "
+    "mean of the four.")
+PATCH_MAPS = ("q99", "q90", "dark q99")
+PATCH_STAGES = ("s3+s4", "s2+s3")
+
+
+def patch_phase(data, cell_types, proba):
+    """Residual maps scored patch by patch, and fusions of the residual scores."""
+    import itertools
+
+    from scipy.ndimage import gaussian_filter
+    from select_patch_ideas import embed
+
+    from skcpcae.outlier import PatchKNNScorer
+
+    def robust(fit, other):
+        med, iqr = np.median(fit), np.subtract(*np.quantile(fit, [0.75, 0.25]))
+        return (other - med) / max(iqr, 1e-12)
+
+    rows, scores = {}, {}
+    for ct in cell_types:
+        X_fit, X_val, X_unc = data[ct]
+        n_fit, n_val = len(X_fit), len(X_val)
+        R_fit, R_val, R_unc, _, _ = reconstructions(ct, data[ct], {})
+        X, R = np.concatenate(data[ct]), np.concatenate([R_fit, R_val, R_unc])
+        y = np.r_[np.zeros(n_val), np.ones(len(X_unc))]
+        likely = np.r_[np.ones(n_val, bool), proba[ct] > 0.5]
+        dark = np.clip(np.maximum(R - X, 0) / np.maximum(R, 0.05), 0, 1).astype(np.float32)
+        maps = {"q99": _gain_maps(X, R, n_fit, 0.99, False),
+                "q90": _gain_maps(X, R, n_fit, 0.90, False),
+                "dark q99": np.clip(dark / np.quantile(dark[:n_fit], 0.99), 0, 1)}
+        for label, M in [*maps.items(), ("raw patch", X)]:
+            E = embed(M, (3,))
+            for stages in PATCH_STAGES if label != "raw patch" else ("s3+s4",):
+                F = E[(stages, 3)]
+                for k, top in itertools.product((1, 3), (10, 30, 100)):
+                    if label == "raw patch" and (k, top) != (3, 30):
+                        continue
+                    sc = PatchKNNScorer(k, top_k=top).fit(F[:n_fit])
+                    name = (label if label == "raw patch" else
+                            f"patch {label} {stages} k={k} top={top}")
+                    scores[(ct, name)] = (-sc.negative_outlier_score_,
+                                          -sc.score_samples(F[n_fit:]))
+            del E
+        feats = _stage_embeddings(f"{ct}_{_key(ct, n_fit, 'relative-gain', 'q99')}",
+                                  maps["q99"], "lite0")
+        scores[(ct, "res pooled")] = _knn_scores(_scaled(feats, ("s2", "s3"), n_fit), n_fit, 3)
+        M = np.stack([gaussian_filter(m, 2) for m in dark])
+        scores[(ct, "res stats")] = _position_scores(M, n_fit, 0.999)
+        for (c, name), (_, val) in scores.items():
+            if c == ct:
+                rows.setdefault(name, {})[ct] = (image_auroc(y, val),
+                                                 image_auroc(y[likely], val[likely]))
+        rows.setdefault("_y", {})[ct] = (y, likely)
+
+    def rank(name):
+        return np.mean([v for ct in cell_types for v in rows[name][ct]])
+
+    patch_rows = [n for n in rows if n.startswith("patch ")]
+    best_patch = max(patch_rows, key=rank)
+    parts = {"res pooled": "res pooled", "res patch": best_patch, "res stats": "res stats",
+             "raw patch": "raw patch"}
+    for r in (2, 3, 4):
+        for combo in itertools.combinations(parts, r):
+            name = " + ".join(combo)
+            for ct in cell_types:
+                y, likely = rows["_y"][ct]
+                fused = np.mean([robust(*scores[(ct, parts[c])]) for c in combo], axis=0)
+                rows.setdefault(name, {})[ct] = (image_auroc(y, fused),
+                                                 image_auroc(y[likely], fused[likely]))
+    del rows["_y"]
+    cols = " | ".join(f"{ct} unc. | {ct} likely" for ct in cell_types)
+    lines = [f"| score | {cols} | rank |", "|---|" + "---|---|" * len(cell_types) + "---|"]
+    for name in sorted(rows, key=lambda n: -rank(n)):
+        vals = [v for ct in cell_types for v in rows[name][ct]]
+        lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in vals) +
+                     f" | {np.mean(vals):.3f} |")
+    residual_only = [n for n in rows if "raw" not in n]
+    first = max(residual_only, key=rank)
+    gain = {ct: np.mean(rows[first][ct]) - np.mean(rows["res pooled"][ct]) for ct in cell_types}
+    verdict = (f"`res patch` = {best_patch}. Ranked first among the residual scores: {first}, "
+               f"rank {rank(first):.3f} against {rank('res pooled'):.3f} for the `aligned` "
+               "preset's score (" + ", ".join(f"{ct} {gain[ct]:+.3f}" for ct in cell_types)
+               + ").")
+    print("\n".join(lines) + "\n\n" + verdict, flush=True)
+    return PATCH_DOC + "\n\n" + "\n".join(lines) + "\n\n" + verdict
+
+
 def _write_section(name, title, argv, text):
     """Write ``text`` to section ``name`` of docs/benchmarks.md under its command and machine."""
     cmd = "python benchmarks/select_cpcae.py " + " ".join(argv or sys.argv[1:])
@@ -534,7 +639,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--phase", default="all",
                    choices=["residual", "ae", "backbone", "colour", "scorer", "gain", "stats",
-                            "all"])
+                            "patch", "all"])
     p.add_argument("--cell-types", nargs="+", default=["mono", "poly"])
     p.add_argument("--write", action="store_true")
     args = p.parse_args(argv)
@@ -562,6 +667,13 @@ def main(argv=None):
         if args.write:
             _write_section("select-cpcae-stats",
                            "Scores read off the residual map (validation data only)", argv, text)
+        return
+    if args.phase == "patch":
+        proba = {ct: load_uncertain_proba(ct) for ct in args.cell_types}
+        text = patch_phase(data, args.cell_types, proba)
+        if args.write:
+            _write_section("select-cpcae-patch", "The residual map read patch by patch "
+                           "(validation data only)", argv, text)
         return
     ref = {ct: raw_reference(ct, data[ct]) for ct in args.cell_types}
     ref_line = ("| raw image (deep feature), final\\|max = the paper's comparator | | " +

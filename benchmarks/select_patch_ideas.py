@@ -22,7 +22,13 @@ Each idea changes one thing:
   leave-one-out distance is in the top q of that place are dropped from the memory;
 * ``fused global w``: the patch score and a global score (k-NN on the mean patch feature,
   k=3), z-normalised by their leave-one-out scores on the fit cells, as
-  ``(1 - w) * patch + w * global``.
+  ``(1 - w) * patch + w * global``;
+* ``lite1 alone``, ``lite0+lite1+lite2``: the combination below on EfficientNet-Lite1 / Lite2
+  features, and the backbones' scores z-normalised and averaged (ensembles cost one backbone
+  pass each at scoring time);
+* combinations of the three that each gained on their own (``retrieve M + global w``,
+  ``+ local=3+5+7``), scored by the library's own ``PatchKNNScorer(n_retrieve=M,
+  global_weight=w)``, so the row of the chosen configuration is the preset's scorer itself.
 
 Backbone passes are run once per image set (stages 2, 3 and 4 together; the local averaging
 and the stage sets are applied to the same maps, which gives exactly DeepPatchEmbedder's
@@ -50,7 +56,7 @@ K, TOP_K = 3, 30
 FAR = 1e3
 
 
-def embed(images, local_sizes=(3,), batch_size=8):
+def embed(images, local_sizes=(3,), batch_size=8, backbone="lite0"):
     """``{(stage set, local size): maps}`` of images, from one backbone pass.
 
     Stage sets: ``"s3+s4"`` (19 x 19 grid on a 300 x 300 cell) and, for local size 3 only,
@@ -60,7 +66,8 @@ def embed(images, local_sizes=(3,), batch_size=8):
 
     from skcpcae._components.patch_features import aggregate_patch_maps
 
-    emb = DeepPatchEmbedder(stages=(2, 3, 4), local_size=1, batch_size=batch_size)
+    emb = DeepPatchEmbedder(f"tf_efficientnet_{backbone}", stages=(2, 3, 4), local_size=1,
+                            batch_size=batch_size)
     emb.fit(images[:1])
     out = {}
     with torch.inference_mode():
@@ -79,9 +86,9 @@ def _image_score(patch):
     return flat[:, -TOP_K:].mean(axis=1)
 
 
-def _fit_score(F_fit, F_val):
+def _fit_score(F_fit, F_val, **params):
     """(leave-one-out anomaly scores of the fit maps, anomaly scores of the validation maps)."""
-    sc = PatchKNNScorer(n_neighbors=K, top_k=TOP_K).fit(F_fit)
+    sc = PatchKNNScorer(n_neighbors=K, top_k=TOP_K, **params).fit(F_fit)
     return -sc.negative_outlier_score_, -sc.score_samples(F_val)
 
 
@@ -132,7 +139,8 @@ def study(cell):
     loo, val = {}, {}
     for key in E_fit:
         loo[key], val[key] = _fit_score(E_fit[key], E_val[key])
-    add("reference: s3+s4 local=3 k=3 top_k=30 (the best preset)", val[("s3+s4", 3)])
+    add("reference: s3+s4 local=3 k=3 top_k=30 (the best preset until 2026-12-07)",
+        val[("s3+s4", 3)])
     add("local=5", val[("s3+s4", 5)])
     add("local=7", val[("s3+s4", 7)])
     add("local=3+5+7 (z-averaged)",
@@ -148,6 +156,30 @@ def study(cell):
         add(f"retrieve M={m}", _retrieve(ref_fit, ref_val, m))
     for q in (0.05, 0.1):
         add(f"soft q={q}", _soft(ref_fit, ref_val, q))
+    # combinations, scored by the library's PatchKNNScorer(n_retrieve, global_weight)
+    for m, w in ((20, 0.25), (20, 0.5), (50, 0.25)):
+        add(f"retrieve M={m} + fused global w={w}",
+            _fit_score(ref_fit, ref_val, n_retrieve=m, global_weight=w)[1])
+    r_loo, r_val = {}, {}
+    for ls in (3, 5, 7):
+        r_loo[ls], r_val[ls] = _fit_score(E_fit[("s3+s4", ls)], E_val[("s3+s4", ls)],
+                                          n_retrieve=20)
+    local_loo = np.mean([_z(r_loo[ls], r_loo[ls]) for ls in (3, 5, 7)], axis=0)
+    local_val = np.mean([_z(r_loo[ls], r_val[ls]) for ls in (3, 5, 7)], axis=0)
+    add("retrieve M=20 + local=3+5+7", local_val)
+    add("retrieve M=20 + local=3+5+7 + fused global w=0.25",
+        0.75 * _z(local_loo, local_val) + 0.25 * _z(g_loo, g_val))
+    # backbone ensemble: each backbone's retrieve M=20 + global w=0.25 score, z-averaged
+    b_loo, b_val = {"lite0": _fit_score(ref_fit, ref_val, n_retrieve=20, global_weight=0.25)}, {}
+    b_loo["lite0"], b_val["lite0"] = b_loo["lite0"]
+    for bb in ("lite1", "lite2"):
+        key = ("s3+s4", 3)
+        b_loo[bb], b_val[bb] = _fit_score(embed(A, backbone=bb)[key], embed(V, backbone=bb)[key],
+                                          n_retrieve=20, global_weight=0.25)
+        add(f"retrieve M=20 + fused global w=0.25, {bb} alone", b_val[bb])
+    for combo in (("lite0", "lite1"), ("lite0", "lite2"), ("lite0", "lite1", "lite2")):
+        add(f"retrieve M=20 + fused global w=0.25, {'+'.join(combo)} (z-averaged)",
+            np.mean([_z(b_loo[bb], b_val[bb]) for bb in combo], axis=0))
     del E_fit, E_val
     flips = {how: embed(_flip(A, how))[("s3+s4", 3)] for how in ("h", "v", "hv")}
     mem_h = np.concatenate([ref_fit, flips["h"]])

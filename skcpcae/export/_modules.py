@@ -301,9 +301,16 @@ class LocalPatchKNN(nn.Module):
     ``||b||^2 - 2 q.b`` in float32 and the distances of the ``k`` selected are recomputed
     exactly as ``||q - b||``; a patch's distance is their mean, the image's anomaly score the
     float64 mean of its ``top_k`` largest patch distances.
+
+    ``n_retrieve`` (retrieval) masks every candidate of a training map that is not among the
+    ``n_retrieve`` nearest to the query by mean patch feature; ``global_weight`` fuses the
+    standardised patch score with the standardised global score (mean distance of the mean
+    patch feature to its ``n_neighbors`` nearest training ones), as ``PatchKNNScorer`` does.
     """
 
-    def __init__(self, memory, *, n_neighbors, radius, top_k):
+    def __init__(self, memory, *, n_neighbors, radius, top_k, global_features=None,
+                 n_retrieve=None, global_weight=0.0, score_center=(0.0, 0.0),
+                 score_scale=(1.0, 1.0)):
         super().__init__()
         memory = np.ascontiguousarray(memory, dtype=np.float32)  # (n, h, w, d)
         n, h, w, d = memory.shape
@@ -339,6 +346,16 @@ class LocalPatchKNN(nn.Module):
         if self.masked:
             self.register_buffer("invalid", torch.from_numpy(~valid).view(n_pos, n_cand, 1))
             self.register_buffer("valid", torch.from_numpy(valid))  # (P, N)
+        self.n_maps, self.n_offsets = n, len(offsets)
+        self.retrieve = n_retrieve is not None and int(n_retrieve) < n
+        self.n_retrieve = int(n_retrieve) if self.retrieve else n
+        self.global_weight = float(global_weight)
+        self.global_k = max(1, min(int(n_neighbors), n))
+        if self.retrieve or self.global_weight > 0:
+            g = np.asarray(global_features, np.float32)
+            self.register_buffer("global_features", torch.from_numpy(g))  # (n, d)
+            self.center = [float(c) for c in score_center]
+            self.scale = [float(c) for c in score_scale]
 
     def forward(self, maps):
         h, w = self.grid
@@ -348,6 +365,16 @@ class LocalPatchKNN(nn.Module):
         d2 = self.bank_sq - 2.0 * torch.matmul(self.bank, q.transpose(1, 2))
         if self.masked:
             d2 = d2.masked_fill(self.invalid, float("inf"))
+        if self.retrieve or self.global_weight > 0:
+            g = maps.to(torch.float64).mean(dim=(2, 3)).to(torch.float32)  # (m, d)
+            diff_g = g.unsqueeze(1) - self.global_features.unsqueeze(0)
+            g2 = (diff_g * diff_g).sum(-1)  # (m, n)
+        if self.retrieve:
+            # the n_retrieve nearest training maps of each query; the others are masked out
+            # for every offset (candidate o * n + b belongs to map b)
+            kth = torch.topk(g2, self.n_retrieve, dim=1, largest=False).values[:, -1:]
+            far = (g2 > kth).repeat(1, self.n_offsets)  # (m, N)
+            d2 = d2.masked_fill(far.transpose(0, 1).unsqueeze(0), float("inf"))
         _, idx = torch.topk(d2.transpose(1, 2), self.k, dim=-1, largest=False)  # (P, m, k)
         near = gather_rows(self.bank, idx)  # (P, m, k, d)
         diff = q.unsqueeze(2) - near
@@ -361,6 +388,12 @@ class LocalPatchKNN(nn.Module):
         patch = dist.permute(1, 0)  # (m, P)
         worst = torch.topk(patch.to(torch.float64), self.top_k, dim=1).values
         anomaly = worst.mean(dim=1)
+        if self.global_weight > 0:
+            near = torch.topk(g2, self.global_k, dim=1, largest=False).values
+            glob = near.to(torch.float64).sqrt().mean(dim=1)
+            wg = self.global_weight
+            anomaly = ((1 - wg) * (anomaly - self.center[0]) / self.scale[0]
+                       + wg * (glob - self.center[1]) / self.scale[1])
         return anomaly, patch.reshape(-1, h, w)
 
 

@@ -276,8 +276,13 @@ def _build_module(pipeline, input_dtype):
         else:
             raise _unsupported(name, step)
     if isinstance(final, PatchKNNScorer) and patches:
-        scorer = _modules.LocalPatchKNN(final.memory_, n_neighbors=final.n_neighbors_,
-                                        radius=final.radius, top_k=final.top_k)
+        scorer = _modules.LocalPatchKNN(
+            final.memory_, n_neighbors=final.n_neighbors_, radius=final.radius,
+            top_k=final.top_k, global_features=getattr(final, "global_features_", None),
+            n_retrieve=getattr(final, "n_retrieve", None),
+            global_weight=getattr(final, "global_weight", 0.0),
+            score_center=getattr(final, "score_center_", (0.0, 0.0)),
+            score_scale=getattr(final, "score_scale_", (1.0, 1.0)))
     elif isinstance(final, KNNAnomalyScorer) and not patches:
         if final.metric != "euclidean":
             raise _unsupported(final_name, final, f" with metric={final.metric!r} (only "

@@ -40,6 +40,18 @@ class PatchKNNScorer(
     as PatchCore); :meth:`score_samples` returns its opposite (higher = more normal) and
     :meth:`anomaly_map` the patch distances.
 
+    Two options refine the image score (both off by default; the ``best`` preset sets
+    them, chosen on validation data by ``benchmarks/select_patch_ideas.py``):
+
+    * ``n_retrieve`` (CPR-style retrieval): each map is compared only with the
+      ``n_retrieve`` training maps whose mean patch feature is nearest to its own, so a
+      patch is judged against the normal parts that look most like this one as a whole
+      (on ELPV, poly cells of similar grain), and scoring gets faster;
+    * ``global_weight``: the image score becomes
+      ``(1 - w) * z(patch score) + w * z(global score)``, the global score being the mean
+      distance of the map's mean patch feature to its ``n_neighbors`` nearest training ones
+      and ``z`` the standardisation by the leave-one-out scores of the training maps.
+
     This assumes aligned parts (register them first, e.g. with
     :class:`~skcpcae.preprocessing.ECCRegistrar`, or raise ``radius`` to tolerate small
     shifts). Compared with a global patch memory (:class:`~skcpcae.baselines.PatchCoreDetector`)
@@ -59,6 +71,12 @@ class PatchKNNScorer(
     top_k : int, default=10
         The image score is the mean of this many largest patch distances (clipped to the
         number of patches); 1 gives the largest.
+    n_retrieve : int or None, default=None
+        Training maps each map is compared with: those whose mean patch feature is nearest
+        to its own. ``None``: all of them.
+    global_weight : float in [0, 1], default=0.0
+        Weight of the global score in the image score (see above); 0 keeps the patch score
+        as it is (not standardised).
     contamination : "auto" or float in (0, 0.5], default="auto"
         Sets ``offset_``: with a float, that quantile of the leave-one-out training scores;
         with ``"auto"``, Tukey's fence ``Q3 + 1.5 * IQR`` on the leave-one-out training
@@ -72,6 +90,11 @@ class PatchKNNScorer(
         The training maps.
     n_neighbors_ : int
         Neighbours actually used.
+    global_features_ : ndarray of shape (n_samples, d), float32
+        Mean patch feature of every training map (retrieval and global score).
+    score_center_, score_scale_ : ndarray of shape (2,)
+        Mean and standard deviation of the leave-one-out patch and global scores of the
+        training maps, used by ``global_weight`` (``[0, 0]`` and ``[1, 1]`` when it is 0).
     negative_outlier_score_ : ndarray of shape (n_samples,)
         Leave-one-out ``score_samples`` of the training maps.
     offset_ : float
@@ -105,15 +128,19 @@ class PatchKNNScorer(
         "n_neighbors": [Interval(numbers.Integral, 1, None, closed="left")],
         "radius": [Interval(numbers.Integral, 0, None, closed="left")],
         "top_k": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_retrieve": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "global_weight": [Interval(numbers.Real, 0, 1, closed="both")],
         "contamination": CONTAMINATION_CONSTRAINT,
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
     }
 
-    def __init__(self, n_neighbors=1, *, radius=0, top_k=10, contamination="auto",
-                 batch_size=32):
+    def __init__(self, n_neighbors=1, *, radius=0, top_k=10, n_retrieve=None,
+                 global_weight=0.0, contamination="auto", batch_size=32):
         self.n_neighbors = n_neighbors
         self.radius = radius
         self.top_k = top_k
+        self.n_retrieve = n_retrieve
+        self.global_weight = global_weight
         self.contamination = contamination
         self.batch_size = batch_size
 
@@ -135,23 +162,33 @@ class PatchKNNScorer(
         """
         maps, _ = validate_images(self, X, reset=True)
         self.memory_ = _as_4d(maps)
+        self.global_features_ = self.memory_.mean(axis=(1, 2), dtype=np.float64).astype(
+            np.float32)
         n = self.memory_.shape[0]
-        n_cand = (n - 1) * (2 * self.radius + 1) ** 2
+        n_maps = n - 1 if self.n_retrieve is None else min(n - 1, int(self.n_retrieve))
+        n_cand = n_maps * (2 * self.radius + 1) ** 2
         k = max(1, min(self.n_neighbors, n_cand))
         if k < self.n_neighbors:
             warnings.warn(
                 f"n_neighbors ({self.n_neighbors}) is larger than the {n_cand} candidate "
-                f"patches of the other training maps; using n_neighbors={k}.",
+                f"patches of the other training maps (n_retrieve={self.n_retrieve}); "
+                f"using n_neighbors={k}.",
                 UserWarning,
                 stacklevel=2,
             )
         self.n_neighbors_ = k
+        self.score_center_, self.score_scale_ = np.zeros(2), np.ones(2)
         if n > 1:
-            scores = np.empty(n)
+            patch = np.empty(n)
             for sl in iter_batches(n, self.batch_size):
-                exclude = np.arange(sl.start, sl.stop)
-                scores[sl] = self._reduce(self._distances(self.memory_[sl], exclude=exclude))
-            self.negative_outlier_score_ = -scores
+                patch[sl] = self._reduce(self._distances(self.memory_[sl], own=sl))
+            if self.global_weight > 0:
+                glob = self._global_scores(self.global_features_, own=slice(0, n))
+                for i, s in enumerate((patch, glob)):
+                    self.score_center_[i] = s.mean()
+                    self.score_scale_[i] = s.std() if s.std() > 0 else 1.0
+                patch = self._fuse(patch, glob)
+            self.negative_outlier_score_ = -patch
         else:
             self.negative_outlier_score_ = np.zeros(1)
         self.offset_ = offset_from_scores(self.negative_outlier_score_, self.contamination)
@@ -170,7 +207,12 @@ class PatchKNNScorer(
         scores : ndarray of shape (n_samples,)
             Higher is more normal.
         """
-        return -self._reduce(self._patch_distances(X)[0])
+        patch, _, queries = self._patch_distances(X, return_queries=True)
+        score = self._reduce(patch)
+        if self.global_weight > 0:
+            glob = self._global_scores(queries.mean(axis=(1, 2), dtype=np.float64))
+            score = self._fuse(score, glob)
+        return -score
 
     def loo_score_samples(self, *, standardize=False):
         """Leave-one-out ``score_samples`` of the training maps.
@@ -223,7 +265,7 @@ class PatchKNNScorer(
         """Whether :meth:`loo_score_samples` can give these scores."""
         return not standardize
 
-    def _patch_distances(self, X):
+    def _patch_distances(self, X, return_queries=False):
         """``(n, h, w)`` patch distances of ``X`` and whether it was a table."""
         check_is_fitted(self)
         maps, was_2d = validate_images(self, X, reset=False)
@@ -231,11 +273,57 @@ class PatchKNNScorer(
         out = np.empty(queries.shape[:3], np.float32)
         for sl in iter_batches(len(queries), self.batch_size):
             out[sl] = self._distances(queries[sl])
-        return out, was_2d
+        return (out, was_2d, queries) if return_queries else (out, was_2d)
 
-    def _distances(self, queries, exclude=None):
-        return local_patch_distances(queries, self.memory_, n_neighbors=self.n_neighbors_,
-                                     radius=int(self.radius), exclude=exclude)
+    def _distances(self, queries, own=None):
+        """Patch distances of ``queries``; ``own``: the slice of the memory they are (LOO)."""
+        exclude = None if own is None else np.arange(own.start, own.stop)
+        kwargs = dict(n_neighbors=self.n_neighbors_, radius=int(self.radius))
+        n = len(self.memory_)
+        if self.n_retrieve is None or int(self.n_retrieve) >= n - (own is not None):
+            return local_patch_distances(queries, self.memory_, exclude=exclude, **kwargs)
+        near = self._retrieve(queries.mean(axis=(1, 2), dtype=np.float64), exclude)
+        out = np.empty(queries.shape[:3], np.float32)
+        for i, idx in enumerate(near):
+            out[i] = local_patch_distances(queries[i:i + 1], self.memory_[idx], **kwargs)[0]
+        return out
+
+    def _global_sq_distances(self, features, exclude=None):
+        """Squared distances of mean patch features to the training ones, own map at inf.
+
+        ``||f||^2 - 2 f.g + ||g||^2`` in float64 (no ``(n, n_train, d)`` difference array).
+        """
+        f = np.asarray(features, np.float64)
+        g = self.global_features_.astype(np.float64)
+        d2 = (f * f).sum(1)[:, None] - 2.0 * (f @ g.T) + (g * g).sum(1)[None]
+        np.maximum(d2, 0.0, out=d2)
+        if exclude is not None:
+            d2[np.arange(len(d2)), exclude] = np.inf
+        return d2
+
+    def _retrieve(self, features, exclude=None):
+        """Indices (sorted) of the ``n_retrieve`` training maps nearest to each query."""
+        d2 = self._global_sq_distances(features, exclude)
+        near = np.argpartition(d2, int(self.n_retrieve) - 1, axis=1)[:, :int(self.n_retrieve)]
+        return np.sort(near, axis=1)
+
+    def _global_scores(self, features, own=None):
+        """Mean distance of each mean patch feature to its ``n_neighbors_`` nearest."""
+        out = np.empty(len(features))
+        for sl in iter_batches(len(features), max(self.batch_size, 256)):
+            exclude = None if own is None else np.arange(own.start + sl.start,
+                                                         own.start + sl.stop)
+            d2 = self._global_sq_distances(features[sl], exclude)
+            k = min(self.n_neighbors_, d2.shape[1] - (exclude is not None))
+            out[sl] = np.sqrt(np.partition(d2, k - 1, axis=1)[:, :k]).mean(axis=1)
+        return out
+
+    def _fuse(self, patch, glob):
+        """``(1 - w) * z(patch) + w * z(global)``, standardised by the training scores."""
+        w = float(self.global_weight)
+        z = [(s - c) / sc for s, c, sc in zip((patch, glob), self.score_center_,
+                                                self.score_scale_, strict=True)]
+        return (1 - w) * z[0] + w * z[1]
 
     def _reduce(self, patch):
         flat = patch.reshape(patch.shape[0], -1).astype(np.float64)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 
 pytest.importorskip("onnx", reason="the export tests need the 'export' extra (onnx)")
 pytest.importorskip("onnxruntime", reason="the export tests need onnxruntime ('onnx' extra)")
@@ -117,6 +118,31 @@ def test_patch_radius_and_bare_scorer_are_exported(images, tmp_path):
     assert [int(np.prod(t.dims)) for t in inits[:2]] == [9 * memory.size, 96 * 24 * 3 * 3]
     bank = numpy_helper.to_array(inits[0]).reshape(h, w, 9 * n, d)
     np.testing.assert_array_equal(bank[:, :, 4 * n:5 * n], memory.transpose(1, 2, 0, 3))
+
+
+@pytest.mark.parametrize("radius", [0, 1])
+def test_retrieval_and_global_score_are_exported(images, tmp_path, radius):
+    from sklearn.pipeline import make_pipeline
+
+    from skcpcae.embedding import DeepPatchEmbedder
+    from skcpcae.outlier import KDEThresholdClassifier, PatchKNNScorer
+
+    X_train, X_new = images
+    scorer = PatchKNNScorer(n_neighbors=2, radius=radius, top_k=3, n_retrieve=4,
+                            global_weight=0.25)
+    pipe = make_pipeline(DeepPatchEmbedder(stages=(2, 3), **TINY),
+                         KDEThresholdClassifier(scorer, random_state=0)).fit(X_train[:10])
+    report = to_onnx(pipe, tmp_path / "m.onnx", sample=X_train[:4])
+    assert report.passed
+    got = _ort(tmp_path / "m.onnx", X_new)
+    np.testing.assert_allclose(got["anomaly_score"], -pipe.score_samples(X_new), rtol=1e-4,
+                               atol=1e-4 * abs(pipe[-1].threshold_))
+    np.testing.assert_array_equal(got["decision"], pipe.predict(X_new))
+    amap = pipe[-1].estimator_.anomaly_map(pipe[0].transform(X_new))
+    np.testing.assert_allclose(got["anomaly_map"], amap, rtol=1e-4, atol=1e-4 * float(amap.max()))
+    # retrieval changes the scores: the graph does not ignore it
+    plain = clone(scorer).set_params(n_retrieve=None).fit(pipe[0].transform(X_train[:10]))
+    assert not np.allclose(plain.anomaly_map(pipe[0].transform(X_new)), amap)
 
 
 class _Float64RoundingScaler:

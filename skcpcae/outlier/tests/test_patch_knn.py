@@ -137,3 +137,113 @@ def test_border_patches_with_few_candidates_average_what_they_have():
     # with map 0 excluded, the corner has 4 candidates (< 5): their mean
     np.testing.assert_allclose(got, _brute_force(queries, memory, 5, 1, exclude=np.array([0])),
                                rtol=1e-4, atol=1e-4)
+
+
+def _retrieval_reference(queries, memory, m, k, top_k):
+    """Scores by hand: the m training maps nearest by mean patch feature, then patch k-NN."""
+    g_mem = memory.mean(axis=(1, 2), dtype=np.float64)
+    out = np.empty(len(queries))
+    for a, q in enumerate(queries):
+        d = ((q.mean(axis=(0, 1), dtype=np.float64) - g_mem) ** 2).sum(1)
+        near = np.argsort(d)[:m]
+        patch = _brute_force(q[None], memory[near], k, 0)[0].ravel()
+        out[a] = np.sort(patch)[-top_k:].mean()
+    return out
+
+
+def test_retrieval_compares_with_the_nearest_maps_only():
+    rng = np.random.default_rng(4)
+    memory = rng.normal(size=(12, 3, 4, 2)).astype(np.float32)
+    memory[:6] += 2.0  # two kinds of parts: a query of one kind must not see the other
+    queries = rng.normal(size=(4, 3, 4, 2)).astype(np.float32)
+    queries[:2] += 2.0
+    scorer = PatchKNNScorer(2, top_k=3, n_retrieve=5).fit(memory)
+    np.testing.assert_allclose(-scorer.score_samples(queries),
+                               _retrieval_reference(queries, memory, 5, 2, 3), rtol=1e-4)
+    # retrieving every map is the plain scorer
+    everything = PatchKNNScorer(2, top_k=3, n_retrieve=12).fit(memory)
+    plain = PatchKNNScorer(2, top_k=3).fit(memory)
+    np.testing.assert_allclose(everything.score_samples(queries), plain.score_samples(queries))
+    np.testing.assert_allclose(everything.negative_outlier_score_,
+                               plain.negative_outlier_score_)
+
+
+def test_retrieval_leave_one_out_is_a_refit_without_the_map():
+    rng = np.random.default_rng(5)
+    memory = rng.normal(size=(9, 3, 3, 2)).astype(np.float32)
+    scorer = PatchKNNScorer(2, top_k=2, n_retrieve=4).fit(memory)
+    for i in range(len(memory)):
+        rest = np.delete(memory, i, axis=0)
+        alone = PatchKNNScorer(2, top_k=2, n_retrieve=4).fit(rest)
+        np.testing.assert_allclose(scorer.negative_outlier_score_[i],
+                                   alone.score_samples(memory[i:i + 1])[0], rtol=1e-5)
+
+
+def test_global_weight_fuses_standardised_scores():
+    rng = np.random.default_rng(6)
+    memory = rng.normal(size=(15, 3, 3, 2)).astype(np.float32)
+    queries = rng.normal(size=(5, 3, 3, 2)).astype(np.float32)
+    w = 0.25
+    fused = PatchKNNScorer(3, top_k=2, global_weight=w).fit(memory)
+    patch = PatchKNNScorer(3, top_k=2).fit(memory)
+    p_loo, p_new = -patch.negative_outlier_score_, -patch.score_samples(queries)
+    g_mem = memory.mean(axis=(1, 2), dtype=np.float64)
+    d = np.sqrt(((g_mem[:, None] - g_mem[None]) ** 2).sum(-1))
+    np.fill_diagonal(d, np.inf)
+    g_loo = np.sort(d, axis=1)[:, :3].mean(1)
+    g_q = queries.mean(axis=(1, 2), dtype=np.float64)
+    g_new = np.sort(np.sqrt(((g_q[:, None] - g_mem[None]) ** 2).sum(-1)), axis=1)[:, :3].mean(1)
+
+    def z(loo, s):
+        return (s - loo.mean()) / loo.std()
+
+    np.testing.assert_allclose(-fused.negative_outlier_score_,
+                               (1 - w) * z(p_loo, p_loo) + w * z(g_loo, g_loo), rtol=1e-5)
+    np.testing.assert_allclose(-fused.score_samples(queries),
+                               (1 - w) * z(p_loo, p_new) + w * z(g_loo, g_new), rtol=1e-5)
+    # the map stays the patch distances
+    np.testing.assert_allclose(fused.anomaly_map(queries), patch.anomaly_map(queries))
+
+
+def test_global_score_sees_a_part_darker_everywhere():
+    # every patch a little off, none far off: the global score sees what the patches miss
+    rng = np.random.default_rng(7)
+    memory = rng.normal(size=(30, 4, 4, 3)).astype(np.float32)
+    normal = rng.normal(size=(10, 4, 4, 3)).astype(np.float32)
+    shifted = rng.normal(size=(10, 4, 4, 3)).astype(np.float32) + 0.6
+    X = np.concatenate([normal, shifted])
+    y = np.r_[np.zeros(10), np.ones(10)]
+    from skcpcae.metrics import image_auroc
+
+    auc = {w: image_auroc(y, -PatchKNNScorer(3, top_k=4, global_weight=w).fit(memory)
+                          .score_samples(X)) for w in (0.0, 1.0)}
+    assert auc[1.0] > auc[0.0]
+    assert auc[1.0] > 0.9
+
+
+@pytest.mark.parametrize("params", [{"n_retrieve": 0}, {"global_weight": 1.5},
+                                    {"global_weight": -0.1}])
+def test_bad_refinement_parameters_are_refused(params):
+    X = np.zeros((4, 2, 2, 1), np.float32)
+    with pytest.raises(ValueError, match="n_retrieve|global_weight"):
+        PatchKNNScorer(**params).fit(X)
+
+
+def test_retrieval_clips_n_neighbors_to_the_retrieved_maps():
+    X = np.random.default_rng(8).normal(size=(8, 2, 2, 1)).astype(np.float32)
+    with pytest.warns(UserWarning, match="n_retrieve=2"):
+        scorer = PatchKNNScorer(5, n_retrieve=2).fit(X)
+    assert scorer.n_neighbors_ == 2
+
+
+def test_global_scores_in_blocks_match_one_block():
+    # more maps than one block of the global search (256): the blocks' leave-one-out is exact
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(300, 1, 2, 3)).astype(np.float32)
+    fused = PatchKNNScorer(2, top_k=1, global_weight=1.0).fit(X)
+    g = X.mean(axis=(1, 2), dtype=np.float64)
+    d = np.sqrt(((g[:, None] - g[None]) ** 2).sum(-1))
+    np.fill_diagonal(d, np.inf)
+    loo = np.sort(d, axis=1)[:, :2].mean(1)
+    np.testing.assert_allclose(-fused.negative_outlier_score_, (loo - loo.mean()) / loo.std(),
+                               rtol=1e-4, atol=1e-5)
