@@ -234,8 +234,8 @@ def score(
                      "the scores file and one JSON line per image in locations.jsonl.") = False,
     map_threshold: _option(float, "--map-threshold", metavar="T",
                                   help="Map value above which a pixel is defective, in the map's "
-                                  "units (default: the model's threshold when its score is an "
-                                  "average of its map, as for the best preset; else none).") = None,
+                                  "units (default: the model's threshold in map units when it "
+                                  "is known, as for the best preset; else none).") = None,
     save_maps: _option(str, "--save-maps", metavar="npy|tiff",
                             help="Also save each raw anomaly map (float32) in maps/.") = None,
     save_masks: _flag("--save-masks", help="Also save each binary defect mask (map above "

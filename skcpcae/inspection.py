@@ -283,7 +283,9 @@ def inspect_images(pipeline, X, *, maps=True, method="auto", frame="input", sigm
         - ``map_threshold`` : float or None, the threshold in the maps' units when it is
           known: the image threshold when the maps are the final detector's own and every
           image's score lies within its map's range (the score is an average of map values,
-          as for :class:`~skcpcae.outlier.PatchKNNScorer` and the PatchCore detector);
+          as for the PatchCore detector), or what the scorer's ``map_threshold`` method
+          gives (:meth:`~skcpcae.outlier.PatchKNNScorer.map_threshold`, also when its
+          score is fused with a global one);
         - ``final_input`` : what the final step received (``pipeline[:-1].transform(X)``,
           e.g. the embeddings), for further use without another pass.
 
@@ -373,6 +375,9 @@ def _as_input(X, steps):
 def _shared_threshold(run, final, scores, threshold):
     if threshold is None or run.source != f"{type(final).__name__}.anomaly_map":
         return None
+    scorer = getattr(final, "estimator_", final)
+    if hasattr(scorer, "map_threshold"):  # the scorer knows how its score relates to its map
+        return scorer.map_threshold(threshold)
     flat = run.map.reshape(len(run.map), -1)
     lo, hi = flat.min(axis=1), flat.max(axis=1)
     tol = 1e-5 * np.maximum(1.0, np.abs(hi))

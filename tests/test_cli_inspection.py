@@ -95,13 +95,20 @@ def test_score_locations_maps_masks_and_jsonl_agree(best_model, tmp_path):
         np.testing.assert_array_equal(tif, np.load(out / a["map"]))
 
 
-def test_score_map_threshold_defaults_to_the_image_threshold_for_patch_maps(best_model,
+def test_score_map_threshold_defaults_to_the_models_own_for_patch_maps(best_model,
                                                                                tmp_path):
     path, defect = best_model
     out = tmp_path / "r"
     assert invoke("score", path, defect, "-o", out, "--locations", "--quiet").exit_code == 0
     rows = _rows(out / "scores.csv")
-    assert {r["map_threshold"] for r in rows} == {rows[0]["threshold"]}
+    # one map threshold for every image: the model's conversion of the image threshold
+    # (PatchKNNScorer.map_threshold; the best preset fuses a global score into its own)
+    from skcpcae import persistence
+
+    model = persistence.load(path)
+    expected = model[-1].estimator_.map_threshold(float(rows[0]["threshold"]))
+    assert len({r["map_threshold"] for r in rows}) == 1
+    assert float(rows[0]["map_threshold"]) == pytest.approx(expected, rel=1e-5)
 
 
 def _mvtec_tree(root):

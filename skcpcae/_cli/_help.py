@@ -67,7 +67,7 @@ map_max_col, map_threshold, defect_area, defect_fraction, n_regions and boxes (J
 `[[row, col, height, width], ...]`) and writes `locations.jsonl`, one line per image with the
 regions in full; `--save-maps npy|tiff` and `--save-masks` write `maps/<name>.npy|tiff` and
 `maps/<name>_mask.png`. Pixels are defective above `--map-threshold` (map units; default: the
-model's threshold when its score averages its map, as for the best preset). Images are
+model's threshold in map units when it is known, as for the best preset). Images are
 resized to the size the model was fitted on; files over `--max-pixels`
 (default 100 megapixels) are refused from their header. The output folder is claimed for
 the run: a second run into it is refused (exit 2). `--scheduler tcp://HOST:PORT` (a Dask

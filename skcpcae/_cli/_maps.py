@@ -43,7 +43,8 @@ def _heatmap_score_batch(source, names, heat_dir, *, sigma, vmax, out_dir=None,
 
     Colours: ``vmax`` when given (one scale for every image), else each image's own range.
     The map threshold: ``map_threshold`` when given, else the model's ``map_threshold`` (known
-    when its score averages its map), else none (no area, regions or mask).
+    when its score averages its map or its scorer converts it), else none (no area, regions
+    or mask).
     """
     from .._scoring import readable_columns
     from ..inspection import final_estimator, inspect_images, location_summary

@@ -18,7 +18,7 @@ from .._base import (
     restore_layout,
     validate_images,
 )
-from .._components.knn import local_patch_distances
+from .._components.knn import BLOCK_BYTES, local_patch_distances
 from ..utils.fixes import Interval
 from ..utils.fixes import fit_context as _fit_context
 
@@ -256,6 +256,35 @@ class PatchKNNScorer(
         patch, was_2d = self._patch_distances(X)
         return restore_layout(patch, was_2d)
 
+    def map_threshold(self, threshold):
+        """An image threshold expressed in the units of :meth:`anomaly_map`.
+
+        With ``global_weight=0`` the image score is the mean of the worst patch distances,
+        in the map's units, so the threshold is returned as it is. With a global score, the
+        image score is ``(1 - w) * z(patch score) + w * z(global score)``: the returned value
+        is the patch score that reaches ``threshold`` for a part whose global score is the
+        training parts' average (``z(global) = 0``), the level at which a patch alone makes
+        a typical part defective. ``skcpcae.inspect_images`` uses it as the
+        maps' threshold (defect areas and boxes of ``skcpcae score --locations``).
+
+        Parameters
+        ----------
+        threshold : float
+            Threshold on the anomaly score (``-score_samples``; higher = worse).
+
+        Returns
+        -------
+        map_threshold : float or None
+            None when ``global_weight=1`` (the patches do not enter the image score).
+        """
+        check_is_fitted(self)
+        w = float(self.global_weight)
+        if w == 0:
+            return float(threshold)
+        if w >= 1:
+            return None
+        return float(self.score_center_[0] + self.score_scale_[0] * threshold / (1 - w))
+
     def __sklearn_tags__(self):
         return image_tags(super().__sklearn_tags__())
 
@@ -284,8 +313,13 @@ class PatchKNNScorer(
             return local_patch_distances(queries, self.memory_, exclude=exclude, **kwargs)
         near = self._retrieve(queries.mean(axis=(1, 2), dtype=np.float64), exclude)
         out = np.empty(queries.shape[:3], np.float32)
+        direct = int(self.radius) == 0 and self.memory_[0].nbytes * near.shape[1] <= BLOCK_BYTES
         for i, idx in enumerate(near):
-            out[i] = local_patch_distances(queries[i:i + 1], self.memory_[idx], **kwargs)[0]
+            maps = self.memory_[idx]
+            got = _same_place_distances(queries[i], maps, self.n_neighbors_) if direct else None
+            if got is None:  # radius > 0, a large block, or an overflow the kernel reports
+                got = local_patch_distances(queries[i:i + 1], maps, **kwargs)[0]
+            out[i] = got
         return out
 
     def _global_sq_distances(self, features, exclude=None):
@@ -329,6 +363,24 @@ class PatchKNNScorer(
         flat = patch.reshape(patch.shape[0], -1).astype(np.float64)
         k = min(int(self.top_k), flat.shape[1])
         return np.sort(flat, axis=1)[:, -k:].mean(axis=1)
+
+
+def _same_place_distances(query, maps, n_neighbors):
+    """``(h, w)`` mean distance of each patch of ``query`` to its nearest at the same place.
+
+    ``radius=0`` against a few retrieved maps: one direct ``||q - m||`` per map and place
+    (exact, no ranking by the expanded product), three to four times faster than a call of
+    the general kernel per query. ``None`` when a distance overflows.
+    """
+    import torch
+
+    with torch.inference_mode():
+        d = (torch.from_numpy(np.ascontiguousarray(maps))
+             - torch.from_numpy(np.ascontiguousarray(query))).square_().sum(-1).sqrt_()
+        out = torch.topk(d, n_neighbors, dim=0, largest=False).values.mean(0)
+        if not bool(torch.isfinite(out).all()):
+            return None
+        return out.numpy().astype(np.float32, copy=False)
 
 
 def _as_4d(maps):

@@ -5,6 +5,7 @@ import cv2
 import numpy as np
 import pytest
 from scipy import ndimage
+from sklearn.base import clone
 from sklearn.pipeline import make_pipeline
 
 import skcpcae
@@ -74,12 +75,32 @@ def test_union_map_is_the_residual_of_its_branch(parts):
     np.testing.assert_allclose(anomaly_maps(pipe, test), residual, rtol=1e-6)
 
 
-def test_best_preset_map_threshold_is_the_image_threshold(parts):
-    # its score is the mean of the worst patch distances: the map is in the score's units
+def test_patch_map_threshold_is_the_image_threshold_without_a_global_score(parts):
+    # the score is the mean of the worst patch distances: the map is in the score's units
+    train, test = parts
+    pipe = make_preset("best", global_weight=0.0, **TINY["best"]).fit(train)
+    res = inspect_images(pipe, test)
+    assert res.map_threshold == res.threshold
+
+
+def test_best_preset_map_threshold_is_the_patch_score_that_reaches_the_threshold(parts):
+    # fused with a global score: the patch score at which a part of average global score
+    # reaches the image threshold, so a map is cut where its worst patches make it defective
     train, test = parts
     pipe = make_preset("best", **TINY["best"]).fit(train)
     res = inspect_images(pipe, test)
-    assert res.map_threshold == res.threshold
+    scorer = pipe[-1].estimator_
+    w = scorer.global_weight
+    assert 0 < w < 1
+    expected = scorer.score_center_[0] + scorer.score_scale_[0] * res.threshold / (1 - w)
+    assert res.map_threshold == pytest.approx(expected)
+    # in patch-distance units: a part whose top-k patch score equals it, with an average
+    # global score, lands exactly on the image threshold
+    z_patch = (res.map_threshold - scorer.score_center_[0]) / scorer.score_scale_[0]
+    assert (1 - w) * z_patch + w * 0.0 == pytest.approx(res.threshold)
+    assert scorer.map_threshold(res.threshold) == res.map_threshold
+    assert clone(scorer).set_params(global_weight=1.0).fit(
+        pipe[0].transform(train)).map_threshold(res.threshold) is None
     grid = pipe[-1].anomaly_map(pipe[:-1].transform(test))
     assert grid.shape[1:] != (32, 32)  # a patch grid, upsampled
     np.testing.assert_allclose(res.anomaly_maps.max(axis=(1, 2)), grid.max(axis=(1, 2)),
