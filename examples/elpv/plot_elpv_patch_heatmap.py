@@ -9,8 +9,11 @@ order, not picked by their score).
 
 Each cell becomes a 19x19 grid of patch features (EfficientNet-Lite0 stages 3 and 4, one
 patch per 16 pixels); every patch is compared with the patches *at the same place* on the
-good training cells, and its mean distance to the 3 nearest is the heatmap. The image score is
-the mean of the 30 largest patch distances. The fit takes seconds (nothing is trained: the
+20 good training cells that look most like this cell as a whole, and its mean distance to the
+3 nearest is the heatmap. The image score is three quarters the mean of the 30 largest patch
+distances and one quarter a global score (the distance of the cell's mean patch feature to
+the good cells'), each standardised by the good cells' own scores. The fit takes seconds
+(nothing is trained: the
 backbone is pretrained and the scorer keeps the training maps), so the whole script runs in
 well under a minute on a CPU.
 
