@@ -162,8 +162,7 @@ class PatchKNNScorer(
         """
         maps, _ = validate_images(self, X, reset=True)
         self.memory_ = _as_4d(maps)
-        self.global_features_ = self.memory_.mean(axis=(1, 2), dtype=np.float64).astype(
-            np.float32)
+        self.global_features_ = _mean_features(self.memory_)
         n = self.memory_.shape[0]
         n_maps = n - 1 if self.n_retrieve is None else min(n - 1, int(self.n_retrieve))
         n_cand = n_maps * (2 * self.radius + 1) ** 2
@@ -181,7 +180,8 @@ class PatchKNNScorer(
         if n > 1:
             patch = np.empty(n)
             for sl in iter_batches(n, self.batch_size):
-                patch[sl] = self._reduce(self._distances(self.memory_[sl], own=sl))
+                patch[sl] = self._reduce(self._distances(
+                    self.memory_[sl], self.global_features_[sl], own=sl))
             if self.global_weight > 0:
                 glob = self._global_scores(self.global_features_, own=slice(0, n))
                 for i, s in enumerate((patch, glob)):
@@ -207,11 +207,10 @@ class PatchKNNScorer(
         scores : ndarray of shape (n_samples,)
             Higher is more normal.
         """
-        patch, _, queries = self._patch_distances(X, return_queries=True)
+        patch, _, features = self._patch_distances(X)
         score = self._reduce(patch)
         if self.global_weight > 0:
-            glob = self._global_scores(queries.mean(axis=(1, 2), dtype=np.float64))
-            score = self._fuse(score, glob)
+            score = self._fuse(score, self._global_scores(features))
         return -score
 
     def loo_score_samples(self, *, standardize=False):
@@ -253,7 +252,7 @@ class PatchKNNScorer(
         maps : ndarray of shape (n_samples, h, w), float32
             ``(n_samples, n_features)`` when ``X`` is a table.
         """
-        patch, was_2d = self._patch_distances(X)
+        patch, was_2d, _ = self._patch_distances(X)
         return restore_layout(patch, was_2d)
 
     def map_threshold(self, threshold):
@@ -294,24 +293,28 @@ class PatchKNNScorer(
         """Whether :meth:`loo_score_samples` can give these scores."""
         return not standardize
 
-    def _patch_distances(self, X, return_queries=False):
-        """``(n, h, w)`` patch distances of ``X`` and whether it was a table."""
+    def _patch_distances(self, X):
+        """``(n, h, w)`` patch distances of ``X``, whether it was a table, and the maps'
+        mean patch features (float32, as ``global_features_``)."""
         check_is_fitted(self)
         maps, was_2d = validate_images(self, X, reset=False)
         queries = _as_4d(maps)
         out = np.empty(queries.shape[:3], np.float32)
+        features = np.empty((len(queries), queries.shape[-1]), np.float32)
         for sl in iter_batches(len(queries), self.batch_size):
-            out[sl] = self._distances(queries[sl])
-        return (out, was_2d, queries) if return_queries else (out, was_2d)
+            features[sl] = _mean_features(queries[sl])
+            out[sl] = self._distances(queries[sl], features[sl])
+        return out, was_2d, features
 
-    def _distances(self, queries, own=None):
-        """Patch distances of ``queries``; ``own``: the slice of the memory they are (LOO)."""
+    def _distances(self, queries, features, own=None):
+        """Patch distances of ``queries`` (mean patch features ``features``); ``own``: the
+        slice of the memory they are (leave-one-out)."""
         exclude = None if own is None else np.arange(own.start, own.stop)
         kwargs = dict(n_neighbors=self.n_neighbors_, radius=int(self.radius))
         n = len(self.memory_)
         if self.n_retrieve is None or int(self.n_retrieve) >= n - (own is not None):
             return local_patch_distances(queries, self.memory_, exclude=exclude, **kwargs)
-        near = self._retrieve(queries.mean(axis=(1, 2), dtype=np.float64), exclude)
+        near = self._retrieve(features, exclude)
         out = np.empty(queries.shape[:3], np.float32)
         direct = int(self.radius) == 0 and self.memory_[0].nbytes * near.shape[1] <= BLOCK_BYTES
         for i, idx in enumerate(near):
@@ -322,13 +325,14 @@ class PatchKNNScorer(
             out[i] = got
         return out
 
-    def _global_sq_distances(self, features, exclude=None):
+    def _global_sq_distances(self, features, exclude=None, train=None):
         """Squared distances of mean patch features to the training ones, own map at inf.
 
-        ``||f||^2 - 2 f.g + ||g||^2`` in float64 (no ``(n, n_train, d)`` difference array).
+        ``||f||^2 - 2 f.g + ||g||^2`` in float64 (no ``(n, n_train, d)`` difference array);
+        ``train``: ``global_features_`` in float64 when the caller has it already.
         """
         f = np.asarray(features, np.float64)
-        g = self.global_features_.astype(np.float64)
+        g = self.global_features_.astype(np.float64) if train is None else train
         d2 = (f * f).sum(1)[:, None] - 2.0 * (f @ g.T) + (g * g).sum(1)[None]
         np.maximum(d2, 0.0, out=d2)
         if exclude is not None:
@@ -344,10 +348,11 @@ class PatchKNNScorer(
     def _global_scores(self, features, own=None):
         """Mean distance of each mean patch feature to its ``n_neighbors_`` nearest."""
         out = np.empty(len(features))
+        train = self.global_features_.astype(np.float64)
         for sl in iter_batches(len(features), max(self.batch_size, 256)):
             exclude = None if own is None else np.arange(own.start + sl.start,
                                                          own.start + sl.stop)
-            d2 = self._global_sq_distances(features[sl], exclude)
+            d2 = self._global_sq_distances(features[sl], exclude, train)
             k = min(self.n_neighbors_, d2.shape[1] - (exclude is not None))
             out[sl] = np.sqrt(np.partition(d2, k - 1, axis=1)[:, :k]).mean(axis=1)
         return out
@@ -381,6 +386,11 @@ def _same_place_distances(query, maps, n_neighbors):
         if not bool(torch.isfinite(out).all()):
             return None
         return out.numpy().astype(np.float32, copy=False)
+
+
+def _mean_features(maps):
+    """Mean patch feature of each ``(n, h, w, d)`` map, summed in float64, kept in float32."""
+    return maps.mean(axis=(1, 2), dtype=np.float64).astype(np.float32)
 
 
 def _as_4d(maps):
