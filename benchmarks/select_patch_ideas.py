@@ -1,6 +1,7 @@
 """Ideas on top of the `best` preset, measured on validation data only (issue #15, item 2).
 
     python benchmarks/select_patch_ideas.py [--cells mono poly] [--threads 1] [--write]
+    python benchmarks/select_patch_ideas.py --phase position [--splits 6] [--write]
 
 Same selection data as benchmarks/select_patch.py (per ELPV cell type: 3/4 of the protocol's
 training normals fit, 1/4 are validation normals, the uncertain 1/3, 2/3 cells are validation
@@ -29,6 +30,14 @@ Each idea changes one thing:
 * combinations of the three that each gained on their own (``retrieve M + global w``,
   ``+ local=3+5+7``), scored by the library's own ``PatchKNNScorer(n_retrieve=M,
   global_weight=w)``, so the row of the chosen configuration is the preset's scorer itself.
+
+``--phase position`` (section "Standardising patch distances per position") measures one more
+idea, ``PatchKNNScorer(position_norm="zscore")``: each patch distance divided, after
+subtracting the mean, by the standard deviation of the fit cells' leave-one-out distances at
+its place. It is measured on the preset's scorer and on the plain scorer, over several
+random fit / validation splits of the training normals (the first is the split of every
+other table; the uncertain cells are the anomalies of every split), since a single split's
+gains of a hundredth have not carried over to the test split before.
 
 Backbone passes are run once per image set (stages 2, 3 and 4 together; the local averaging
 and the stage sets are applied to the same maps, which gives exactly DeepPatchEmbedder's
@@ -194,16 +203,120 @@ def study(cell):
     return res
 
 
+#: the `best` preset's scorer before position_norm, and the candidates of --phase position
+PRESET = dict(n_neighbors=K, top_k=TOP_K, n_retrieve=20, global_weight=0.25)
+POSITION_CANDIDATES = {
+    "reference: the best preset's scorer (retrieve M=20 + fused global w=0.25)": PRESET,
+    "+ position z-score": {**PRESET, "position_norm": "zscore"},
+    "+ position z-score, top_k=10": {**PRESET, "position_norm": "zscore", "top_k": 10},
+    "+ position z-score, global w=0.5": {**PRESET, "position_norm": "zscore",
+                                          "global_weight": 0.5},
+    "plain scorer (k=3, top_k=30)": dict(n_neighbors=K, top_k=TOP_K),
+    "plain scorer + position z-score": dict(n_neighbors=K, top_k=TOP_K, position_norm="zscore"),
+}
+
+
+def _n_changes(params):
+    """How many settings of the preset's scorer ``params`` changes."""
+    return sum(params.get(k, None) != PRESET.get(k, None) for k in {*params, *PRESET})
+
+
+def _embedded_split(cell):
+    """Patch maps (s3+s4, 3x3) of every training normal and of the uncertain cells, cached."""
+    from _cache import cache_path
+
+    s = load_split(cell, residuals=False)
+    path = cache_path(f"ideas_position_{cell}", __file__, s.X_train, s.X_unc)
+    if path.exists():
+        d = np.load(path)
+        return d["train"], d["unc"]
+    train, unc = embed(s.X_train)[("s3+s4", 3)], embed(s.X_unc)[("s3+s4", 3)]
+    np.savez(path, train=train, unc=unc)
+    return train, unc
+
+
+def study_position(cell, n_splits):
+    """``{candidate: [validation AUROC per split]}``; split 1 is the usual one."""
+    train, unc = _embedded_split(cell)
+    res = {}
+    for seed in range(1, n_splits + 1):
+        perm = np.random.default_rng(seed).permutation(len(train))  # as load_split for seed 1
+        n_fit = (3 * len(perm)) // 4
+        V = np.concatenate([train[perm[n_fit:]], unc])
+        y = np.r_[np.zeros(len(perm) - n_fit), np.ones(len(unc))]
+        for name, params in POSITION_CANDIDATES.items():
+            sc = PatchKNNScorer(**params).fit(train[perm[:n_fit]])
+            res.setdefault(name, []).append(image_auroc(y, -sc.score_samples(V)))
+        print(f"{cell} split {seed}: " + ", ".join(f"{v[-1]:.3f}" for v in res.values()),
+              flush=True)
+    return res
+
+
+def main_position(args, argv):
+    results = {cell: study_position(cell, args.splits) for cell in args.cells}
+    names = list(POSITION_CANDIDATES)
+    ref = names[0]
+    per_split = {n: np.mean([results[c][n] for c in args.cells], axis=0) for n in names}
+    lines = ["| candidate | " + " | ".join(f"{c} (mean of splits)" for c in args.cells)
+             + " | mean | vs reference | splits won |", "|---" * (len(args.cells) + 4) + "|"]
+    for n in names:
+        cells = " | ".join(f"{np.mean(results[c][n]):.3f}" for c in args.cells)
+        diff = per_split[n] - per_split[ref]
+        won = "" if n == ref else f"{int((diff > 0).sum())} of {len(diff)}"
+        lines.append(f"| {n} | {cells} | {per_split[n].mean():.3f} | {diff.mean():+.3f} | "
+                     f"{won} |")
+    plain = names.index("plain scorer (k=3, top_k=30)")
+    top = max(names[:plain], key=lambda n: per_split[n].mean())
+    # the one-standard-error rule: of the candidates within one standard error (over the
+    # splits) of the first, the one that changes fewest of the preset's settings
+    diff = per_split[top][None] - np.array([per_split[n] for n in names[:plain]])
+    se = diff.std(axis=1, ddof=1) / np.sqrt(diff.shape[1])
+    close = [n for n, d, e in zip(names[:plain], diff.mean(axis=1), se, strict=True) if d <= e]
+    winner = min(close, key=lambda n: (_n_changes(POSITION_CANDIDATES[n]), names.index(n)))
+    verdict = (f"First on validation: {top} ({(per_split[top] - per_split[ref]).mean():+.3f} "
+               "mean AUROC over the reference). Chosen by the one-standard-error rule (of "
+               "the candidates within one standard error, over the splits, of the first, "
+               f"the one that changes fewest settings of the preset): {winner} "
+               f"({(per_split[winner] - per_split[ref]).mean():+.3f}, ahead on "
+               f"{int((per_split[winner] > per_split[ref]).sum())} of {args.splits} splits).")
+    table = "\n".join(lines)
+    print(table)
+    print(verdict)
+    if args.write:
+        cmd = "python benchmarks/select_patch_ideas.py " + " ".join(argv or sys.argv[1:])
+        update_section(DOCS, "select-patch-position",
+                       "### Standardising patch distances per position (validation data "
+                       "only)\n\n"
+                       f"Command: `{cmd.strip()}`  \nDate: {datetime.date.today()}  \n"
+                       f"Machine: {machine_description()}\n\n"
+                       f"{args.splits} random fit / validation splits of the training normals "
+                       "(3/4 fit, 1/4 validation normals; split 1 is the split of the tables "
+                       "above), the uncertain 1/3, 2/3 cells as the anomalies of every split; "
+                       "the test split is not used. Each row is computed by "
+                       "`PatchKNNScorer` itself on the `best` preset's patch maps (Lite0 "
+                       "s3+s4, 3x3); `position z-score` is `position_norm=\"zscore\"`. A "
+                       "cell is the mean validation AUROC over the splits; `vs reference` the "
+                       "mean over splits and cell types of the difference with the first row, "
+                       "`splits won` how many splits the row is ahead on (mean over cell "
+                       "types).\n\n" + table + "\n\n" + verdict)
+    return results
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cells", nargs="+", default=["mono", "poly"], choices=["mono", "poly"])
     p.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    p.add_argument("--phase", choices=["ideas", "position"], default="ideas")
+    p.add_argument("--splits", type=int, default=6,
+                   help="fit / validation splits of --phase position (default: 6)")
     p.add_argument("--write", action="store_true")
     args = p.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
     print(f"machine: {machine_description()}", flush=True)
+    if args.phase == "position":
+        return main_position(args, argv)
     results = {cell: study(cell) for cell in args.cells}
     names = list(results[args.cells[0]])
     ref = names[0]

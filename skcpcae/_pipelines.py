@@ -213,7 +213,8 @@ def make_union_pipeline(*, register=False, gamma=False, threshold=True, n_neighb
 
 def make_best_pipeline(*, register=False, gamma=False, threshold=True, stages=(3, 4),
                        n_neighbors=3, radius=0, top_k=30, n_retrieve=20, global_weight=0.25,
-                       alpha=0.05, random_state=0, verbose=0, **params):
+                       position_norm="zscore", alpha=0.05, random_state=0, verbose=0,
+                       **params):
     """The best pipeline found by ``benchmarks/select_patch.py`` (validation data only).
 
     Patch features of the image (EfficientNet-Lite0 stages 3 and 4, strides 16 and 32,
@@ -252,6 +253,10 @@ def make_best_pipeline(*, register=False, gamma=False, threshold=True, stages=(3
         ``None``: all of them.
     global_weight : float, default=0.25
         Weight of the global score in the image score (0: the patch score alone).
+    position_norm : {"zscore"} or None, default="zscore"
+        Standardise each patch distance by the normal parts' distances at its place (chosen
+        on validation data: ``benchmarks/select_patch_ideas.py --phase position``); the
+        anomaly map is then in units of each place's normal spread.
     alpha : float, default=0.05
         Target false-alarm rate of the threshold.
     random_state : int, default=0
@@ -272,7 +277,8 @@ def make_best_pipeline(*, register=False, gamma=False, threshold=True, stages=(3
     steps = _preprocessing_steps(register, gamma)
     steps.append(DeepPatchEmbedder(stages=stages, random_state=random_state, verbose=verbose))
     scorer = PatchKNNScorer(n_neighbors=n_neighbors, radius=radius, top_k=top_k,
-                            n_retrieve=n_retrieve, global_weight=global_weight)
+                            n_retrieve=n_retrieve, global_weight=global_weight,
+                            position_norm=position_norm)
     if threshold:
         scorer = KDEThresholdClassifier(scorer, alpha=alpha, random_state=random_state)
     steps.append(scorer)

@@ -305,12 +305,14 @@ class LocalPatchKNN(nn.Module):
     ``n_retrieve`` (retrieval) masks every candidate of a training map that is not among the
     ``n_retrieve`` nearest to the query by mean patch feature; ``global_weight`` fuses the
     standardised patch score with the standardised global score (mean distance of the mean
-    patch feature to its ``n_neighbors`` nearest training ones), as ``PatchKNNScorer`` does.
+    patch feature to its ``n_neighbors`` nearest training ones), as ``PatchKNNScorer`` does;
+    ``position_center`` / ``position_scale`` (``position_norm``) standardise each patch
+    distance by its position's statistics before the image score and the map.
     """
 
     def __init__(self, memory, *, n_neighbors, radius, top_k, global_features=None,
                  n_retrieve=None, global_weight=0.0, score_center=(0.0, 0.0),
-                 score_scale=(1.0, 1.0)):
+                 score_scale=(1.0, 1.0), position_center=None, position_scale=None):
         super().__init__()
         memory = np.ascontiguousarray(memory, dtype=np.float32)  # (n, h, w, d)
         n, h, w, d = memory.shape
@@ -356,6 +358,12 @@ class LocalPatchKNN(nn.Module):
             self.register_buffer("global_features", torch.from_numpy(g))  # (n, d)
             self.center = [float(c) for c in score_center]
             self.scale = [float(c) for c in score_scale]
+        self.position_norm = position_center is not None
+        if self.position_norm:
+            self.register_buffer("position_center", torch.from_numpy(
+                np.asarray(position_center, np.float32).reshape(1, n_pos)))
+            self.register_buffer("position_scale", torch.from_numpy(
+                np.asarray(position_scale, np.float32).reshape(1, n_pos)))
 
     def forward(self, maps):
         h, w = self.grid
@@ -386,6 +394,8 @@ class LocalPatchKNN(nn.Module):
         else:
             dist = dist.sum(-1) / float(self.k)
         patch = dist.permute(1, 0)  # (m, P)
+        if self.position_norm:
+            patch = (patch - self.position_center) / self.position_scale
         worst = torch.topk(patch.to(torch.float64), self.top_k, dim=1).values
         anomaly = worst.mean(dim=1)
         if self.global_weight > 0:

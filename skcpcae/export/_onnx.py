@@ -282,7 +282,10 @@ def _build_module(pipeline, input_dtype):
             n_retrieve=getattr(final, "n_retrieve", None),
             global_weight=getattr(final, "global_weight", 0.0),
             score_center=getattr(final, "score_center_", (0.0, 0.0)),
-            score_scale=getattr(final, "score_scale_", (1.0, 1.0)))
+            score_scale=getattr(final, "score_scale_", (1.0, 1.0)),
+            **({"position_center": final.position_center_,
+                "position_scale": final.position_scale_}
+               if getattr(final, "position_norm", None) is not None else {}))
     elif isinstance(final, KNNAnomalyScorer) and not patches:
         if final.metric != "euclidean":
             raise _unsupported(final_name, final, f" with metric={final.metric!r} (only "

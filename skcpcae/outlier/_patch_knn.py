@@ -19,7 +19,7 @@ from .._base import (
     validate_images,
 )
 from .._components.knn import BLOCK_BYTES, local_patch_distances
-from ..utils.fixes import Interval
+from ..utils.fixes import Interval, StrOptions
 from ..utils.fixes import fit_context as _fit_context
 
 __all__ = ["PatchKNNScorer", "local_patch_distances"]
@@ -40,7 +40,7 @@ class PatchKNNScorer(
     as PatchCore); :meth:`score_samples` returns its opposite (higher = more normal) and
     :meth:`anomaly_map` the patch distances.
 
-    Two options refine the image score (both off by default; the ``best`` preset sets
+    Three options refine the image score (all off by default; the ``best`` preset sets
     them, chosen on validation data by ``benchmarks/select_patch_ideas.py``):
 
     * ``n_retrieve`` (CPR-style retrieval): each map is compared only with the
@@ -50,7 +50,12 @@ class PatchKNNScorer(
     * ``global_weight``: the image score becomes
       ``(1 - w) * z(patch score) + w * z(global score)``, the global score being the mean
       distance of the map's mean patch feature to its ``n_neighbors`` nearest training ones
-      and ``z`` the standardisation by the leave-one-out scores of the training maps.
+      and ``z`` the standardisation by the leave-one-out scores of the training maps;
+    * ``position_norm="zscore"``: every patch distance is standardised by the mean and
+      standard deviation of the training maps' leave-one-out distances *at its position*,
+      so that places where normal parts vary a lot (on ELPV, busbars and cell edges) do not
+      outweigh quiet ones in the image score, and the anomaly map is in units of that
+      place's normal spread.
 
     This assumes aligned parts (register them first, e.g. with
     :class:`~skcpcae.preprocessing.ECCRegistrar`, or raise ``radius`` to tolerate small
@@ -77,6 +82,10 @@ class PatchKNNScorer(
     global_weight : float in [0, 1], default=0.0
         Weight of the global score in the image score (see above); 0 keeps the patch score
         as it is (not standardised).
+    position_norm : {"zscore"} or None, default=None
+        Standardise each patch distance by its position's leave-one-out training
+        distances (see above; the standard deviation is floored at a tenth of its median
+        over positions); ``None``: raw distances.
     contamination : "auto" or float in (0, 0.5], default="auto"
         Sets ``offset_``: with a float, that quantile of the leave-one-out training scores;
         with ``"auto"``, Tukey's fence ``Q3 + 1.5 * IQR`` on the leave-one-out training
@@ -92,6 +101,10 @@ class PatchKNNScorer(
         Neighbours actually used.
     global_features_ : ndarray of shape (n_samples, d), float32
         Mean patch feature of every training map (retrieval and global score).
+    position_center_, position_scale_ : ndarray of shape (h, w), float32
+        Mean and (floored) standard deviation of the training maps' leave-one-out patch
+        distances at each position, used by ``position_norm`` (zeros and ones when it is
+        None).
     score_center_, score_scale_ : ndarray of shape (2,)
         Mean and standard deviation of the leave-one-out patch and global scores of the
         training maps, used by ``global_weight`` (``[0, 0]`` and ``[1, 1]`` when it is 0).
@@ -130,17 +143,19 @@ class PatchKNNScorer(
         "top_k": [Interval(numbers.Integral, 1, None, closed="left")],
         "n_retrieve": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "global_weight": [Interval(numbers.Real, 0, 1, closed="both")],
+        "position_norm": [StrOptions({"zscore"}), None],
         "contamination": CONTAMINATION_CONSTRAINT,
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
     }
 
     def __init__(self, n_neighbors=1, *, radius=0, top_k=10, n_retrieve=None,
-                 global_weight=0.0, contamination="auto", batch_size=32):
+                 global_weight=0.0, position_norm=None, contamination="auto", batch_size=32):
         self.n_neighbors = n_neighbors
         self.radius = radius
         self.top_k = top_k
         self.n_retrieve = n_retrieve
         self.global_weight = global_weight
+        self.position_norm = position_norm
         self.contamination = contamination
         self.batch_size = batch_size
 
@@ -177,11 +192,16 @@ class PatchKNNScorer(
             )
         self.n_neighbors_ = k
         self.score_center_, self.score_scale_ = np.zeros(2), np.ones(2)
+        grid = self.memory_.shape[1:3]
+        self.position_center_ = np.zeros(grid, np.float32)
+        self.position_scale_ = np.ones(grid, np.float32)
         if n > 1:
-            patch = np.empty(n)
+            loo = np.empty(self.memory_.shape[:3], np.float32)
             for sl in iter_batches(n, self.batch_size):
-                patch[sl] = self._reduce(self._distances(
-                    self.memory_[sl], self.global_features_[sl], own=sl))
+                loo[sl] = self._distances(self.memory_[sl], self.global_features_[sl], own=sl)
+            if self.position_norm == "zscore":
+                self._fit_positions(loo)
+            patch = self._reduce(self._normalize(loo))
             if self.global_weight > 0:
                 glob = self._global_scores(self.global_features_, own=slice(0, n))
                 for i, s in enumerate((patch, glob)):
@@ -196,6 +216,9 @@ class PatchKNNScorer(
 
     def score_samples(self, X):
         """Opposite of the mean of the ``top_k`` largest patch distances.
+
+        The distances are standardised per position with ``position_norm``, and the result
+        is fused with the global score with ``global_weight``.
 
         Parameters
         ----------
@@ -217,8 +240,9 @@ class PatchKNNScorer(
         """Leave-one-out ``score_samples`` of the training maps.
 
         Each training map is scored against all the other maps (a memory of
-        ``n_samples - 1`` maps, exactly what a scorer refitted without it would use):
-        ``negative_outlier_score_``. These are the out-of-sample training scores that
+        ``n_samples - 1`` maps, exactly what a scorer refitted without it would use; with
+        ``position_norm``, the position statistics are those of all training maps, one of
+        which is the map itself): ``negative_outlier_score_``. These are the out-of-sample training scores that
         :class:`~skcpcae.outlier.KDEThresholdClassifier` fits its KDE on (``cv="auto"``),
         in one pass instead of ``cv`` refits.
 
@@ -241,6 +265,9 @@ class PatchKNNScorer(
 
     def anomaly_map(self, X):
         """Distance of every patch to the same place on normal parts (higher = worse).
+
+        With ``position_norm="zscore"``, in units of that place's spread on normal parts
+        (0: a typical normal patch there).
 
         Parameters
         ----------
@@ -289,13 +316,33 @@ class PatchKNNScorer(
 
     # -- private helpers --------------------------------------------------------------------
 
+    def _fit_positions(self, loo):
+        """``position_center_`` / ``position_scale_`` from the ``(n, h, w)`` LOO distances."""
+        center = loo.mean(axis=0, dtype=np.float64)
+        scale = loo.std(axis=0, dtype=np.float64)
+        # a tenth of the typical spread (of the largest, when most places never vary), so
+        # that no place gets more than ten times the weight of the others
+        floor = 0.1 * (np.median(scale) or scale.max())
+        scale = np.maximum(scale, floor) if floor > 0 else np.ones_like(scale)
+        self.position_center_ = center.astype(np.float32)
+        self.position_scale_ = scale.astype(np.float32)
+
+    def _normalize(self, patch):
+        """Patch distances ``(n, h, w)`` standardised per position (in place; float32)."""
+        if getattr(self, "position_norm", None) is None:
+            return patch
+        patch -= self.position_center_
+        patch /= self.position_scale_
+        return patch
+
     def _loo_supported(self, standardize):
         """Whether :meth:`loo_score_samples` can give these scores."""
         return not standardize
 
     def _patch_distances(self, X):
-        """``(n, h, w)`` patch distances of ``X``, whether it was a table, and the maps'
-        mean patch features (float32, as ``global_features_``)."""
+        """``(n, h, w)`` patch distances of ``X`` (standardised per position with
+        ``position_norm``), whether it was a table, and the maps' mean patch features
+        (float32, as ``global_features_``)."""
         check_is_fitted(self)
         maps, was_2d = validate_images(self, X, reset=False)
         queries = _as_4d(maps)
@@ -303,7 +350,7 @@ class PatchKNNScorer(
         features = np.empty((len(queries), queries.shape[-1]), np.float32)
         for sl in iter_batches(len(queries), self.batch_size):
             features[sl] = _mean_features(queries[sl])
-            out[sl] = self._distances(queries[sl], features[sl])
+            out[sl] = self._normalize(self._distances(queries[sl], features[sl]))
         return out, was_2d, features
 
     def _distances(self, queries, features, own=None):

@@ -120,8 +120,8 @@ def test_patch_radius_and_bare_scorer_are_exported(images, tmp_path):
     np.testing.assert_array_equal(bank[:, :, 4 * n:5 * n], memory.transpose(1, 2, 0, 3))
 
 
-@pytest.mark.parametrize("radius", [0, 1])
-def test_retrieval_and_global_score_are_exported(images, tmp_path, radius):
+@pytest.mark.parametrize("radius, position_norm", [(0, None), (1, None), (0, "zscore")])
+def test_retrieval_and_global_score_are_exported(images, tmp_path, radius, position_norm):
     from sklearn.pipeline import make_pipeline
 
     from skcpcae.embedding import DeepPatchEmbedder
@@ -129,7 +129,7 @@ def test_retrieval_and_global_score_are_exported(images, tmp_path, radius):
 
     X_train, X_new = images
     scorer = PatchKNNScorer(n_neighbors=2, radius=radius, top_k=3, n_retrieve=4,
-                            global_weight=0.25)
+                            global_weight=0.25, position_norm=position_norm)
     pipe = make_pipeline(DeepPatchEmbedder(stages=(2, 3), **TINY),
                          KDEThresholdClassifier(scorer, random_state=0)).fit(X_train[:10])
     report = to_onnx(pipe, tmp_path / "m.onnx", sample=X_train[:4])
@@ -139,10 +139,14 @@ def test_retrieval_and_global_score_are_exported(images, tmp_path, radius):
                                atol=1e-4 * abs(pipe[-1].threshold_))
     np.testing.assert_array_equal(got["decision"], pipe.predict(X_new))
     amap = pipe[-1].estimator_.anomaly_map(pipe[0].transform(X_new))
-    np.testing.assert_allclose(got["anomaly_map"], amap, rtol=1e-4, atol=1e-4 * float(amap.max()))
-    # retrieval changes the scores: the graph does not ignore it
-    plain = clone(scorer).set_params(n_retrieve=None).fit(pipe[0].transform(X_train[:10]))
-    assert not np.allclose(plain.anomaly_map(pipe[0].transform(X_new)), amap)
+    np.testing.assert_allclose(got["anomaly_map"], amap, rtol=1e-4,
+                               atol=1e-4 * float(np.abs(amap).max()))
+    # retrieval (and the position statistics) change the maps: the graph does not ignore them
+    for change in ({"n_retrieve": None}, {"position_norm": None}):
+        if position_norm is None and "position_norm" in change:
+            continue
+        plain = clone(scorer).set_params(**change).fit(pipe[0].transform(X_train[:10]))
+        assert not np.allclose(plain.anomaly_map(pipe[0].transform(X_new)), amap)
 
 
 class _Float64RoundingScaler:

@@ -222,10 +222,10 @@ def test_global_score_sees_a_part_darker_everywhere():
 
 
 @pytest.mark.parametrize("params", [{"n_retrieve": 0}, {"global_weight": 1.5},
-                                    {"global_weight": -0.1}])
+                                    {"global_weight": -0.1}, {"position_norm": "minmax"}])
 def test_bad_refinement_parameters_are_refused(params):
     X = np.zeros((4, 2, 2, 1), np.float32)
-    with pytest.raises(ValueError, match="n_retrieve|global_weight"):
+    with pytest.raises(ValueError, match="n_retrieve|global_weight|position_norm"):
         PatchKNNScorer(**params).fit(X)
 
 
@@ -247,3 +247,61 @@ def test_global_scores_in_blocks_match_one_block():
     loo = np.sort(d, axis=1)[:, :2].mean(1)
     np.testing.assert_allclose(-fused.negative_outlier_score_, (loo - loo.mean()) / loo.std(),
                                rtol=1e-4, atol=1e-5)
+
+
+def test_position_norm_standardises_by_each_place_leave_one_out_distances():
+    rng = np.random.default_rng(10)
+    memory = rng.normal(size=(12, 3, 4, 2)).astype(np.float32)
+    memory[:, 0, 0] *= 5.0  # one place where normal parts vary a lot
+    queries = rng.normal(size=(4, 3, 4, 2)).astype(np.float32)
+    plain = PatchKNNScorer(2, top_k=3).fit(memory)
+    normed = PatchKNNScorer(2, top_k=3, position_norm="zscore").fit(memory)
+    loo = _brute_force(memory, memory, 2, 0, exclude=np.arange(12))
+    center, scale = loo.mean(0), loo.std(0)
+    scale = np.maximum(scale, 0.1 * np.median(scale))
+    np.testing.assert_allclose(normed.position_center_, center, rtol=1e-4)
+    np.testing.assert_allclose(normed.position_scale_, scale, rtol=1e-4)
+    expected = (_brute_force(queries, memory, 2, 0) - center) / scale
+    np.testing.assert_allclose(normed.anomaly_map(queries), expected, rtol=1e-4, atol=1e-5)
+
+    def top3(maps):
+        return np.sort(maps.reshape(len(maps), -1), axis=1)[:, -3:].mean(1)
+
+    np.testing.assert_allclose(-normed.score_samples(queries), top3(expected), rtol=1e-4)
+    np.testing.assert_allclose(-normed.negative_outlier_score_, top3((loo - center) / scale),
+                               rtol=1e-4, atol=1e-5)
+    # the noisy place dominates the raw maps, not the standardised ones
+    assert plain.anomaly_map(queries).mean(0).argmax() == 0
+    assert normed.anomaly_map(queries).mean(0).argmax() != 0
+    assert np.allclose(plain.position_center_, 0) and np.allclose(plain.position_scale_, 1)
+
+
+def test_position_norm_finds_a_defect_at_a_quiet_place_beside_a_noisy_one():
+    # normal parts vary a lot at one place; a defect elsewhere, as large as that variation
+    # in absolute terms, is hidden among the noisy place's distances unless they are
+    # standardised per place
+    rng = np.random.default_rng(11)
+    memory = rng.normal(scale=0.1, size=(40, 4, 4, 2)).astype(np.float32)
+    memory[:, 0, 0] = rng.normal(scale=2.0, size=(40, 2))
+    normal = rng.normal(scale=0.1, size=(20, 4, 4, 2)).astype(np.float32)
+    normal[:, 0, 0] = rng.normal(scale=2.0, size=(20, 2))
+    bad = normal.copy()
+    bad[:, 2, 2] += 0.8
+    X = np.concatenate([normal, bad])
+    y = np.r_[np.zeros(20), np.ones(20)]
+    from skcpcae.metrics import image_auroc
+
+    auc = {norm: image_auroc(y, -PatchKNNScorer(1, top_k=1, position_norm=norm).fit(memory)
+                             .score_samples(X)) for norm in (None, "zscore")}
+    assert auc["zscore"] > 0.95
+    assert auc["zscore"] > auc[None] + 0.1
+
+
+def test_position_norm_floors_the_scale_of_places_that_never_vary():
+    X = np.zeros((6, 2, 2, 1), np.float32)
+    X[:, 0, 0, 0] = np.arange(6)  # only one place varies
+    scorer = PatchKNNScorer(1, position_norm="zscore").fit(X)
+    assert np.all(scorer.position_scale_ > 0)
+    assert np.all(np.isfinite(scorer.score_samples(X + 1.0)))
+    constant = PatchKNNScorer(1, position_norm="zscore").fit(np.zeros((5, 2, 2, 1), np.float32))
+    np.testing.assert_array_equal(constant.position_scale_, 1.0)
