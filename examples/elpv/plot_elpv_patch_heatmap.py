@@ -9,8 +9,11 @@ order, not picked by their score).
 
 Each cell becomes a 19x19 grid of patch features (EfficientNet-Lite0 stages 3 and 4, one
 patch per 16 pixels); every patch is compared with the patches *at the same place* on the
-20 good training cells that look most like this cell as a whole, and its mean distance to the
-3 nearest is the heatmap. The image score is three quarters the mean of the 30 largest patch
+20 good training cells that look most like this cell as a whole; its mean distance to the
+3 nearest, standardised by the mean and spread of the good cells' own distances at that
+place (so that the busbars and edges, where good cells differ most, do not light up), is
+the heatmap: 0 is a typical good patch there, 5 is five of that place's spreads above it.
+The image score is three quarters the mean of the 30 largest standardised patch
 distances and one quarter a global score (the distance of the cell's mean patch feature to
 the good cells'), each standardised by the good cells' own scores. The fit takes seconds
 (nothing is trained: the
@@ -66,7 +69,8 @@ print(f"fitted {' → '.join(pipe.named_steps)} on {len(data.X_train)} cells in 
 # Scores, decisions and maps
 # --------------------------
 # ``pipe[:-1]`` turns cells into patch-feature maps; the last step's ``anomaly_map`` gives
-# the patch distances on the 19x19 grid, upsampled here to the cell (bilinear) and smoothed
+# the standardised patch distances on the 19x19 grid (below 0, shown in the coldest colour:
+# closer to the good cells than usual), upsampled here to the cell (bilinear) and smoothed
 # a little (sigma = 3 px, as ``skcpcae score --heatmaps`` does for 300x300 images).
 
 good = np.flatnonzero(data.y_test == 0)[:1]
@@ -89,7 +93,7 @@ for col, i in enumerate(idx):
     plot_anomaly_overlay(data.X_test[i], maps[col], ax=axes[1, col], vmin=0.0, vmax=vmax,
                          colorbar=col == 3)
     axes[1, col].set_title(f"score {anomaly[col]:.3g}: {decision[col]}", fontsize=10)
-fig.suptitle(f"Patch distances of the best preset on ELPV mono cells (threshold on the "
+fig.suptitle(f"Standardised patch distances of the best preset on ELPV mono cells (threshold on the "
              f"anomaly score {pipe[-1].threshold_:.3g}). Images: Buerhop-Lutz et al. 2018, "
              "Deitsch et al. 2019, CC BY-NC-SA 4.0", fontsize=10)
 fig.savefig(OUT / "elpv_patch_heatmap.png", dpi=72)
