@@ -279,27 +279,30 @@ def main_position(args, argv):
                f"the one that changes fewest settings of the preset): {winner} "
                f"({(per_split[winner] - per_split[ref]).mean():+.3f}, ahead on "
                f"{int((per_split[winner] > per_split[ref]).sum())} of {args.splits} splits).")
-    table = "\n".join(lines)
+    _publish(args, argv, "select-patch-position",
+             "Standardising patch distances per position (validation data only)",
+             f"{args.splits} random fit / validation splits of the training normals "
+             "(3/4 fit, 1/4 validation normals; split 1 is the split of the tables above), "
+             "the uncertain 1/3, 2/3 cells as the anomalies of every split; the test split is "
+             "not used. Each row is computed by `PatchKNNScorer` itself on the `best` preset's "
+             "patch maps (Lite0 s3+s4, 3x3); `position z-score` is "
+             "`position_norm=\"zscore\"`. A cell is the mean validation AUROC over the "
+             "splits; `vs reference` the mean over splits and cell types of the difference "
+             "with the first row, `splits won` how many splits the row is ahead on (mean over "
+             "cell types).", "\n".join(lines), verdict)
+    return results
+
+
+def _publish(args, argv, section, title, intro, table, verdict):
+    """Print a study's table and verdict; with ``--write``, put them in its docs section."""
     print(table)
     print(verdict)
     if args.write:
         cmd = "python benchmarks/select_patch_ideas.py " + " ".join(argv or sys.argv[1:])
-        update_section(DOCS, "select-patch-position",
-                       "### Standardising patch distances per position (validation data "
-                       "only)\n\n"
-                       f"Command: `{cmd.strip()}`  \nDate: {datetime.date.today()}  \n"
-                       f"Machine: {machine_description()}\n\n"
-                       f"{args.splits} random fit / validation splits of the training normals "
-                       "(3/4 fit, 1/4 validation normals; split 1 is the split of the tables "
-                       "above), the uncertain 1/3, 2/3 cells as the anomalies of every split; "
-                       "the test split is not used. Each row is computed by "
-                       "`PatchKNNScorer` itself on the `best` preset's patch maps (Lite0 "
-                       "s3+s4, 3x3); `position z-score` is `position_norm=\"zscore\"`. A "
-                       "cell is the mean validation AUROC over the splits; `vs reference` the "
-                       "mean over splits and cell types of the difference with the first row, "
-                       "`splits won` how many splits the row is ahead on (mean over cell "
-                       "types).\n\n" + table + "\n\n" + verdict)
-    return results
+        update_section(DOCS, section,
+                       f"### {title}\n\nCommand: `{cmd.strip()}`  \n"
+                       f"Date: {datetime.date.today()}  \nMachine: {machine_description()}"
+                       f"\n\n{intro}\n\n{table}\n\n{verdict}")
 
 
 def main(argv=None):
@@ -331,20 +334,12 @@ def main(argv=None):
     verdict = (f"Best on validation: {winner} ({mean[winner] - mean[ref]:+.3f} mean AUROC over "
                "the reference)." if winner != ref else
                "No idea beats the reference on validation; the `best` preset keeps its settings.")
-    table = "\n".join(lines)
-    print(table)
-    print(verdict)
-    if args.write:
-        cmd = "python benchmarks/select_patch_ideas.py " + " ".join(argv or sys.argv[1:])
-        update_section(DOCS, "select-patch-ideas",
-                       "### Ideas on top of the `best` preset (validation data only)\n\n"
-                       f"Command: `{cmd.strip()}`  \nDate: {datetime.date.today()}  \n"
-                       f"Machine: {machine_description()}\n\n"
-                       "Validation as in the tables above (3/4 of the training normals fit, "
-                       "1/4 held out, against the uncertain 1/3, 2/3 cells; the test split is "
-                       "not used). Each candidate changes one thing in the `best` preset's "
-                       "scorer; the script's docstring says what each does.\n\n"
-                       + table + "\n\n" + verdict)
+    _publish(args, argv, "select-patch-ideas",
+             "Ideas on top of the `best` preset (validation data only)",
+             "Validation as in the tables above (3/4 of the training normals fit, 1/4 held "
+             "out, against the uncertain 1/3, 2/3 cells; the test split is not used). Each "
+             "candidate changes one thing in the `best` preset's scorer; the script's "
+             "docstring says what each does.", "\n".join(lines), verdict)
     return results
 
 
