@@ -276,6 +276,7 @@ def _build_module(pipeline, input_dtype):
         else:
             raise _unsupported(name, step)
     if isinstance(final, PatchKNNScorer) and patches:
+        normed = getattr(final, "position_norm", None) is not None
         scorer = _modules.LocalPatchKNN(
             final.memory_, n_neighbors=final.n_neighbors_, radius=final.radius,
             top_k=final.top_k, global_features=getattr(final, "global_features_", None),
@@ -283,9 +284,8 @@ def _build_module(pipeline, input_dtype):
             global_weight=getattr(final, "global_weight", 0.0),
             score_center=getattr(final, "score_center_", (0.0, 0.0)),
             score_scale=getattr(final, "score_scale_", (1.0, 1.0)),
-            **({"position_center": final.position_center_,
-                "position_scale": final.position_scale_}
-               if getattr(final, "position_norm", None) is not None else {}))
+            position_center=final.position_center_ if normed else None,
+            position_scale=final.position_scale_ if normed else None)
     elif isinstance(final, KNNAnomalyScorer) and not patches:
         if final.metric != "euclidean":
             raise _unsupported(final_name, final, f" with metric={final.metric!r} (only "

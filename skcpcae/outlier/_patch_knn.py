@@ -19,6 +19,7 @@ from .._base import (
     validate_images,
 )
 from .._components.knn import BLOCK_BYTES, local_patch_distances
+from .._components.scale import MIN_SCALE, floored_scale
 from ..utils.fixes import Interval, StrOptions
 from ..utils.fixes import fit_context as _fit_context
 
@@ -85,7 +86,7 @@ class PatchKNNScorer(
     position_norm : {"zscore"} or None, default=None
         Standardise each patch distance by its position's leave-one-out training
         distances (see above; the standard deviation is floored at a tenth of its median
-        over positions); ``None``: raw distances.
+        over the positions that vary, as in ``FlooredStandardScaler``); ``None``: raw distances.
     contamination : "auto" or float in (0, 0.5], default="auto"
         Sets ``offset_``: with a float, that quantile of the leave-one-out training scores;
         with ``"auto"``, Tukey's fence ``Q3 + 1.5 * IQR`` on the leave-one-out training
@@ -319,11 +320,9 @@ class PatchKNNScorer(
     def _fit_positions(self, loo):
         """``position_center_`` / ``position_scale_`` from the ``(n, h, w)`` LOO distances."""
         center = loo.mean(axis=0, dtype=np.float64)
-        scale = loo.std(axis=0, dtype=np.float64)
-        # a tenth of the typical spread (of the largest, when most places never vary), so
-        # that no place gets more than ten times the weight of the others
-        floor = 0.1 * (np.median(scale) or scale.max())
-        scale = np.maximum(scale, floor) if floor > 0 else np.ones_like(scale)
+        std = loo.std(axis=0, dtype=np.float64).reshape(1, -1)
+        # the presets' scaler floor: a tenth of the median spread of the places that vary
+        scale = floored_scale(std, std == 0, MIN_SCALE).reshape(center.shape)
         self.position_center_ = center.astype(np.float32)
         self.position_scale_ = scale.astype(np.float32)
 
