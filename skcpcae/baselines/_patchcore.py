@@ -26,7 +26,6 @@ from .._base import (
     restore_layout,
     validate_images,
 )
-from .._components.backbones import MIN_SIZE as _MIN_SIZE
 from .._components.backbones import backbone_normalization, load_backbone
 from .._components.coreset import CORESET_CHUNK as _CORESET_CHUNK
 from .._components.coreset import select_coreset
@@ -289,12 +288,9 @@ class PatchCoreDetector(
                 self.backbone, weights=self._weights_source(), out_indices=layers
             )
         self.mean_, self.std_ = backbone_normalization(model)
-        model.eval()
-        probe = torch.rand(1, 3, 2 * _MIN_SIZE, 2 * _MIN_SIZE,
-                           generator=torch.Generator().manual_seed(0))  # not the global RNG
-        fused = fold_batchnorm(model, probe)
+        fused = self._fold_backbone(model)
         # What __setstate__ needs to rebuild the network skeleton.
-        self._backbone_spec = (self.backbone, layers, fused is not model)
+        self._backbone_spec = (self.backbone, layers, self._backbone_folded)
         self.backbone_ = self._finish_backbone(fused)
 
         feats = self._embed(images)  # (n, h, w, d) float32

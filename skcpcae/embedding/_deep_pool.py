@@ -126,7 +126,9 @@ class DeepPoolEmbedder(
     *Persistence.* The fitted backbone is pickled on CPU, so a model fitted on a GPU loads on a
     CPU-only machine (it then runs on CPU, with a warning).
 
-    *Speed.* Inference runs under ``torch.inference_mode`` with channels-last tensors. On CPU,
+    *Speed.* The backbone's batch norms are folded into its convolutions at fit time (outputs
+    change by float32 rounding only), and inference runs under ``torch.inference_mode`` with
+    channels-last tensors. On CPU,
     torch uses one thread per core; when other CPU-bound processes share the cores (parallel
     jobs, pytest-xdist workers), ``torch.set_num_threads(1)`` in each process is often much
     faster. ``docs/benchmarks.md`` lists measured throughputs.
@@ -211,7 +213,7 @@ class DeepPoolEmbedder(
         with torch_seeded(seed_from(self.random_state)):
             model = self._build_backbone(weights)
         self.mean_, self.std_ = backbone_normalization(model)
-        self.backbone_ = self._finish_backbone(model)
+        self.backbone_ = self._finish_backbone(self._fold_backbone(model))
         self._set_output_shape()
         return self
 
@@ -282,7 +284,7 @@ class DeepPoolEmbedder(
         self.n_features_out_ = int(sum(pool_features(m, self.pooling).shape[1] for m in maps))
 
     def _backbone_skeleton(self):
-        return self._build_backbone(weights=None)
+        return self._skeleton_as_fitted(self._build_backbone(weights=None))
 
     def _build_backbone(self, weights):
         if self.stages is None:

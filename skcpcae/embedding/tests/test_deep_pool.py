@@ -9,6 +9,7 @@ from sklearn.base import clone
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from skcpcae._components import surgery
 from skcpcae.datasets import make_parts, paste_defect
 from skcpcae.embedding import DeepPatchEmbedder, DeepPoolEmbedder, pooled_n_features
 from skcpcae.outlier import KNNAnomalyScorer
@@ -144,14 +145,44 @@ def test_cuda_fit_pickles_on_cpu_and_matches_cpu(parts):
     np.testing.assert_allclose(pickle.loads(pickle.dumps(emb)).transform(parts), Z_gpu)
 
 
-def test_weights_path_is_loaded(parts, tmp_path):
+def test_weights_path_is_loaded(parts, tmp_path, monkeypatch):
+    # a checkpoint as timm saves it needs the batch norms: take it from an unfolded backbone
+    monkeypatch.setattr(surgery, "fold_batchnorm", lambda model, probe=None: model)
     emb = DeepPoolEmbedder(**TINY).fit(parts)
+    assert not emb._backbone_folded
     path = tmp_path / "tiny.pth"
     torch.save(timm_state(emb), path)
+    monkeypatch.undo()
     other = DeepPoolEmbedder(
         "test_efficientnet", weights=path, device="cpu", random_state=5
     ).fit(parts)
-    np.testing.assert_array_equal(other.transform(parts), emb.transform(parts))
+    assert other._backbone_folded
+    np.testing.assert_allclose(other.transform(parts), emb.transform(parts), rtol=1e-4,
+                               atol=1e-5)
+
+
+def test_batch_norms_are_folded_and_survive_pickling(parts):
+    emb = DeepPoolEmbedder(**TINY).fit(parts)
+    names = {type(m).__name__ for m in emb.backbone_.modules()}
+    assert emb._backbone_folded
+    assert not {"BatchNorm2d", "BatchNormAct2d"} & names
+    back = pickle.loads(pickle.dumps(emb))
+    assert back._backbone_folded
+    np.testing.assert_array_equal(back.transform(parts), emb.transform(parts))
+
+
+def test_model_file_from_before_folding_loads_unfolded(parts):
+    emb = DeepPoolEmbedder(**TINY).fit(parts)
+    # as an unfolded fit pickled it: batch-norm weights, and no _backbone_folded
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(surgery, "fold_batchnorm", lambda model, probe=None: model)
+        old = DeepPoolEmbedder(**TINY).fit(parts)
+    state = old.__getstate__()
+    del state["_backbone_folded"]
+    back = DeepPoolEmbedder.__new__(DeepPoolEmbedder)
+    back.__setstate__(state)
+    np.testing.assert_allclose(back.transform(parts), emb.transform(parts), rtol=1e-4,
+                               atol=1e-5)
 
 
 def timm_state(emb):
