@@ -2,6 +2,7 @@
 
     python benchmarks/select_patch_ideas.py [--cells mono poly] [--threads 1] [--write]
     python benchmarks/select_patch_ideas.py --phase position [--splits 6] [--write]
+    python benchmarks/select_patch_ideas.py --phase fusion [--splits 6] [--write]
 
 Same selection data as benchmarks/select_patch.py (per ELPV cell type: 3/4 of the protocol's
 training normals fit, 1/4 are validation normals, the uncertain 1/3, 2/3 cells are validation
@@ -38,6 +39,12 @@ its place. It is measured on the preset's scorer and on the plain scorer, over s
 random fit / validation splits of the training normals (the first is the split of every
 other table; the uncertain cells are the anomalies of every split), since a single split's
 gains of a hundredth have not carried over to the test split before.
+
+``--phase fusion`` (section "Fusing another view of the patches") measures, on the same
+splits, the last idea of issue #15's list not measured above: the preset's score fused with a
+per-position Gaussian (PaDiM's view of the same patch maps), and, beside it, with a
+position-free memory of patches (PatchCore's view), whose test-split rows are level with the
+preset on poly cells.
 
 Backbone passes are run once per image set (stages 2, 3 and 4 together; the local averaging
 and the stage sets are applied to the same maps, which gives exactly DeepPatchEmbedder's
@@ -216,6 +223,21 @@ POSITION_CANDIDATES = {
 }
 
 
+#: --phase fusion: the fraction of fit patches in the position-free memory, the channels of
+#: the per-position Gaussian (PaDiM's 100 random ones), and the candidates (view, weight of
+#: the view in the fused score; None: the view alone)
+FREE_FRACTION, GAUSS_CHANNELS = 0.1, 100
+FUSION_CANDIDATES = {
+    "reference: the best preset's scorer (with position z-score)": ("preset", None),
+    "+ position-free memory w=0.25": ("position-free", 0.25),
+    "+ position-free memory w=0.5": ("position-free", 0.5),
+    "+ per-position Gaussian w=0.25": ("per-position Gaussian", 0.25),
+    "+ per-position Gaussian w=0.5": ("per-position Gaussian", 0.5),
+    "position-free memory alone": ("position-free", None),
+    "per-position Gaussian alone": ("per-position Gaussian", None),
+}
+
+
 def _n_changes(params):
     """How many settings of the preset's scorer ``params`` changes."""
     return sum(params.get(k, None) != PRESET.get(k, None) for k in {*params, *PRESET})
@@ -235,36 +257,125 @@ def _embedded_split(cell):
     return train, unc
 
 
-def study_position(cell, n_splits):
-    """``{candidate: [validation AUROC per split]}``; split 1 is the usual one."""
-    train, unc = _embedded_split(cell)
-    res = {}
+def _splits(train, unc, n_splits):
+    """``(seed, fit maps, validation maps, labels)`` of each split; split 1 is the usual one."""
     for seed in range(1, n_splits + 1):
         perm = np.random.default_rng(seed).permutation(len(train))  # as load_split for seed 1
         n_fit = (3 * len(perm)) // 4
         V = np.concatenate([train[perm[n_fit:]], unc])
         y = np.r_[np.zeros(len(perm) - n_fit), np.ones(len(unc))]
+        yield seed, train[perm[:n_fit]], V, y
+
+
+def study_position(cell, n_splits):
+    """``{candidate: [validation AUROC per split]}``; split 1 is the usual one."""
+    train, unc = _embedded_split(cell)
+    res = {}
+    for seed, A, V, y in _splits(train, unc, n_splits):
         for name, params in POSITION_CANDIDATES.items():
-            sc = PatchKNNScorer(**params).fit(train[perm[:n_fit]])
+            sc = PatchKNNScorer(**params).fit(A)
             res.setdefault(name, []).append(image_auroc(y, -sc.score_samples(V)))
         print(f"{cell} split {seed}: " + ", ".join(f"{v[-1]:.3f}" for v in res.values()),
               flush=True)
     return res
 
 
+def _position_free(A, V, fraction, seed):
+    """PatchCore's view: every patch against a memory of ``fraction`` of all fit patches, any
+    place. ``(leave-one-out maps of the fit cells, maps of V)`` of nearest distances."""
+    import torch
+
+    from skcpcae._components.knn import knn_search
+
+    d = A.shape[-1]
+    flat = torch.from_numpy(np.ascontiguousarray(A.reshape(-1, d)))
+    owner = torch.arange(len(A)).repeat_interleave(A.shape[1] * A.shape[2])
+    keep = torch.from_numpy(np.random.default_rng(100 + seed).random(len(flat)) < fraction)
+    bank, bank_owner = flat[keep], owner[keep]
+    fit = knn_search(flat, bank, 1, query_groups=owner, bank_groups=bank_owner)[0]
+    val = knn_search(torch.from_numpy(np.ascontiguousarray(V.reshape(-1, d))), bank, 1)[0]
+    return fit.numpy().reshape(A.shape[:3]), val.numpy().reshape(V.shape[:3])
+
+
+def _gaussian_maps(A, Q, channels, ridge=0.01):
+    """PaDiM's view: the Mahalanobis distance of each patch of ``Q`` to a Gaussian fitted to
+    the fit cells' patches at its place (``channels`` of the features, covariance + ridge)."""
+    X = A[..., channels].reshape(len(A), -1, len(channels)).astype(np.float64)
+    mu = X.mean(axis=0)
+    Xc = X - mu
+    cov = np.einsum("npi,npj->pij", Xc, Xc) / (len(A) - 1) + ridge * np.eye(len(channels))
+    prec = np.linalg.inv(cov)
+    q = Q[..., channels].reshape(len(Q), -1, len(channels)) - mu
+    return np.sqrt(np.maximum(np.einsum("npi,pij,npj->np", q, prec, q), 0)).reshape(Q.shape[:3])
+
+
+def _gaussian(A, V, n_channels, n_folds=5):
+    """``(out-of-fold maps of the fit cells, maps of V)`` of :func:`_gaussian_maps`, on
+    ``n_channels`` random channels (PaDiM's reduction)."""
+    channels = np.sort(np.random.default_rng(0).permutation(A.shape[-1])[:n_channels])
+    fit = np.empty(A.shape[:3])
+    for fold in np.array_split(np.arange(len(A)), n_folds):
+        rest = np.setdiff1d(np.arange(len(A)), fold)
+        fit[fold] = _gaussian_maps(A[rest], A[fold], channels)
+    return fit, _gaussian_maps(A, V, channels)
+
+
+def _top(maps, k):
+    return np.sort(maps.reshape(len(maps), -1), axis=1)[:, -k:].mean(axis=1)
+
+
+def study_fusion(cell, n_splits):
+    """``{candidate: [validation AUROC per split]}`` of the preset's scorer fused with a
+    position-free memory (PatchCore's view) or a per-position Gaussian (PaDiM's view)."""
+    train, unc = _embedded_split(cell)
+    res = {}
+    for seed, A, V, y in _splits(train, unc, n_splits):
+        sc = PatchKNNScorer(**PRESET, position_norm="zscore").fit(A)
+        views = {"preset": (-sc.negative_outlier_score_, -sc.score_samples(V))}
+        free = _position_free(A, V, FREE_FRACTION, seed)
+        views["position-free"] = (_top(free[0], TOP_K), _top(free[1], TOP_K))
+        gauss = _gaussian(A, V, GAUSS_CHANNELS)
+        views["per-position Gaussian"] = (_top(gauss[0], 1), _top(gauss[1], 1))
+        for name, (view, w) in FUSION_CANDIDATES.items():
+            if w is None:
+                score = views[view][1]
+            else:
+                score = (1 - w) * _z(*views["preset"]) + w * _z(*views[view])
+            res.setdefault(name, []).append(image_auroc(y, score))
+        print(f"{cell} split {seed}: " + ", ".join(f"{v[-1]:.3f}" for v in res.values()),
+              flush=True)
+    return res
+
+
+def _split_table(results, names, cells):
+    """Markdown lines of a several-split study, and ``{candidate: AUROC per split}`` (mean
+    over cell types); the first name is the reference."""
+    ref = names[0]
+    per_split = {n: np.mean([results[c][n] for c in cells], axis=0) for n in names}
+    lines = ["| candidate | " + " | ".join(f"{c} (mean of splits)" for c in cells)
+             + " | mean | vs reference | splits won |", "|---" * (len(cells) + 4) + "|"]
+    for n in names:
+        row = " | ".join(f"{np.mean(results[c][n]):.3f}" for c in cells)
+        diff = per_split[n] - per_split[ref]
+        won = "" if n == ref else f"{int((diff > 0).sum())} of {len(diff)}"
+        lines.append(f"| {n} | {row} | {per_split[n].mean():.3f} | {diff.mean():+.3f} | "
+                     f"{won} |")
+    return lines, per_split
+
+
+_SPLITS_INTRO = ("{n} random fit / validation splits of the training normals (3/4 fit, 1/4 "
+                 "validation normals; split 1 is the split of the tables above), the uncertain "
+                 "1/3, 2/3 cells as the anomalies of every split; the test split is not used. ")
+_COLUMNS = ("A cell is the mean validation AUROC over the splits; `vs reference` the mean over "
+            "splits and cell types of the difference with the first row, `splits won` how many "
+            "splits the row is ahead on (mean over cell types).")
+
+
 def main_position(args, argv):
     results = {cell: study_position(cell, args.splits) for cell in args.cells}
     names = list(POSITION_CANDIDATES)
     ref = names[0]
-    per_split = {n: np.mean([results[c][n] for c in args.cells], axis=0) for n in names}
-    lines = ["| candidate | " + " | ".join(f"{c} (mean of splits)" for c in args.cells)
-             + " | mean | vs reference | splits won |", "|---" * (len(args.cells) + 4) + "|"]
-    for n in names:
-        cells = " | ".join(f"{np.mean(results[c][n]):.3f}" for c in args.cells)
-        diff = per_split[n] - per_split[ref]
-        won = "" if n == ref else f"{int((diff > 0).sum())} of {len(diff)}"
-        lines.append(f"| {n} | {cells} | {per_split[n].mean():.3f} | {diff.mean():+.3f} | "
-                     f"{won} |")
+    lines, per_split = _split_table(results, names, args.cells)
     plain = names.index("plain scorer (k=3, top_k=30)")
     top = max(names[:plain], key=lambda n: per_split[n].mean())
     # the one-standard-error rule: of the candidates within one standard error (over the
@@ -281,15 +392,35 @@ def main_position(args, argv):
                f"{int((per_split[winner] > per_split[ref]).sum())} of {args.splits} splits).")
     _publish(args, argv, "select-patch-position",
              "Standardising patch distances per position (validation data only)",
-             f"{args.splits} random fit / validation splits of the training normals "
-             "(3/4 fit, 1/4 validation normals; split 1 is the split of the tables above), "
-             "the uncertain 1/3, 2/3 cells as the anomalies of every split; the test split is "
-             "not used. Each row is computed by `PatchKNNScorer` itself on the `best` preset's "
-             "patch maps (Lite0 s3+s4, 3x3); `position z-score` is "
-             "`position_norm=\"zscore\"`. A cell is the mean validation AUROC over the "
-             "splits; `vs reference` the mean over splits and cell types of the difference "
-             "with the first row, `splits won` how many splits the row is ahead on (mean over "
-             "cell types).", "\n".join(lines), verdict)
+             _SPLITS_INTRO.format(n=args.splits) + "Each row is computed by `PatchKNNScorer` "
+             "itself on the `best` preset's patch maps (Lite0 s3+s4, 3x3); `position z-score` "
+             "is `position_norm=\"zscore\"`. " + _COLUMNS, "\n".join(lines), verdict)
+    return results
+
+
+def main_fusion(args, argv):
+    results = {cell: study_fusion(cell, args.splits) for cell in args.cells}
+    names = list(FUSION_CANDIDATES)
+    lines, per_split = _split_table(results, names, args.cells)
+    gains = {n: (per_split[n] - per_split[names[0]]) for n in names[1:]}
+    top = max(gains, key=lambda n: gains[n].mean())
+    verdict = (f"First of the candidates: {top} ({gains[top].mean():+.3f} mean AUROC over the "
+               f"reference, ahead on {int((gains[top] > 0).sum())} of {args.splits} splits). "
+               + ("" if gains[top].mean() > 0 else
+                  "No fusion is ahead of the preset's scorer; the preset keeps its score."))
+    _publish(args, argv, "select-patch-fusion",
+             "Fusing another view of the patches (validation data only)",
+             _SPLITS_INTRO.format(n=args.splits) + "The `best` preset's scorer (as it ships, "
+             "with the per-position z-score) fused with one of two other views of the same "
+             "patch maps (Lite0 s3+s4, 3x3): a *position-free memory* (PatchCore's view: each "
+             f"patch against its nearest among {FREE_FRACTION:.0%} of all fit patches, taken "
+             f"at random, at any place; image score = the mean of the {TOP_K} largest), or a "
+             "*per-position Gaussian* (PaDiM's view: the Mahalanobis distance to a Gaussian "
+             f"fitted at each place on {GAUSS_CHANNELS} random channels, covariance + 0.01 I; "
+             "image score = the largest). Fused as `(1 - w) * preset + w * view`, each score "
+             "z-normalised by its fit cells' scores (leave-one-out for the preset and the "
+             "position-free memory, 5-fold out-of-fold for the Gaussian). " + _COLUMNS,
+             "\n".join(lines), verdict)
     return results
 
 
@@ -309,9 +440,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cells", nargs="+", default=["mono", "poly"], choices=["mono", "poly"])
     p.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
-    p.add_argument("--phase", choices=["ideas", "position"], default="ideas")
+    p.add_argument("--phase", choices=["ideas", "position", "fusion"], default="ideas")
     p.add_argument("--splits", type=int, default=6,
-                   help="fit / validation splits of --phase position (default: 6)")
+                   help="fit / validation splits of --phase position / fusion (default: 6)")
     p.add_argument("--write", action="store_true")
     args = p.parse_args(argv)
     import torch
@@ -320,6 +451,8 @@ def main(argv=None):
     print(f"machine: {machine_description()}", flush=True)
     if args.phase == "position":
         return main_position(args, argv)
+    if args.phase == "fusion":
+        return main_fusion(args, argv)
     results = {cell: study(cell) for cell in args.cells}
     names = list(results[args.cells[0]])
     ref = names[0]
