@@ -161,8 +161,9 @@ def test_weights_path_is_loaded(parts, tmp_path, monkeypatch):
                                atol=1e-5)
 
 
-def test_batch_norms_are_folded_and_survive_pickling(parts):
-    emb = DeepPoolEmbedder(**TINY).fit(parts)
+@pytest.mark.parametrize("cls", [DeepPoolEmbedder, DeepPatchEmbedder])
+def test_batch_norms_are_folded_and_survive_pickling(parts, cls):
+    emb = cls(**TINY).fit(parts)
     names = {type(m).__name__ for m in emb.backbone_.modules()}
     assert emb._backbone_folded
     assert not {"BatchNorm2d", "BatchNormAct2d"} & names
@@ -181,6 +182,7 @@ def test_model_file_from_before_folding_loads_unfolded(parts):
     del state["_backbone_folded"]
     back = DeepPoolEmbedder.__new__(DeepPoolEmbedder)
     back.__setstate__(state)
+    assert "BatchNormAct2d" in {type(m).__name__ for m in back.backbone_.modules()}
     np.testing.assert_allclose(back.transform(parts), emb.transform(parts), rtol=1e-4,
                                atol=1e-5)
 
