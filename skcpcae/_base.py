@@ -437,8 +437,9 @@ class PretrainedBackboneMixin:
     def _fold_backbone(self, model):
         """``model`` in eval mode, its batch norms folded into the convolutions before them.
 
-        Folding removes a pass over every feature map (the backbone runs about 1.4 x faster on
-        a CPU) and changes outputs by float32 rounding only; the folded copy is checked on a
+        Folding removes a pass over every feature map (the `best` preset's backbone stage
+        scores about 1.2-1.3 x faster on 2 CPU cores: ``benchmarks/speed.py``) and changes
+        outputs by float32 rounding only; the folded copy is checked on a
         probe batch and dropped when it disagrees. ``_backbone_folded`` records the outcome,
         so that unpickling rebuilds the same structure (model files from before folding hold
         the batch-norm weights and load unfolded).
