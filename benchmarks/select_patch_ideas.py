@@ -97,9 +97,13 @@ def embed(images, local_sizes=(3,), batch_size=8, backbone="lite0"):
     return {key: np.concatenate(v) for key, v in out.items()}
 
 
+def _top(maps, k):
+    """The mean of each map's ``k`` largest values."""
+    return np.sort(maps.reshape(len(maps), -1), axis=1)[:, -k:].mean(axis=1)
+
+
 def _image_score(patch):
-    flat = np.sort(patch.reshape(len(patch), -1), axis=1)
-    return flat[:, -TOP_K:].mean(axis=1)
+    return _top(patch, TOP_K)
 
 
 def _fit_score(F_fit, F_val, **params):
@@ -318,10 +322,6 @@ def _gaussian(A, V, n_channels, n_folds=5):
         rest = np.setdiff1d(np.arange(len(A)), fold)
         fit[fold] = _gaussian_maps(A[rest], A[fold], channels)
     return fit, _gaussian_maps(A, V, channels)
-
-
-def _top(maps, k):
-    return np.sort(maps.reshape(len(maps), -1), axis=1)[:, -k:].mean(axis=1)
 
 
 def study_fusion(cell, n_splits):

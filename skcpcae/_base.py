@@ -456,12 +456,15 @@ class PretrainedBackboneMixin:
         self._backbone_folded = folded is not model
         return folded
 
-    def _skeleton_as_fitted(self, model):
-        """The network ``model`` (built with random weights), folded as the fitted one was."""
+    def _skeleton_as_fitted(self, model, folded=None):
+        """The network ``model`` (built with random weights), folded as the fitted one was
+        (``folded``; by default what ``_backbone_folded`` recorded, False when absent)."""
         from ._components.surgery import fold_batchnorm
 
+        if folded is None:
+            folded = self.__dict__.get("_backbone_folded", False)
         model.eval()
-        return fold_batchnorm(model) if self.__dict__.get("_backbone_folded", False) else model
+        return fold_batchnorm(model) if folded else model
 
     def _finish_backbone(self, model):
         import torch

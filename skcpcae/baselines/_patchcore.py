@@ -31,7 +31,6 @@ from .._components.coreset import CORESET_CHUNK as _CORESET_CHUNK
 from .._components.coreset import select_coreset
 from .._components.knn import make_search
 from .._components.patch_features import aggregate_patch_maps
-from .._components.surgery import fold_batchnorm
 from ..utils._deprecation import resolve_renamed
 from ..utils._torch import (
     resolve_device,
@@ -387,10 +386,9 @@ class PatchCoreDetector(
 
     def _backbone_skeleton(self):
         """The network structure of a pickled detector (weights are loaded after)."""
-        name, layers, folded = self._backbone_spec
+        name, layers, folded = self._backbone_spec  # files from before _backbone_folded
         model = load_backbone(name, weights=None, out_indices=tuple(layers))
-        model.eval()
-        return fold_batchnorm(model) if folded else model
+        return self._skeleton_as_fitted(model, folded)
 
     # -- private helpers --------------------------------------------------------------------
 
