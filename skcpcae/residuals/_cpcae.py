@@ -14,8 +14,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
 from skorch.callbacks import LRScheduler
+from skorch.dataset import Dataset
 from skorch.utils import to_tensor
 from torch.optim.lr_scheduler import CosineAnnealingLR
+from torch.utils.data import default_collate
 
 from .._base import (
     ImageOutputMixin,
@@ -69,6 +71,30 @@ class _SparseAENet(NeuralNet):
         if self.sparsity:
             loss = loss + self.sparsity * latent.abs().mean()
         return loss
+
+
+class _PatchBatches(Dataset):
+    """skorch's dataset, read a whole mini-batch at a time.
+
+    The data loader otherwise reads one patch per call and stacks them: a tenth or more of the
+    training time on small patches. The batches hold the same patches, in the same order (the
+    loader's sampler and random draws are unchanged), so training is the same bit for bit.
+    """
+
+    def __getitems__(self, indices):
+        rows = np.asarray(indices, dtype=np.int64)
+        batch = {key: torch.from_numpy(values[rows]) for key, values in self.X.items()}
+        return batch, torch.zeros(len(rows), 1)  # the target is the input (y=None)
+
+
+def _collate_batch(batch):
+    """The loader's ``collate_fn``: a batch read whole passes as is; single rows are stacked.
+
+    Single rows come from a loader that does not call ``__getitems__``.
+    """
+    if isinstance(batch, tuple):
+        return batch
+    return default_collate(batch)
 
 
 class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
@@ -527,6 +553,8 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
             batch_size=self.batch_size,
             callbacks=self._callbacks(),
             iterator_train__shuffle=True,
+            dataset=_PatchBatches,
+            iterator_train__collate_fn=_collate_batch,
             train_split=None,
             device=self.device_,
             verbose=int(self.verbose),

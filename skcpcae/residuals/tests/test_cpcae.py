@@ -13,10 +13,11 @@ import pytest
 import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
+from skorch.dataset import Dataset
 
 from skcpcae.datasets import make_parts
 from skcpcae.residuals import CPCAEResidualMap
-from skcpcae.residuals._cpcae import _SparseAENet
+from skcpcae.residuals._cpcae import _collate_batch, _PatchBatches, _SparseAENet
 from skcpcae.residuals._modules import ConditionalPatchAE
 
 # a fast configuration: 16x16 images, 8x8 patches (3 x 3 grid), two conv layers
@@ -214,6 +215,26 @@ def test_random_state_makes_training_reproducible_bit_for_bit(parts):
     c = CPCAEResidualMap(**{**FAST, "random_state": 1}).fit(parts).transform(parts)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
+
+
+def test_whole_batch_reads_train_as_row_by_row_reads_do_bit_for_bit(parts):
+    # The net reads each mini-batch whole (one fancy index, not one row per call): the same
+    # patches in the same order, so the same weights as skorch's own row-by-row dataset.
+    est = CPCAEResidualMap(**{**FAST, "batch_size": 5})  # 72 patches: a short last batch
+    images, _ = est._fit_setup(parts)
+    net = est._make_net()
+    assert net.dataset is _PatchBatches and net.iterator_train__collate_fn is _collate_batch
+    weights = {}
+    patches, index = est._patches(images)
+    for name, dataset in [("whole", _PatchBatches), ("rows", Dataset)]:  # rows: default_collate
+        net = est._make_net().set_params(dataset=dataset)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(3)
+            net.fit({"patches": patches, "index": index}, None)
+        weights[name] = [p.detach().clone() for p in net.module_.parameters()]
+        assert len(net.history[-1, "batches"]) == 15  # ceil(72 / 5)
+    for a, b in zip(weights["whole"], weights["rows"], strict=True):
+        assert torch.equal(a, b)
 
 
 def test_refit_forgets_the_previous_fit(parts):
