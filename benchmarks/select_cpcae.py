@@ -362,6 +362,17 @@ def _gain_maps(X, R, n_fit, q, signed):
     return np.clip(rel / float(np.quantile(rel[:n_fit], q)), 0, 1).astype(np.float32)
 
 
+def _unc_likely_aurocs(feats, data, proba, stages, k):
+    """Scaled k-NN AUROC of the ``stages`` blocks of ``feats`` (fit, validation, uncertain
+    cells in ``data``'s order) against all uncertain cells and the 2/3 cells alone."""
+    X_fit, X_val, X_unc = data
+    Z = _scaled(feats, stages, len(X_fit))
+    y = np.r_[np.zeros(len(X_val)), np.ones(len(X_unc))]
+    keep = np.r_[np.ones(len(X_fit) + len(X_val), bool), proba > 0.5]
+    y2 = np.r_[np.zeros(len(X_val)), np.ones(int((proba > 0.5).sum()))]
+    return (_knn_auroc(Z, len(X_fit), y, k), _knn_auroc(Z[keep], len(X_fit), y2, k))
+
+
 def gain_phase(data, cell_types, proba, k=3):
     """The residual map's exposure (``gain``) x backbone x stages, on validation data."""
     stats, feats = {}, {}
@@ -382,12 +393,7 @@ def gain_phase(data, cell_types, proba, k=3):
             f"{ct}_raw_{_key(ct, len(X_fit))}", X, "lite0")
 
     def aurocs(f, ct, stages, k):
-        X_fit, X_val, X_unc = data[ct]
-        Z = _scaled(f, stages, len(X_fit))
-        y = np.r_[np.zeros(len(X_val)), np.ones(len(X_unc))]
-        keep = np.r_[np.ones(len(X_fit) + len(X_val), bool), proba[ct] > 0.5]
-        y2 = np.r_[np.zeros(len(X_val)), np.ones(int((proba[ct] > 0.5).sum()))]
-        return (_knn_auroc(Z, len(X_fit), y, k), _knn_auroc(Z[keep], len(X_fit), y2, k))
+        return _unc_likely_aurocs(f, data[ct], proba[ct], stages, k)
 
     cols = " | ".join(f"{ct} unc. | {ct} likely" for ct in cell_types)
     header = (f"| map | gain | backbone | stages | {cols} | rank |\n|---|---|---|---|" +
@@ -670,12 +676,8 @@ def capacity_phase(data, cell_types, proba, k=3):
             maps = _gain_maps(X, np.concatenate([R_fit, R_val, R_unc]), len(X_fit), 0.99, False)
             key = (params,) if params else ()  # the default: the gain phase's cached maps
             tag = f"{ct}_{_key(ct, len(X_fit), *key, 'relative-gain', 'q99')}"
-            Z = _scaled(_stage_embeddings(tag, maps, "lite0"), ("s2", "s3"), len(X_fit))
-            likely = proba[ct] > 0.5
-            keep = np.r_[np.ones(len(X_fit) + len(X_val), bool), likely]
-            y = np.r_[np.zeros(len(X_val)), np.ones(len(X_unc))]
-            y2 = np.r_[np.zeros(len(X_val)), np.ones(int(likely.sum()))]
-            vals += [_knn_auroc(Z, len(X_fit), y, k), _knn_auroc(Z[keep], len(X_fit), y2, k)]
+            vals += _unc_likely_aurocs(_stage_embeddings(tag, maps, "lite0"), data[ct],
+                                       proba[ct], ("s2", "s3"), k)
         ranked.append((np.mean(vals), label))
         line = f"| {label} | " + " | ".join(f"{v:.3f}" for v in vals) + f" | {np.mean(vals):.3f} |"
         print(line, flush=True)
