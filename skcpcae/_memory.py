@@ -181,6 +181,8 @@ def preset_of(model):
         for sub in getattr(obj, "transformer_list", []):  # a FeatureUnion (union preset)
             names.add(type(sub[1]).__name__)
             names.update(type(s).__name__ for _, s in getattr(sub[1], "steps", []))
+    if "ResidualPeak" in names:  # the CPCAE presets with the peak branch (a FeatureUnion)
+        return "paper" if "ECCRegistrar" in names else "aligned"
     if "FeatureUnion" in names:
         return "union"
     if "DeepPatchEmbedder" in names:

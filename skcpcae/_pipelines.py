@@ -28,7 +28,7 @@ def _assemble(steps, params):
     return pipe
 
 
-def _scoring_steps(n_neighbors, threshold, alpha, random_state):
+def _scoring_steps(n_neighbors, threshold, alpha, random_state, peak_weight=0.0):
     """FlooredStandardScaler → k-NN, thresholded as one unit.
 
     The scaler sits *inside* the threshold wrapper: the wrapper cross-fits everything it wraps,
@@ -38,12 +38,14 @@ def _scoring_steps(n_neighbors, threshold, alpha, random_state):
     from dominating the distances: without it, leave-one-out scores reach 1e16, the threshold
     at alpha = 0.01 lands among them, and an exported model drifts by 1e-3 in relative score.
     """
-    from .outlier import KDEThresholdClassifier, KNNAnomalyScorer
+    from .outlier import FusedKNNScorer, KDEThresholdClassifier, KNNAnomalyScorer
     from .preprocessing import FlooredStandardScaler
 
+    scorer = (FusedKNNScorer(n_neighbors=n_neighbors, weight=peak_weight) if peak_weight
+              else KNNAnomalyScorer(n_neighbors=n_neighbors))
     if not threshold:
-        return [FlooredStandardScaler(), KNNAnomalyScorer(n_neighbors=n_neighbors)]
-    inner = make_pipeline(FlooredStandardScaler(), KNNAnomalyScorer(n_neighbors=n_neighbors))
+        return [FlooredStandardScaler(), scorer]
+    inner = make_pipeline(FlooredStandardScaler(), scorer)
     return [KDEThresholdClassifier(inner, alpha=alpha, random_state=random_state)]
 
 
@@ -53,6 +55,9 @@ def make_cpcae_pipeline(
     gamma=True,
     threshold=True,
     n_neighbors=3,
+    peak_weight=0.5,
+    peak_polarity="dark",
+    peak_sigma=2.0,
     alpha=0.05,
     random_state=0,
     verbose=0,
@@ -60,12 +65,29 @@ def make_cpcae_pipeline(
 ):
     """The paper's pipeline: ECC → gamma → CPCAE residual map → deep pooling → scaler → k-NN.
 
+    The residual map's peak is fused into the score (``peak_weight``, below).
+
     The residual map is the *relative* residual ``|x - x_hat| / x_hat``, exposed for the CNN
     (``gain="auto"``: the 99th percentile of the training residuals maps to 1, since a raw
     residual map is a nearly black image), and it is embedded from EfficientNet-Lite0's
     mid-level stages 2 and 3 (strides 8 and 16) with the parallel+cascade head: the
     configuration ranked first on validation data by ``benchmarks/select_cpcae.py``
     (its tables are in ``docs/benchmarks.md``).
+
+    **The residual map's peak.** A pooled embedding averages a small defect away. With
+    ``peak_weight > 0`` (the default) the autoencoder's map is kept signed
+    (``CPCAEResidualMap(signed=True, gain=None)``) and read twice, in a
+    :class:`~sklearn.pipeline.FeatureUnion`: exposed for the CNN as before
+    (:class:`~skcpcae.residuals.ResidualExposure`, then the embedder), and as one score
+    column, the largest value of its dark part smoothed and standardized per pixel position
+    (:class:`~skcpcae.residuals.ResidualPeak`). The last step,
+    :class:`~skcpcae.outlier.FusedKNNScorer`, averages the embedding's k-NN score and the
+    peak, each in units of its training scores. The peak of the *dark* residual, fused at
+    weight 0.5, ranked first on six fit / validation splits of ELPV's training cells and was
+    ahead of the embedding alone on every split, mono and poly
+    (``benchmarks/select_cpcae.py --phase peak``). ``peak_weight=0`` builds the pipeline
+    without it (``CPCAEResidualMap(gain="auto") → DeepPoolEmbedder → scaler → k-NN``), the
+    form that :func:`skcpcae.export.to_onnx` exports.
 
     Parameters
     ----------
@@ -82,6 +104,15 @@ def make_cpcae_pipeline(
         ``k=3`` ranked first for the residual embedding (a bank of a few hundred images:
         a large ``k`` averages the nearest normals with far ones), see
         ``benchmarks/select_cpcae.py --phase scorer``.
+    peak_weight : float in [0, 1], default=0.5
+        Weight of the residual map's peak in the score (0: the embedding's k-NN alone,
+        without the peak branch).
+    peak_polarity : {"dark", "bright", "both"}, default="dark"
+        The part of the signed residual whose peak is read: where the image is darker than
+        its reconstruction (cracks, dead areas of electroluminescence images; ranked first
+        on ELPV), brighter, or either (parts whose defects may be bright).
+    peak_sigma : float, default=2.0
+        Gaussian smoothing of the map before its peak is read, in pixels of the input.
     alpha : float, default=0.05
         Target false-alarm rate of the threshold.
     random_state : int, default=0
@@ -90,26 +121,61 @@ def make_cpcae_pipeline(
         Progress of the slow stages.
     **params : dict
         ``step__param`` overrides, applied with ``set_params`` (e.g.
-        ``cpcaeresidualmap__max_epochs=5``).
+        ``cpcaeresidualmap__max_epochs=5``). The steps inside the peak branch's
+        :class:`~sklearn.pipeline.FeatureUnion` keep their short names here
+        (``deeppoolembedder__stages=(3,)``), and ``knnanomalyscorer__`` reaches the fused
+        scorer that takes its place; on the built pipeline their paths are
+        ``featureunion__embedding__deeppoolembedder__...``, ``featureunion__residualpeak__...``
+        and ``...__fusedknnscorer__...``.
 
     Returns
     -------
     pipeline : sklearn.pipeline.Pipeline
         The unfitted pipeline; ``fit`` it on normal images.
     """
-    from .embedding import DeepPoolEmbedder
-    from .residuals import CPCAEResidualMap
+    from sklearn.pipeline import FeatureUnion
 
+    from .embedding import DeepPoolEmbedder
+    from .residuals import CPCAEResidualMap, ResidualExposure, ResidualPeak
+
+    if not 0 <= peak_weight <= 1:
+        raise ValueError(f"peak_weight must be in [0, 1], got {peak_weight!r}.")
     steps = _preprocessing_steps(register, gamma)
     # Defaults from benchmarks/select_cpcae.py (validation data only): the relative residual,
     # exposed for the CNN (gain="auto"), embedded from stages 2+3 under the parallel+cascade
-    # head, scored with k=3.
-    steps.append(CPCAEResidualMap(residual="relative", gain="auto",
-                                  random_state=random_state, verbose=verbose))
-    steps.append(DeepPoolEmbedder(stages=(2, 3), pooling="parallel_cascade",
-                                  random_state=random_state, verbose=verbose))
-    steps.extend(_scoring_steps(n_neighbors, threshold, alpha, random_state))
+    # head, scored with k=3; its dark peak fused at weight 0.5 (--phase peak).
+    embedder = DeepPoolEmbedder(stages=(2, 3), pooling="parallel_cascade",
+                                random_state=random_state, verbose=verbose)
+    if not peak_weight:
+        steps.append(CPCAEResidualMap(residual="relative", gain="auto",
+                                      random_state=random_state, verbose=verbose))
+        steps.append(embedder)
+    else:
+        steps.append(CPCAEResidualMap(residual="relative", gain=None, signed=True,
+                                      random_state=random_state, verbose=verbose))
+        steps.append(FeatureUnion([
+            ("embedding", make_pipeline(ResidualExposure(), embedder)),
+            ("residualpeak", ResidualPeak(peak_polarity, sigma=peak_sigma,
+                                          random_state=random_state)),
+        ]))
+        # the embedder's and the peak's overrides keep the short names they have without
+        # the union (``deeppoolembedder__stages=...``, ``residualpeak__sigma=...``)
+        params = {_UNION_PATHS.get(key.split("__", 1)[0], "") + key: value
+                  for key, value in params.items()}
+        # the k-NN's overrides keep their path of the pipeline without the peak
+        # (``kdethresholdclassifier__estimator__knnanomalyscorer__n_neighbors=5``)
+        params = {key.replace("knnanomalyscorer__", "fusedknnscorer__"): value
+                  for key, value in params.items()}
+    steps.extend(_scoring_steps(n_neighbors, threshold, alpha, random_state, peak_weight))
     return _assemble(steps, params)
+
+
+#: Where the steps of the CPCAE presets' peak branch sit (``make_cpcae_pipeline``).
+_UNION_PATHS = {
+    "deeppoolembedder": "featureunion__embedding__",
+    "residualexposure": "featureunion__embedding__",
+    "residualpeak": "featureunion__",
+}
 
 
 def make_deep_feature_pipeline(*, n_neighbors=15, pooling="max", threshold=False, alpha=0.05,

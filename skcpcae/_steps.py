@@ -138,7 +138,8 @@ def validate_steps(pipe):
                            if hasattr(v, "get_params") and not isinstance(v, type)]
     for est in estimators:
         validate = getattr(est, "_validate_params", None)  # scikit-learn's, as in fit
-        if validate is not None:
+        # (FeatureUnion and Pipeline declare no constraints: their steps are checked here)
+        if validate is not None and hasattr(est, "_parameter_constraints"):
             validate()
 
 

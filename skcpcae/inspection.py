@@ -120,7 +120,9 @@ def _transform(step, X, run, want_map):
     run.see(Xt)
     _record_registration(run, info, Xt)
     if want_map and _makes_residuals(step):
-        run.tap(Xt, _map_step_name(step))
+        # a signed residual (the CPCAE presets' peak branch reads its dark part): the map
+        # shows its size, as an unsigned residual does
+        run.tap(np.abs(Xt) if getattr(step, "signed", False) else Xt, _map_step_name(step))
     return Xt
 
 

@@ -77,7 +77,8 @@ def test_fit_writes_a_loadable_model(model):
     assert model.stat().st_size > 0
     pipe = persistence.load(model)
     assert hasattr(pipe, "predict") and hasattr(pipe, "score_samples")
-    assert [name for name, _ in pipe.steps][:2] == ["cpcaeresidualmap", "deeppoolembedder"]
+    # the CNN embedding and the residual peak read the map side by side
+    assert [name for name, _ in pipe.steps][:2] == ["cpcaeresidualmap", "featureunion"]
     assert pipe.named_steps["cpcaeresidualmap"].max_epochs == 1  # --set applied
     assert pipe.named_steps["cpcaeresidualmap"].verbose == 0  # progress switched off again
 

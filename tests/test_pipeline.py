@@ -137,3 +137,36 @@ def test_fitted_full_pipeline_survives_skops_bit_for_bit(parts, tmp_path):
     loaded = persistence.load(path)  # no extra trusted types needed
     np.testing.assert_array_equal(loaded.score_samples(X_test), pipe.score_samples(X_test))
     np.testing.assert_array_equal(loaded.predict(X_test), pipe.predict(X_test))
+
+
+def test_cpcae_pipeline_fuses_the_residual_peak_with_the_unchanged_embedding(parts):
+    # the peak branch adds a column beside the embedding the pipeline had without it (the
+    # same numbers bit for bit), and the fused scorer at weight 0 ranks as the k-NN alone
+    X_train, X_test, _ = parts
+    common = dict(TINY, register=False, gamma=False, threshold=False,
+                  deeppoolembedder__weights=None)
+    fused = make_cpcae_pipeline(**common).fit(X_train)
+    plain = make_cpcae_pipeline(**common, peak_weight=0).fit(X_train)
+    assert [type(s).__name__ for s in fused.named_steps.values()] == [
+        "CPCAEResidualMap", "FeatureUnion", "FlooredStandardScaler", "FusedKNNScorer"]
+    assert [type(s).__name__ for s in plain.named_steps.values()] == [
+        "CPCAEResidualMap", "DeepPoolEmbedder", "FlooredStandardScaler", "KNNAnomalyScorer"]
+    features = fused[:2].transform(X_test)
+    np.testing.assert_array_equal(features[:, :-1], plain[:2].transform(X_test))
+    assert np.all(np.isfinite(features[:, -1]))
+    fused.set_params(fusedknnscorer__weight=0.0).fit(X_train)
+    assert np.array_equal(np.argsort(fused.score_samples(X_test)),
+                          np.argsort(plain.score_samples(X_test)))
+
+
+def test_cpcae_pipeline_peak_options_reach_their_steps():
+    pipe = make_cpcae_pipeline(peak_weight=0.25, peak_polarity="both", peak_sigma=3.0,
+                               residualpeak__min_std=0.01, deeppoolembedder__stages=(3,))
+    params = pipe.get_params()
+    assert params["featureunion__residualpeak__polarity"] == "both"
+    assert params["featureunion__residualpeak__sigma"] == 3.0
+    assert params["featureunion__residualpeak__min_std"] == 0.01
+    assert params["featureunion__embedding__deeppoolembedder__stages"] == (3,)
+    assert params["kdethresholdclassifier__estimator__fusedknnscorer__weight"] == 0.25
+    with pytest.raises(ValueError, match=r"peak_weight must be in \[0, 1\]"):
+        make_cpcae_pipeline(peak_weight=1.5)

@@ -170,7 +170,8 @@ def test_chunked_score_samples_matches_whole_batch(fitted):
 
 def test_chunked_score_samples_bit_identical_with_per_image_embedder(fitted):
     _, T, _ = _data()
-    pipe = copy.deepcopy(fitted).set_params(deeppoolembedder__batch_size=1)
+    pipe = copy.deepcopy(fitted).set_params(
+        featureunion__embedding__deeppoolembedder__batch_size=1)  # the peak branch's CNN
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         whole = pipe.score_samples(T)

@@ -131,6 +131,23 @@ def _unsupported(name, step, why=""):
     )
 
 
+def _refuse_residual_peak(steps):
+    """The CPCAE presets' peak branch is not in the graph: say how to export without it."""
+    from ..residuals import CPCAEResidualMap
+
+    for name, step in steps:
+        branches = [type(b).__name__ for _, b in getattr(step, "transformer_list", [])]
+        if "ResidualPeak" in branches or (isinstance(step, CPCAEResidualMap)
+                                          and getattr(step, "signed", False)):
+            raise NotImplementedError(
+                f"Step {name!r} ({type(step).__name__}) belongs to the residual peak of the "
+                "CPCAE presets (a signed residual map read by a CNN and by ResidualPeak, "
+                "fused by FusedKNNScorer), which cannot be exported to ONNX yet. Build the "
+                "pipeline without the peak, make_preset('aligned', peak_weight=0) or "
+                "make_cpcae_pipeline(peak_weight=0), fit it and export that."
+            )
+
+
 def _adaptive_steps():
     from ..preprocessing import AdaptiveGamma, ECCRegistrar
 
@@ -224,6 +241,7 @@ def _build_module(pipeline, input_dtype):
     if not steps:
         raise ValueError("The pipeline has no step to export.")
     _refuse_adaptive(pipeline, steps)
+    _refuse_residual_peak(steps)
     final_name, final = steps[-1]
     threshold_step = final
     if isinstance(final, KDEThresholdClassifier):

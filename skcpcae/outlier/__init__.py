@@ -9,12 +9,14 @@ from ._calibration import (
     threshold_step,
 )
 from ._density import GMMAnomalyScorer, KDEAnomalyScorer
+from ._fused import FusedKNNScorer
 from ._kde_threshold import KDEThresholdClassifier
 from ._knn import KNNAnomalyScorer
 from ._patch_knn import PatchKNNScorer, local_patch_distances
 from ._tuned_threshold import TunedThresholdDetectorCV
 
 __all__ = [
+    "FusedKNNScorer",
     "GMMAnomalyScorer",
     "KDEAnomalyScorer",
     "KDEThresholdClassifier",

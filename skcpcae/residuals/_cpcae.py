@@ -184,6 +184,14 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
         and images is kept (up to the clipped top 1 %). The default, ``"auto"``, ranked
         first on ELPV's validation cells ("Exposing the residual map to the CNN" in
         ``docs/benchmarks.md``); use ``None`` for the residual in its own units.
+    signed : bool, default=False
+        Keep the residual's sign: ``x - x_hat`` for ``residual="absolute"``, ``(x - x_hat) /
+        max(x_hat, 0.05)`` clipped to [-1, 1] for ``"relative"`` (other residuals have no
+        sign and are refused), negative where the image is darker than its reconstruction.
+        ``gain`` then scales ``|residual|`` (clipped to [-1, 1]). A signed map is not an
+        image for a CNN: the CPCAE presets split it downstream into the exposed
+        ``|residual|`` for the CNN (:class:`ResidualExposure`) and its dark part for a peak
+        score (:class:`ResidualPeak`).
     device : str, default="auto"
         The torch device; ``"auto"`` uses CUDA when available, else the CPU. The device used is
         stored in ``device_``.
@@ -280,6 +288,7 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
         "cv": ["cv_object"],
         "residual": [StrOptions({"absolute", "squared", "relative", "log"})],
         "gain": [StrOptions({"auto"}), Interval(numbers.Real, 0, None, closed="neither"), None],
+        "signed": ["boolean"],
         "device": [str],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -301,6 +310,7 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
         cv=None,
         residual="absolute",
         gain="auto",
+        signed=False,
         device="auto",
         random_state=None,
         verbose=0,
@@ -319,6 +329,7 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
         self.cv = cv
         self.residual = residual
         self.gain = gain
+        self.signed = signed
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -382,7 +393,8 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
             splits = cross_fit_splits(self.cv, images, random_state=fold_seed)
         self.net_ = self._train(images, net_seed)
         if splits is None:  # the training maps once: gain_ is read off them, then applied
-            out = residual_map(images, self._reconstruct(self.net_, images), self.residual)
+            out = residual_map(images, self._reconstruct(self.net_, images), self.residual,
+                               signed=self.signed)
             self.gain_ = self._fit_gain(images, out)
             return restore_layout(self._expose(out), was_2d)
         self.gain_ = self._fit_gain(images)
@@ -453,6 +465,7 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
         state = dict(rename_in_state(state, "image_size", "input_size"))  # files before 0.2
         # files written before ``gain`` existed: their maps were never scaled
         state.setdefault("gain", None)
+        state.setdefault("signed", False)  # files written before ``signed`` existed
         if "patch_corners_" in state:
             state.setdefault("gain_", 1.0)
         weights = state.pop("_net_weights", None)
@@ -482,6 +495,11 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
 
     def _fit_setup(self, X):
         """Validate ``X`` and the parameters; set the patch geometry."""
+        if self.signed and self.residual not in ("absolute", "relative"):
+            raise ValueError(
+                f"signed=True needs residual='absolute' or 'relative' (a residual with a "
+                f"sign); got residual={self.residual!r}."
+            )
         images, was_2d = validate_images(self, X, reset=True)
         _warn_out_of_range(self, images)
         channels = tuple(self.channels)
@@ -608,13 +626,14 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
         return out
 
     def _residuals(self, net, images):
-        return self._expose(residual_map(images, self._reconstruct(net, images), self.residual))
+        return self._expose(residual_map(images, self._reconstruct(net, images), self.residual,
+                                         signed=self.signed))
 
     def _expose(self, out):
         """The residual map ``out`` (modified in place) times ``gain_``, clipped to [0, 1]."""
         if self.gain is None:
             return out
-        return np.clip(out * np.float32(self.gain_), 0, 1, out=out)
+        return np.clip(out * np.float32(self.gain_), -1 if self.signed else 0, 1, out=out)
 
     def _fit_gain(self, images, residuals=None):
         """``gain_``: the factor that maps the 99th percentile of the training residuals to 1.
@@ -632,20 +651,29 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
         for chunk in iter_batches(len(images), max(1, _INFER_PATCHES // self.n_patches_)):
             if residuals is None:
                 r = residual_map(images[chunk], self._reconstruct(self.net_, images[chunk]),
-                                 self.residual)
+                                 self.residual, signed=self.signed)
             else:
                 r = residuals[chunk]
-            sample.append(r.reshape(len(r), -1)[:, ::step].ravel())
+            sample.append(np.abs(r.reshape(len(r), -1)[:, ::step]).ravel())
         level = float(np.quantile(np.concatenate(sample), _GAIN_QUANTILE))
         # a perfect reconstruction (all residuals 0) has nothing to expose: keep it as is
         return 1.0 / level if level > 0 else 1.0
 
 
-def residual_map(images, reconstructions, kind="absolute"):
+def residual_map(images, reconstructions, kind="absolute", *, signed=False):
     """Per-pixel residual of ``images`` against their ``reconstructions`` (float32).
 
-    ``kind`` is the ``residual`` parameter of :class:`CPCAEResidualMap`.
+    ``kind`` and ``signed`` are the ``residual`` and ``signed`` parameters of
+    :class:`CPCAEResidualMap`.
     """
+    if signed:
+        diff = np.subtract(images, reconstructions, dtype=np.float32)
+        if kind == "absolute":
+            return diff
+        if kind == "relative":
+            return np.clip(diff / np.maximum(reconstructions, 0.05), -1, 1).astype(
+                np.float32, copy=False)
+        raise ValueError(f"signed=True needs residual='absolute' or 'relative', got {kind!r}.")
     if kind == "squared":
         return np.square(images - reconstructions, dtype=np.float32)
     if kind == "relative":

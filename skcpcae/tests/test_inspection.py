@@ -19,8 +19,10 @@ from skcpcae.preprocessing import ECCRegistrar
 _CPCAE = {"input_size": 32, "patch_size": 16, "max_epochs": 1, "batch_size": 64}
 _KNN = {"kdethresholdclassifier__cv": 3,
         "kdethresholdclassifier__estimator__knnanomalyscorer__n_neighbors": 3}
+# the CPCAE presets end with the fused scorer (the embedding's k-NN and the residual peak)
 _PAPER = {**{f"cpcaeresidualmap__{k}": v for k, v in _CPCAE.items()},
-          "deeppoolembedder__weights": None, **_KNN}
+          "deeppoolembedder__weights": None, "kdethresholdclassifier__cv": 3,
+          "kdethresholdclassifier__estimator__fusedknnscorer__n_neighbors": 3}
 TINY = {
     "paper": _PAPER,
     "aligned": _PAPER,

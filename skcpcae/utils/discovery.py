@@ -62,7 +62,7 @@ def all_estimators(type_filter=None):
     >>> "CPCAEResidualMap" in names and "KNNAnomalyScorer" in names
     True
     >>> [name for name, _ in all_estimators("outlier_detector")][:2]
-    ['AEL2Detector', 'GMMAnomalyScorer']
+    ['AEL2Detector', 'FusedKNNScorer']
     """
     from sklearn.base import (
         BaseEstimator,

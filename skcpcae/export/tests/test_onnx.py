@@ -398,8 +398,9 @@ def test_cli_export_then_score_round_trip(fitted, images, tmp_path, monkeypatch)
 #: feeds it wrong patches would still pass.
 CPCAE_TINY = {"input_size": 20, "patch_size": 8, "channels": (4, 8), "latent_dim": 8,
               "max_epochs": 40, "lr": 0.01, "device": "cpu", "random_state": 0}
+# the CPCAE presets without their residual peak (peak_weight=0), the form that exports
 CPCAE_PRESET = {**{f"cpcaeresidualmap__{k}": v for k, v in CPCAE_TINY.items()},
-                **{f"deeppoolembedder__{k}": v for k, v in TINY.items()}}
+                **{f"deeppoolembedder__{k}": v for k, v in TINY.items()}, "peak_weight": 0}
 
 
 @pytest.fixture(scope="module")
@@ -531,6 +532,17 @@ def test_residual_map_graph_is_the_transform(small_images, tmp_path, residual, g
     assert got.shape == expected.shape == X.shape
     np.testing.assert_allclose(got, expected, atol=2e-5)
     assert float(np.abs(expected).max()) > 1e-3  # not a trivial all-zero map
+
+
+def test_residual_peak_is_refused_with_the_way_out(small_images, tmp_path):
+    # the presets as they ship fuse the residual map's peak, which has no graph yet: the
+    # message names the way out, and nothing is written
+    X_train, _ = small_images
+    params = {k: v for k, v in CPCAE_PRESET.items() if k != "peak_weight"}
+    pipe = make_preset("aligned", **params).fit(X_train[:12])
+    with pytest.raises(NotImplementedError, match=r"residual peak.*peak_weight=0"):
+        to_onnx(pipe, tmp_path / "aligned.onnx", sample=X_train[:4])
+    assert not (tmp_path / "aligned.onnx").exists()
 
 
 def test_paper_preset_is_refused_with_the_way_out(small_images, tmp_path):

@@ -1,4 +1,5 @@
 from skcpcae.outlier import (
+    FusedKNNScorer,
     GMMAnomalyScorer,
     KDEAnomalyScorer,
     KDEThresholdClassifier,
@@ -30,6 +31,7 @@ _KDE_LOO = (
 
 INSTANCES = [
     KNNAnomalyScorer(n_neighbors=3),
+    FusedKNNScorer(n_neighbors=3),
     KDEThresholdClassifier(KNNAnomalyScorer(n_neighbors=3), cv=3),
     GMMAnomalyScorer(),
     KDEAnomalyScorer(),
@@ -38,6 +40,10 @@ INSTANCES = [
 
 EXPECTED_FAILED_CHECKS = {
     "KNNAnomalyScorer": {
+        "check_outliers_fit_predict": _FIT_PREDICT,
+        "check_outliers_train": _LOO_TRAIN,
+    },
+    "FusedKNNScorer": {
         "check_outliers_fit_predict": _FIT_PREDICT,
         "check_outliers_train": _LOO_TRAIN,
     },

@@ -8,13 +8,23 @@ registered: with ``cv`` set, ``fit_transform`` returns out-of-fold residuals by 
 cross-fitting is tested in ``skcpcae/residuals/tests/test_cpcae.py``.
 """
 
-from skcpcae.residuals import CPCAEResidualMap
+from skcpcae.residuals import CPCAEResidualMap, ResidualExposure, ResidualPeak
 
 INSTANCES = [
     CPCAEResidualMap(
         input_size=8, patch_size=4, latent_dim=4, channels=(4,), max_epochs=1, batch_size=16,
         device="cpu", random_state=0,
     ),
+    # the signed map of the CPCAE presets' peak branch
+    CPCAEResidualMap(
+        input_size=8, patch_size=4, latent_dim=4, channels=(4,), max_epochs=1, batch_size=16,
+        residual="relative", gain=None, signed=True, device="cpu", random_state=0,
+    ),
+    ResidualExposure(),
+    # cv=None: with folds, fit_transform returns out-of-fold peaks by design (as
+    # CPCAEResidualMap with cv), which check_transformer_general could not pass; the
+    # cross-fitting is tested in skcpcae/residuals/tests/test_maps.py
+    ResidualPeak(sigma=1.0, cv=None),
 ]
 
 EXPECTED_FAILED_CHECKS = {"CPCAEResidualMap": {}}
