@@ -14,9 +14,7 @@ torch and onnxruntime limited to ``--threads`` threads. Python's time is its
 ``score_samples`` (embedding + scorer); onnxruntime's run returns score, decision and map.
 
 ``--presets aligned`` adds the CPCAE pipeline (``CPCAEResidualMap -> DeepPoolEmbedder ->
-k-NN``, the ``paper`` preset without registration and gamma, which stay outside the graph,
-and without the residual peak, which has no graph yet: ``make_preset("aligned",
-peak_weight=0)``);
+k-NN``, the ``paper`` preset without registration and gamma, which stay outside the graph);
 it is not in the default list because its fit (the autoencoder) takes about a minute per cell
 type. Its Python time includes the residual map, as its graph does.
 
@@ -69,8 +67,7 @@ def run_one(cell, preset, X_tr, X_te, *, threads, batch_size, tmp, ov=None):
     import onnxruntime as ort
 
     t0 = time.perf_counter()
-    # the residual peak of the CPCAE presets is not exported yet: the form without it
-    pipe = make_preset(preset, **({"peak_weight": 0} if preset == "aligned" else {})).fit(X_tr)
+    pipe = make_preset(preset).fit(X_tr)
     fit_s = time.perf_counter() - t0
     path = os.path.join(tmp, f"{cell}-{preset}.onnx")
     report = to_onnx(pipe, path, sample=X_tr[:32], overwrite=True)

@@ -86,8 +86,8 @@ def make_cpcae_pipeline(
     weight 0.5, ranked first on six fit / validation splits of ELPV's training cells and was
     ahead of the embedding alone on every split, mono and poly
     (``benchmarks/select_cpcae.py --phase peak``). ``peak_weight=0`` builds the pipeline
-    without it (``CPCAEResidualMap(gain="auto") → DeepPoolEmbedder → scaler → k-NN``), the
-    form that :func:`skcpcae.export.to_onnx` exports.
+    without it (``CPCAEResidualMap(gain="auto") → DeepPoolEmbedder → scaler → k-NN``); both
+    forms export to ONNX (:func:`skcpcae.export.to_onnx`).
 
     Parameters
     ----------

@@ -18,6 +18,9 @@ state as constant buffers, so that the exported graph needs nothing but itself:
   ``top_k`` largest patch distances);
 * :class:`MeanSquaredKNN`: ``KNNAnomalyScorer`` (mean squared Euclidean distance to the ``k``
   nearest training rows, in float64);
+* :class:`ResidualPeakScore` / :class:`FusedKNN`: the residual peak of the CPCAE presets
+  (``ResidualPeak`` on the signed residual map, the Gaussian as the fitted constant matrices
+  of scipy's filter) and ``FusedKNNScorer``, which fuses it with the k-NN score;
 * :class:`ExportedPipeline`: the chain, with the threshold, returning the anomaly score
   (``-score_samples``), the decision (+1 normal / -1 anomalous, as ``predict``) and, where the
   scorer has one, the anomaly map.
@@ -36,6 +39,7 @@ from ..embedding._pooling import global_avg_pool, global_max_pool, pool_features
 
 __all__ = [
     "ExportedPipeline",
+    "FusedKNN",
     "LocalPatchKNN",
     "MeanSquaredKNN",
     "PatchEmbed",
@@ -43,6 +47,7 @@ __all__ = [
     "PoolEmbed",
     "Preprocess",
     "ResidualMap",
+    "ResidualPeakScore",
     "Standardize",
     "gather_rows",
 ]
@@ -114,8 +119,9 @@ class ResidualMap(nn.Module):
     """
 
     def __init__(self, autoencoder, *, down, up, tops, lefts, patch_shape, working_shape,
-                 residual, gain, uint8):
+                 residual, gain, uint8, signed=False):
         super().__init__()
+        self.signed = bool(signed)
         ph, pw = (int(v) for v in patch_shape)
         hs, ws = (int(v) for v in working_shape)
         tops, lefts = np.asarray(tops, np.int64), np.asarray(lefts, np.int64)
@@ -158,14 +164,18 @@ class ResidualMap(nn.Module):
         small_hat = torch.matmul(torch.matmul(self.place_h, recon), self.place_wt) / self.count
         x_hat = (torch.matmul(torch.matmul(self.up_h, small_hat), self.up_wt)
                  if self.resize_up else small_hat)
-        out = _residual(x, x_hat, self.residual)
+        out = _residual(x, x_hat, self.residual, self.signed)
         if self.gain is not None:
-            out = torch.clamp(out * self.gain, 0.0, 1.0)
+            out = torch.clamp(out * self.gain, -1.0 if self.signed else 0.0, 1.0)
         return out.permute(0, 2, 3, 1) if colour else out.squeeze(1)
 
 
-def _residual(x, x_hat, kind):
+def _residual(x, x_hat, kind, signed=False):
     """``skcpcae.residuals._cpcae.residual_map`` in float32 torch operations."""
+    if signed and kind == "relative":
+        return torch.clamp((x - x_hat) / torch.clamp(x_hat, min=0.05), -1.0, 1.0)
+    if signed and kind == "absolute":
+        return x - x_hat
     if kind == "squared":
         return (x - x_hat) * (x - x_hat)
     if kind == "relative":
@@ -268,19 +278,22 @@ class Standardize(nn.Module):
     (:func:`._onnx._scaler_roundings` finds which one the fitted scaler does).
     """
 
-    def __init__(self, mean, scale, *, float64_roundings=False):
+    def __init__(self, mean, scale, *, float64_roundings=False, float64=False):
         super().__init__()
         self.has_mean = mean is not None
         self.has_scale = scale is not None
         self.float64_roundings = bool(float64_roundings)
-        dtype = np.float64 if self.float64_roundings else np.float32
+        self.float64 = bool(float64)  # float64 rows (a FeatureUnion with a float64 column)
+        dtype = np.float64 if self.float64_roundings or self.float64 else np.float32
         if self.has_mean:
             self.register_buffer("mean", torch.as_tensor(np.asarray(mean, dtype)))
         if self.has_scale:
             self.register_buffer("scale", torch.as_tensor(np.asarray(scale, dtype)))
 
     def forward(self, x):
-        if self.float64_roundings:
+        if self.float64:
+            x = x.to(torch.float64)
+        elif self.float64_roundings:
             if self.has_mean:
                 x = (x.to(torch.float64) - self.mean).to(torch.float32)
             if self.has_scale:
@@ -429,6 +442,72 @@ class MeanSquaredKNN(nn.Module):
         return near.mean(dim=1), None
 
 
+def _signed_part(x, polarity):
+    """``skcpcae.residuals._maps._part``: the part of a signed map that ``polarity`` keeps."""
+    if polarity == "dark":
+        return torch.clamp(-x, min=0.0)
+    if polarity == "bright":
+        return torch.clamp(x, min=0.0)
+    return torch.abs(x)
+
+
+class ResidualPeakScore(nn.Module):
+    """``ResidualPeak.transform``: signed maps ``(n, H, W[, C])`` -> peaks ``(n,)``.
+
+    The Gaussian smoothing is ``G_h @ part @ G_w.T``, with ``G`` scipy's
+    ``gaussian_filter1d`` read off the identity (its weights and its ``reflect`` border, in
+    :mod:`._onnx`); then ``(part - mean_) / scale_`` and the largest value of each map.
+    """
+
+    def __init__(self, mean, scale, *, polarity, smooth_h=None, smooth_w=None):
+        super().__init__()
+        self.polarity = str(polarity)
+        self.smooth = smooth_h is not None
+        mean, scale = np.asarray(mean, np.float32), np.asarray(scale, np.float32)
+        if mean.ndim == 3:  # (H, W, C) -> (C, H, W), the layout of the maps below
+            mean, scale = mean.transpose(2, 0, 1), scale.transpose(2, 0, 1)
+        else:
+            mean, scale = mean[None], scale[None]
+        self.register_buffer("mean", torch.as_tensor(mean.copy()))
+        self.register_buffer("scale", torch.as_tensor(scale.copy()))
+        if self.smooth:
+            self.register_buffer("smooth_h", torch.as_tensor(np.asarray(smooth_h, np.float32)))
+            self.register_buffer("smooth_wt", torch.as_tensor(
+                np.asarray(smooth_w, np.float32).T.copy()))
+
+    def forward(self, signed):
+        x = signed.permute(0, 3, 1, 2) if signed.ndim == 4 else signed.unsqueeze(1)
+        part = _signed_part(x, self.polarity)
+        if self.smooth:
+            part = torch.matmul(torch.matmul(self.smooth_h, part), self.smooth_wt)
+        z = (part - self.mean) / self.scale
+        return z.reshape(z.shape[0], -1).amax(dim=1)
+
+
+class FusedKNN(nn.Module):
+    """``FusedKNNScorer``: the k-NN score of the leading columns fused with the last ones.
+
+    ``(1 - weight) * (knn - center[0]) / scale[0] + weight * mean((scores - center[1:]) /
+    scale[1:])``, in float64.
+    """
+
+    def __init__(self, bank, *, n_neighbors, n_scores, weight, center, scale):
+        super().__init__()
+        self.knn = MeanSquaredKNN(bank, n_neighbors=n_neighbors)
+        self.n_scores = int(n_scores)
+        self.weight = float(weight)
+        self.register_buffer("center", torch.as_tensor(np.asarray(center, np.float64)))
+        self.register_buffer("scale", torch.as_tensor(np.asarray(scale, np.float64)))
+
+    def forward(self, x):
+        x = x.to(torch.float64)
+        d = x.shape[1] - self.n_scores
+        knn, _ = self.knn(x[:, :d])
+        z_knn = (knn - self.center[0]) / self.scale[0]
+        z_scores = ((x[:, d:] - self.center[1:]) / self.scale[1:]).mean(dim=1)
+        return (1.0 - self.weight) * z_knn + self.weight * z_scores, None
+
+
 class ExportedPipeline(nn.Module):
     """The whole chain: images -> ``(anomaly_score, decision[, anomaly_map])``.
 
@@ -437,9 +516,14 @@ class ExportedPipeline(nn.Module):
     ``skcpcae.anomaly_maps`` gives it) is the ``anomaly_map`` output.
     """
 
-    def __init__(self, preprocess, embed, tabular, scorer, threshold, residual=None):
+    def __init__(self, preprocess, embed, tabular, scorer, threshold, residual=None,
+                 peak=None, exposure=None):
         super().__init__()
         self.residual = residual
+        self.peak = peak  # a ResidualPeakScore on the signed residual map
+        # (polarity, gain) of the ResidualExposure between the signed map and the embedder
+        self.exposure = None if exposure is None else (
+            str(exposure[0]), None if exposure[1] is None else float(np.float32(exposure[1])))
         self.preprocess = preprocess
         self.embed = embed
         self.tabular = nn.ModuleList(tabular)
@@ -447,11 +531,24 @@ class ExportedPipeline(nn.Module):
         self.register_buffer("threshold", torch.tensor(float(threshold), dtype=torch.float64))
 
     def forward(self, images):
-        residual_map = None
+        residual_map, peak = None, None
         if self.residual is not None:
             images = self.residual(images)
-            residual_map = images.mean(dim=3) if images.ndim == 4 else images
+            if self.peak is not None:
+                peak = self.peak(images)
+            if self.exposure is not None:  # a signed map: the map shows its size
+                residual_map = torch.abs(images)
+                polarity, gain = self.exposure
+                images = _signed_part(images, polarity)
+                if gain is not None:  # ResidualExposure(gain=None) neither scales nor clips
+                    images = torch.clamp(images * gain, 0.0, 1.0)
+            else:
+                residual_map = images
+            if residual_map.ndim == 4:
+                residual_map = residual_map.mean(dim=3)
         x = self.embed(self.preprocess(images))
+        if peak is not None:  # the FeatureUnion's columns: embedding, then the peak
+            x = torch.cat([x.to(torch.float64), peak.to(torch.float64).unsqueeze(1)], dim=1)
         for step in self.tabular:
             x = step(x)
         anomaly, amap = self.scorer(x)

@@ -125,27 +125,51 @@ def _unsupported(name, step, why=""):
         f"Step {name!r} ({type(step).__name__}) cannot be exported to ONNX{why}. Exportable: "
         "[CPCAEResidualMap ->] DeepPatchEmbedder or DeepPoolEmbedder, StandardScaler, then "
         "PatchKNNScorer or KNNAnomalyScorer, optionally wrapped in KDEThresholdClassifier "
-        "(the `best`, `deep-feature` and `aligned` presets). Registration (ECCRegistrar), "
+        "(the `best`, `deep-feature` and `aligned` presets; the last with its residual peak: "
+        "a FeatureUnion of ResidualExposure -> DeepPoolEmbedder and ResidualPeak, then "
+        "FusedKNNScorer). Registration (ECCRegistrar), "
         "AdaptiveGamma and file reading stay outside the graph: apply them before and "
         "export the rest."
     )
 
 
-def _refuse_residual_peak(steps):
-    """The CPCAE presets' peak branch is not in the graph: say how to export without it."""
-    from ..residuals import CPCAEResidualMap
+def _peak_union(name, union, cpcae):
+    """``(embedder step, exposure, peak module)`` of the CPCAE presets' FeatureUnion.
 
-    for name, step in steps:
-        branches = [type(b).__name__ for _, b in getattr(step, "transformer_list", [])]
-        if "ResidualPeak" in branches or (isinstance(step, CPCAEResidualMap)
-                                          and getattr(step, "signed", False)):
-            raise NotImplementedError(
-                f"Step {name!r} ({type(step).__name__}) belongs to the residual peak of the "
-                "CPCAE presets (a signed residual map read by a CNN and by ResidualPeak, "
-                "fused by FusedKNNScorer), which cannot be exported to ONNX yet. Build the "
-                "pipeline without the peak, make_preset('aligned', peak_weight=0) or "
-                "make_cpcae_pipeline(peak_weight=0), fit it and export that."
-            )
+    The union reads the signed residual map twice: ``[ResidualExposure ->] DeepPoolEmbedder``
+    (the embedding columns) and ``ResidualPeak`` (the last column), in that order.
+    """
+    from scipy.ndimage import gaussian_filter1d
+    from sklearn.pipeline import FeatureUnion
+
+    from ..residuals import ResidualExposure, ResidualPeak
+    from . import _modules
+
+    branches = [(n, b) for n, b in union.transformer_list
+                if not (isinstance(b, str) and b == "drop")] if isinstance(
+                    union, FeatureUnion) else []
+    layout = ("[ResidualExposure ->] DeepPoolEmbedder, then ResidualPeak, unweighted, after "
+              "CPCAEResidualMap(signed=True)")
+    if (len(branches) != 2 or not isinstance(branches[1][1], ResidualPeak)
+            or union.transformer_weights or not getattr(cpcae, "signed", False)):
+        raise _unsupported(name, union, f"; the one FeatureUnion exported is {layout}")
+    chain = _flatten(branches[0][1])
+    exposure = None
+    if chain and isinstance(chain[0][1], ResidualExposure):
+        exp = chain[0][1]
+        exposure = (exp.polarity, None if exp.gain is None else exp.gain_)
+        chain = chain[1:]
+    if len(chain) != 1 or exposure is None:
+        raise _unsupported(name, union, f"; the one FeatureUnion exported is {layout}")
+    peak = branches[1][1]
+    smooth = {}
+    if peak.sigma > 0:  # scipy's filter along one axis is a matrix: read it off the identity
+        for axis, n in (("h", peak.mean_.shape[0]), ("w", peak.mean_.shape[1])):
+            smooth[f"smooth_{axis}"] = gaussian_filter1d(
+                np.eye(n, dtype=np.float64), peak.sigma, axis=0)
+    module = _modules.ResidualPeakScore(peak.mean_, peak.scale_, polarity=peak.polarity,
+                                        **smooth)
+    return chain[0], exposure, module
 
 
 def _adaptive_steps():
@@ -223,7 +247,8 @@ def _residual_module(cpcae, input_dtype):
     return _modules.ResidualMap(
         autoencoder, down=down, up=up, tops=tops, lefts=lefts,
         patch_shape=cpcae.patch_shape_, working_shape=(hs, ws), residual=cpcae.residual,
-        gain=None if cpcae.gain is None else cpcae.gain_, uint8=input_dtype == "uint8")
+        gain=None if cpcae.gain is None else cpcae.gain_, uint8=input_dtype == "uint8",
+        signed=getattr(cpcae, "signed", False))
 
 
 def _build_module(pipeline, input_dtype):
@@ -232,7 +257,12 @@ def _build_module(pipeline, input_dtype):
     from sklearn.utils.validation import check_is_fitted
 
     from ..embedding import DeepPatchEmbedder, DeepPoolEmbedder
-    from ..outlier import KDEThresholdClassifier, KNNAnomalyScorer, PatchKNNScorer
+    from ..outlier import (
+        FusedKNNScorer,
+        KDEThresholdClassifier,
+        KNNAnomalyScorer,
+        PatchKNNScorer,
+    )
     from ..residuals import CPCAEResidualMap
     from . import _modules
 
@@ -241,7 +271,6 @@ def _build_module(pipeline, input_dtype):
     if not steps:
         raise ValueError("The pipeline has no step to export.")
     _refuse_adaptive(pipeline, steps)
-    _refuse_residual_peak(steps)
     final_name, final = steps[-1]
     threshold_step = final
     if isinstance(final, KDEThresholdClassifier):
@@ -251,11 +280,15 @@ def _build_module(pipeline, input_dtype):
         raise _unsupported(final_name, threshold_step, " (it has no offset_, no threshold)")
     threshold = -float(threshold_step.offset_)
 
-    residual = None
+    residual = peak = exposure = None
     if isinstance(steps[0][1], CPCAEResidualMap) and len(steps) > 1:
-        residual = _residual_module(steps[0][1], input_dtype)
-        input_shape = tuple(int(s) for s in steps[0][1].image_shape_)
+        cpcae = steps[0][1]
+        residual = _residual_module(cpcae, input_dtype)
+        input_shape = tuple(int(s) for s in cpcae.image_shape_)
         steps = steps[1:]
+        if hasattr(steps[0][1], "transformer_list") or cpcae.signed:  # the residual peak
+            embed_step, exposure, peak = _peak_union(*steps[0], cpcae)
+            steps = [embed_step] + steps[1:]
     first_name, embedder = steps[0]
     if not isinstance(embedder, DeepPoolEmbedder):  # DeepPatchEmbedder is a subclass
         raise _unsupported(first_name, embedder, " as the first step" if residual is None
@@ -290,7 +323,9 @@ def _build_module(pipeline, input_dtype):
         if isinstance(step, StandardScaler) and not patches:
             tabular.append(_modules.Standardize(
                 step.mean_ if step.with_mean else None, step.scale_ if step.with_std else None,
-                float64_roundings=_scaler_roundings(step) == "float64"))
+                # after the peak's FeatureUnion the rows are float64 (its float64 column)
+                float64_roundings=peak is None and _scaler_roundings(step) == "float64",
+                float64=peak is not None))
         else:
             raise _unsupported(name, step)
     if isinstance(final, PatchKNNScorer) and patches:
@@ -304,7 +339,12 @@ def _build_module(pipeline, input_dtype):
             score_scale=getattr(final, "score_scale_", (1.0, 1.0)),
             position_center=final.position_center_ if normed else None,
             position_scale=final.position_scale_ if normed else None)
-    elif isinstance(final, KNNAnomalyScorer) and not patches:
+    elif isinstance(final, FusedKNNScorer) and peak is not None and final.n_scores == 1:
+        knn = final.knn_
+        scorer = _modules.FusedKNN(knn.nn_._fit_X, n_neighbors=knn.n_neighbors_,
+                                   n_scores=final.n_scores, weight=final.weight,
+                                   center=final.center_, scale=final.scale_)
+    elif isinstance(final, KNNAnomalyScorer) and not patches and peak is None:
         if final.metric != "euclidean":
             raise _unsupported(final_name, final, f" with metric={final.metric!r} (only "
                                "'euclidean')")
@@ -315,7 +355,8 @@ def _build_module(pipeline, input_dtype):
     else:
         raise _unsupported(final_name, final, f" after {type(embedder).__name__}")
     module = _modules.ExportedPipeline(preprocess, embed, tabular, scorer, threshold,
-                                       residual=residual).eval()
+                                       residual=residual, peak=peak,
+                                       exposure=exposure).eval()
     names = [type(s).__name__ for _, s in _flatten(pipeline)]
     if isinstance(threshold_step, KDEThresholdClassifier):
         names = names[:-1] + [f"KDEThresholdClassifier({' -> '.join(type(s).__name__ for _, s in _flatten(threshold_step.estimator_))})"]  # noqa: E501
@@ -376,7 +417,10 @@ def _python_outputs(pipeline, X, has_map):
     decisions = np.asarray(pipeline.predict(X)).astype(np.int64)
     amap = None
     if has_map == "residual":  # as skcpcae.anomaly_maps: the residual, channels averaged
-        amap = np.asarray(_flatten(pipeline)[0][1].transform(X), dtype=np.float32)
+        step = _flatten(pipeline)[0][1]
+        amap = np.asarray(step.transform(X), dtype=np.float32)
+        if getattr(step, "signed", False):  # a signed residual: the map shows its size
+            amap = np.abs(amap)
         amap = amap.mean(axis=3) if amap.ndim == 4 else amap
     elif has_map:
         Xt = X

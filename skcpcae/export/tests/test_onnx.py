@@ -398,9 +398,8 @@ def test_cli_export_then_score_round_trip(fitted, images, tmp_path, monkeypatch)
 #: feeds it wrong patches would still pass.
 CPCAE_TINY = {"input_size": 20, "patch_size": 8, "channels": (4, 8), "latent_dim": 8,
               "max_epochs": 40, "lr": 0.01, "device": "cpu", "random_state": 0}
-# the CPCAE presets without their residual peak (peak_weight=0), the form that exports
 CPCAE_PRESET = {**{f"cpcaeresidualmap__{k}": v for k, v in CPCAE_TINY.items()},
-                **{f"deeppoolembedder__{k}": v for k, v in TINY.items()}, "peak_weight": 0}
+                **{f"deeppoolembedder__{k}": v for k, v in TINY.items()}}
 
 
 @pytest.fixture(scope="module")
@@ -410,9 +409,11 @@ def small_images():
     return X, np.concatenate([X[12:], Xd])
 
 
-@pytest.fixture(scope="module")
-def aligned(small_images):
-    return make_preset("aligned", **CPCAE_PRESET).fit(small_images[0][:12])
+@pytest.fixture(scope="module", params=[0.5, 0], ids=["with peak", "peak_weight=0"])
+def aligned(small_images, request):
+    # as it ships (the residual peak fused into the score), and without the peak
+    return make_preset("aligned", peak_weight=request.param,
+                       **CPCAE_PRESET).fit(small_images[0][:12])
 
 
 @pytest.mark.parametrize("input_dtype", ["float32", "uint8"])
@@ -425,7 +426,9 @@ def test_aligned_export_scores_new_images_as_the_pipeline(aligned, small_images,
     path = tmp_path / "aligned.onnx"
     report = to_onnx(aligned, path, sample=conv(X_train[:6]), input_dtype=input_dtype)
     assert report.passed and report.max_rel_diff <= 1e-4
-    assert report.steps[:2] == ["CPCAEResidualMap", "DeepPoolEmbedder"]
+    with_peak = aligned[0].signed
+    assert report.steps[:2] == ["CPCAEResidualMap",
+                                "FeatureUnion" if with_peak else "DeepPoolEmbedder"]
     assert report.outputs == ["anomaly_score", "decision", "anomaly_map"]
     assert report.max_map_rel_diff < 1e-4
     got = _ort(path, conv(X_new))
@@ -439,7 +442,8 @@ def test_aligned_export_scores_new_images_as_the_pipeline(aligned, small_images,
     amap = anomaly_maps(aligned, conv(X_new))
     assert got["anomaly_map"].shape == amap.shape == (len(X_new), 48, 48)
     np.testing.assert_allclose(got["anomaly_map"], amap, atol=1e-4)
-    assert amap.max() > 0.5  # gain_ exposes the residual: not a black image
+    # not a black image (gain_ exposes the unsigned map; the signed one is |x - x_hat| / x_hat)
+    assert amap.max() > (0.05 if with_peak else 0.5)
     import onnx
 
     meta = json.loads({p.key: p.value for p in onnx.load(str(path)).metadata_props}[
@@ -534,15 +538,40 @@ def test_residual_map_graph_is_the_transform(small_images, tmp_path, residual, g
     assert float(np.abs(expected).max()) > 1e-3  # not a trivial all-zero map
 
 
-def test_residual_peak_is_refused_with_the_way_out(small_images, tmp_path):
-    # the presets as they ship fuse the residual map's peak, which has no graph yet: the
-    # message names the way out, and nothing is written
+def test_residual_peak_graph_replays_scipy_and_the_fused_score(aligned, small_images):
+    # the peak's Gaussian is scipy's filter (weights and reflected border) as two matrices,
+    # and the whole graph's peak column and fused score are the pipeline's
+    import torch
+
+    from skcpcae.export import _modules
+
+    if not aligned[0].signed:
+        pytest.skip("the pipeline without the peak")
+    X_train, X_new = small_images
+    peak_step = aligned[1].transformer_list[1][1]
+    _, _, module = onnx_module._peak_union("featureunion", aligned[1], aligned[0])
+    signed = aligned[0].transform(X_new)
+    got = module(torch.as_tensor(signed)).numpy()
+    np.testing.assert_allclose(got, peak_step.transform(signed)[:, 0], rtol=1e-4, atol=1e-4)
+    assert isinstance(module, _modules.ResidualPeakScore) and module.smooth
+
+
+def test_other_feature_unions_after_the_residual_are_refused(small_images, tmp_path):
+    from sklearn.pipeline import make_pipeline, make_union
+
+    from skcpcae.embedding import DeepPoolEmbedder
+    from skcpcae.outlier import FusedKNNScorer
+    from skcpcae.residuals import CPCAEResidualMap, ResidualPeak
+
     X_train, _ = small_images
-    params = {k: v for k, v in CPCAE_PRESET.items() if k != "peak_weight"}
-    pipe = make_preset("aligned", **params).fit(X_train[:12])
-    with pytest.raises(NotImplementedError, match=r"residual peak.*peak_weight=0"):
-        to_onnx(pipe, tmp_path / "aligned.onnx", sample=X_train[:4])
-    assert not (tmp_path / "aligned.onnx").exists()
+    # the signed map straight into the CNN (no ResidualExposure): not the presets' layout
+    pipe = make_pipeline(
+        CPCAEResidualMap(**CPCAE_TINY, residual="relative", gain=None, signed=True),
+        make_union(DeepPoolEmbedder(**TINY), ResidualPeak()), FusedKNNScorer(n_neighbors=3),
+    ).fit(X_train[:12])
+    with pytest.raises(NotImplementedError, match=r"the one FeatureUnion exported is"):
+        to_onnx(pipe, tmp_path / "m.onnx", sample=X_train[:4])
+    assert not (tmp_path / "m.onnx").exists()
 
 
 def test_paper_preset_is_refused_with_the_way_out(small_images, tmp_path):
@@ -594,7 +623,9 @@ def test_cpcae_pipeline_variants_are_exported(small_images, tmp_path, case):
         got["anomaly_score"], -pipe.score_samples(conv(X_new)), abs(report.threshold)) <= 1e-4
     np.testing.assert_array_equal(got["decision"], pipe.predict(conv(X_new)))
     if case.endswith("colour"):
-        expected = pipe[0].transform(conv(X_new)).mean(axis=3)  # (n, 48, 48)
+        # the signed residual's size (the preset reads its sign for the peak), as
+        # skcpcae.anomaly_maps gives it
+        expected = np.abs(pipe[0].transform(conv(X_new))).mean(axis=3)  # (n, 48, 48)
     else:
         expected = pipe[-1].anomaly_map(pipe[:-1].transform(conv(X_new)))  # feature grid
     assert got["anomaly_map"].shape == expected.shape
