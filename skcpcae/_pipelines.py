@@ -55,7 +55,7 @@ def make_cpcae_pipeline(
     gamma=True,
     threshold=True,
     n_neighbors=3,
-    peak_weight=0.5,
+    peak_weight="auto",
     peak_polarity="dark",
     peak_sigma=2.0,
     alpha=0.05,
@@ -85,7 +85,8 @@ def make_cpcae_pipeline(
     peak, each in units of its training scores. The peak of the *dark* residual, fused at
     weight 0.5, ranked first on six fit / validation splits of ELPV's training cells and was
     ahead of the embedding alone on every split, mono and poly
-    (``benchmarks/select_cpcae.py --phase peak``). ``peak_weight=0`` builds the pipeline
+    (``benchmarks/select_cpcae.py --phase peak``); after adaptive gamma (the ``paper``
+    preset) weight 0.25 ranked first (``--phase peak --gamma``). ``peak_weight=0`` builds the pipeline
     without it (``CPCAEResidualMap(gain="auto") → DeepPoolEmbedder → scaler → k-NN``); both
     forms export to ONNX (:func:`skcpcae.export.to_onnx`).
 
@@ -104,9 +105,13 @@ def make_cpcae_pipeline(
         ``k=3`` ranked first for the residual embedding (a bank of a few hundred images:
         a large ``k`` averages the nearest normals with far ones), see
         ``benchmarks/select_cpcae.py --phase scorer``.
-    peak_weight : float in [0, 1], default=0.5
+    peak_weight : float in [0, 1] or "auto", default="auto"
         Weight of the residual map's peak in the score (0: the embedding's k-NN alone,
-        without the peak branch).
+        without the peak branch). ``"auto"``: 0.5 on the map of the image itself, 0.25 after
+        :class:`~skcpcae.preprocessing.AdaptiveGamma` (``gamma=True``), each the first on
+        validation data for that input (``benchmarks/select_cpcae.py --phase peak`` and
+        ``--phase peak --gamma``: after the gamma correction, the peak helps mono cells and
+        costs poly cells, so it weighs less).
     peak_polarity : {"dark", "bright", "both"}, default="dark"
         The part of the signed residual whose peak is read: where the image is darker than
         its reconstruction (cracks, dead areas of electroluminescence images; ranked first
@@ -138,8 +143,10 @@ def make_cpcae_pipeline(
     from .embedding import DeepPoolEmbedder
     from .residuals import CPCAEResidualMap, ResidualExposure, ResidualPeak
 
-    if not 0 <= peak_weight <= 1:
-        raise ValueError(f"peak_weight must be in [0, 1], got {peak_weight!r}.")
+    if isinstance(peak_weight, str) and peak_weight == "auto":
+        peak_weight = 0.25 if gamma else 0.5
+    elif isinstance(peak_weight, str) or not 0 <= peak_weight <= 1:
+        raise ValueError(f"peak_weight must be in [0, 1] or 'auto', got {peak_weight!r}.")
     steps = _preprocessing_steps(register, gamma)
     # Defaults from benchmarks/select_cpcae.py (validation data only): the relative residual,
     # exposed for the CNN (gain="auto"), embedded from stages 2+3 under the parallel+cascade

@@ -168,5 +168,9 @@ def test_cpcae_pipeline_peak_options_reach_their_steps():
     assert params["featureunion__residualpeak__min_std"] == 0.01
     assert params["featureunion__embedding__deeppoolembedder__stages"] == (3,)
     assert params["kdethresholdclassifier__estimator__fusedknnscorer__weight"] == 0.25
-    with pytest.raises(ValueError, match=r"peak_weight must be in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"peak_weight must be in \[0, 1\] or 'auto'"):
         make_cpcae_pipeline(peak_weight=1.5)
+    # "auto": the weight chosen on validation data for each input (with and without gamma)
+    weight = "kdethresholdclassifier__estimator__fusedknnscorer__weight"
+    assert make_cpcae_pipeline().get_params()[weight] == 0.25  # the paper preset: gamma
+    assert make_cpcae_pipeline(gamma=False).get_params()[weight] == 0.5

@@ -161,8 +161,11 @@ def test_chunked_score_samples_matches_whole_batch(fitted):
             chunked = chunked_score_samples(fitted, T, batch_size=batch_size)
             assert chunked.shape == whole.shape and chunked.dtype == whole.dtype
             # every stage treats images independently, but the embedder's CNN sees batches
-            # of another size (a batch of one image takes another kernel): float noise only
-            np.testing.assert_allclose(chunked, whole, rtol=1e-4)
+            # of another size (a batch of one image takes another kernel): float noise only,
+            # judged on the scores' scale (the fused score of the CPCAE presets is centred
+            # on the training median, so a normal image can score near 0)
+            np.testing.assert_allclose(chunked, whole, rtol=1e-4,
+                                       atol=1e-4 * float(np.abs(whole).max()))
         # a whole-batch chunk is the plain call
         np.testing.assert_array_equal(chunked_score_samples(fitted, T, batch_size=len(T)),
                                       whole)

@@ -258,13 +258,16 @@ class ResidualPeak(TransformerMixin, BaseEstimator):
             return self._peaks(smooth)
         seed = (check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
                 if is_int_cv(self.cv) else None)
-        # each fold's statistics from the sums over all maps less the fold's own: one pass
-        # over the maps instead of one per fold
+        # each fold's statistics from the sums over all maps less the fold's own (one pass
+        # over the maps instead of one per fold), unless a splitter trains on fewer
         total = _moments(smooth)
         out = np.empty((len(smooth), 1))
-        for _, test in cross_fit_splits(self.cv, smooth, random_state=seed):
-            n, s1, s2 = (t - f for t, f in zip(total, _moments(smooth[test]), strict=True))
-            self._set_statistics(n, s1, s2)
+        for train, test in cross_fit_splits(self.cv, smooth, random_state=seed):
+            if len(train) + len(test) == len(smooth):
+                moments = (t - f for t, f in zip(total, _moments(smooth[test]), strict=True))
+            else:
+                moments = _moments(smooth[train])
+            self._set_statistics(*moments)
             out[test] = self._peaks(smooth[test])
         self._set_statistics(*total)
         return out

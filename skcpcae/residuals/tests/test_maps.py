@@ -142,3 +142,15 @@ def test_signed_needs_a_residual_with_a_sign(residual):
     X, _ = make_parts(4, size=(16, 16), random_state=0)
     with pytest.raises(ValueError, match="signed=True needs residual='absolute' or 'relative'"):
         CPCAEResidualMap(**TINY, residual=residual, signed=True).fit(X)
+
+
+def test_fit_transform_with_a_splitter_that_trains_on_fewer_maps(maps):
+    # an iterable of (train, test) whose train folds are not the complements: each fold's
+    # statistics come from its own train maps
+    folds = [(np.arange(0, 10), np.arange(10, 20)), (np.arange(20, 30), np.arange(0, 10)),
+             (np.arange(0, 10), np.arange(20, 30))]
+    oof = ResidualPeak(sigma=1.0, cv=folds).fit_transform(maps)
+    expected = np.empty(len(maps))
+    for train, test in folds:
+        expected[test] = _brute_peaks(maps[train], maps[test], "dark", 1.0)
+    np.testing.assert_allclose(oof[:, 0], expected, rtol=1e-4, atol=1e-4)
