@@ -136,7 +136,7 @@ def _unsupported(name, step, why=""):
 def _peak_union(name, union, cpcae):
     """``(embedder step, exposure, peak module)`` of the CPCAE presets' FeatureUnion.
 
-    The union reads the signed residual map twice: ``[ResidualExposure ->] DeepPoolEmbedder``
+    The union reads the signed residual map twice: ``ResidualExposure -> DeepPoolEmbedder``
     (the embedding columns) and ``ResidualPeak`` (the last column), in that order.
     """
     from scipy.ndimage import gaussian_filter1d
@@ -148,7 +148,7 @@ def _peak_union(name, union, cpcae):
     branches = [(n, b) for n, b in union.transformer_list
                 if not (isinstance(b, str) and b == "drop")] if isinstance(
                     union, FeatureUnion) else []
-    layout = ("[ResidualExposure ->] DeepPoolEmbedder, then ResidualPeak, unweighted, after "
+    layout = ("ResidualExposure -> DeepPoolEmbedder, then ResidualPeak, unweighted, after "
               "CPCAEResidualMap(signed=True)")
     if (len(branches) != 2 or not isinstance(branches[1][1], ResidualPeak)
             or union.transformer_weights or not getattr(cpcae, "signed", False)):
@@ -286,7 +286,7 @@ def _build_module(pipeline, input_dtype):
         residual = _residual_module(cpcae, input_dtype)
         input_shape = tuple(int(s) for s in cpcae.image_shape_)
         steps = steps[1:]
-        if hasattr(steps[0][1], "transformer_list") or cpcae.signed:  # the residual peak
+        if hasattr(steps[0][1], "transformer_list") or getattr(cpcae, "signed", False):
             embed_step, exposure, peak = _peak_union(*steps[0], cpcae)
             steps = [embed_step] + steps[1:]
     first_name, embedder = steps[0]
