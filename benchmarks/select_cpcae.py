@@ -84,11 +84,12 @@ EMBEDDINGS = [(st, pool) for st in [("final",), ("s3",), ("s3", "s4"), ("s2", "s
               for pool in ("max", "max+avg", "pc")]
 
 
-def load_split(cell_type):
+def load_split(cell_type, seed=1):
+    """Fit / validation / uncertain cells; ``seed`` draws the split (1: the tables' split)."""
     b = load_elpv(cell_type, include_uncertain=True)
     proba = np.asarray(b.proba_test)
     X_unc = b.X_test[(proba > 0) & (proba < 1)]
-    perm = np.random.default_rng(1).permutation(len(b.X_train))
+    perm = np.random.default_rng(seed).permutation(len(b.X_train))
     n_fit = (3 * len(perm)) // 4
     return b.X_train[perm[:n_fit]], b.X_train[perm[n_fit:]], X_unc
 
@@ -728,16 +729,6 @@ PEAK_CANDIDATES = [
 ]
 
 
-def _peak_split(cell_type, seed):
-    """Fit / validation / uncertain cells of split ``seed`` (seed 1: ``load_split``)."""
-    b = load_elpv(cell_type, include_uncertain=True)
-    proba = np.asarray(b.proba_test)
-    unc = (proba > 0) & (proba < 1)
-    perm = np.random.default_rng(seed).permutation(len(b.X_train))
-    n_fit = (3 * len(perm)) // 4
-    return (b.X_train[perm[:n_fit]], b.X_train[perm[n_fit:]], b.X_test[unc]), proba[unc]
-
-
 def peak_phase(cell_types, n_splits=6, k=3, gamma=False):
     """The residual map's peak fused with the residual embedding, on several splits.
 
@@ -749,9 +740,9 @@ def peak_phase(cell_types, n_splits=6, k=3, gamma=False):
 
     res = {}  # {label: {ct: [(unc, likely) per split]}}
     for ct in cell_types:
+        proba = load_uncertain_proba(ct)
         for seed in range(1, n_splits + 1):
-            data, proba = _peak_split(ct, seed)
-            data, params = _preprocess(data, {"gamma": True} if gamma else {})
+            data, params = _preprocess(load_split(ct, seed), {"gamma": True} if gamma else {})
             X_fit, X_val, X_unc = data
             n_fit = len(X_fit)
             R_fit, R_val, R_unc, _, _ = reconstructions(ct, data, params)

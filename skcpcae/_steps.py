@@ -167,6 +167,12 @@ def _makes_residuals(step):
     return isinstance(step, _residual_types())
 
 
+def residual_for_map(step, maps):
+    """The residual ``maps`` of ``step`` as an anomaly map shows them: a signed residual
+    (``CPCAEResidualMap(signed=True)``, the CPCAE presets with their peak) by its size."""
+    return abs(maps) if getattr(step, "signed", False) else maps
+
+
 def _map_step_name(step):
     from sklearn.pipeline import FeatureUnion
 

@@ -49,6 +49,7 @@ from ._steps import (
     decision_threshold,
     final_estimator,
     map_source,
+    residual_for_map,
 )
 
 __all__ = [
@@ -120,9 +121,7 @@ def _transform(step, X, run, want_map):
     run.see(Xt)
     _record_registration(run, info, Xt)
     if want_map and _makes_residuals(step):
-        # a signed residual (the CPCAE presets' peak branch reads its dark part): the map
-        # shows its size, as an unsigned residual does
-        run.tap(np.abs(Xt) if getattr(step, "signed", False) else Xt, _map_step_name(step))
+        run.tap(residual_for_map(step, Xt), _map_step_name(step))
     return Xt
 
 

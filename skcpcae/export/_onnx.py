@@ -413,14 +413,14 @@ def _as_input(sample, input_dtype, shape):
 
 def _python_outputs(pipeline, X, has_map):
     """Anomaly scores, decisions and map (``has_map``: None, "scorer" or "residual")."""
+    from .._steps import residual_for_map
+
     scores = -np.asarray(pipeline.score_samples(X), dtype=np.float64)
     decisions = np.asarray(pipeline.predict(X)).astype(np.int64)
     amap = None
     if has_map == "residual":  # as skcpcae.anomaly_maps: the residual, channels averaged
         step = _flatten(pipeline)[0][1]
-        amap = np.asarray(step.transform(X), dtype=np.float32)
-        if getattr(step, "signed", False):  # a signed residual: the map shows its size
-            amap = np.abs(amap)
+        amap = residual_for_map(step, np.asarray(step.transform(X), dtype=np.float32))
         amap = amap.mean(axis=3) if amap.ndim == 4 else amap
     elif has_map:
         Xt = X

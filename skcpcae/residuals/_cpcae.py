@@ -655,9 +655,15 @@ class CPCAEResidualMap(ImageOutputMixin, TransformerMixin, BaseEstimator):
             else:
                 r = residuals[chunk]
             sample.append(np.abs(r.reshape(len(r), -1)[:, ::step]).ravel())
-        level = float(np.quantile(np.concatenate(sample), _GAIN_QUANTILE))
-        # a perfect reconstruction (all residuals 0) has nothing to expose: keep it as is
-        return 1.0 / level if level > 0 else 1.0
+        return exposure_gain(np.concatenate(sample))
+
+
+def exposure_gain(sample):
+    """``gain="auto"``: the factor that maps the ``_GAIN_QUANTILE`` of ``sample`` (residual
+    values, at most ``_GAIN_SAMPLE`` per image) to 1; 1 when it is 0 (a perfect
+    reconstruction has nothing to expose)."""
+    level = float(np.quantile(sample, _GAIN_QUANTILE))
+    return 1.0 / level if level > 0 else 1.0
 
 
 def residual_map(images, reconstructions, kind="absolute", *, signed=False):

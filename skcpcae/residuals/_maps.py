@@ -13,7 +13,7 @@ from .._base import ImageOutputMixin, image_tags, restore_layout, validate_image
 from ..utils._cv import cross_fit_splits, is_int_cv
 from ..utils.fixes import Interval, StrOptions
 from ..utils.fixes import fit_context as _fit_context
-from ._cpcae import _GAIN_QUANTILE, _GAIN_SAMPLE  # one exposure rule for both steps
+from ._cpcae import _GAIN_SAMPLE, exposure_gain  # one exposure rule for both steps
 
 __all__ = ["ResidualExposure", "ResidualPeak"]
 
@@ -103,9 +103,7 @@ class ResidualExposure(ImageOutputMixin, TransformerMixin, BaseEstimator):
         else:
             flat = maps.reshape(len(maps), -1)
             step = max(1, flat.shape[1] // _GAIN_SAMPLE)
-            level = float(np.quantile(_part(flat[:, ::step], self.polarity), _GAIN_QUANTILE))
-            # a map of zeros has nothing to expose: keep it as it is
-            self.gain_ = 1.0 / level if level > 0 else 1.0
+            self.gain_ = exposure_gain(_part(flat[:, ::step], self.polarity))
         return self
 
     def transform(self, X):
